@@ -1,0 +1,61 @@
+"""ragotel — OpenTelemetry instrumentation for RAG services that generate with vLLM.
+
+::
+
+    import ragotel
+
+    ragotel.configure(service_name="chat-api")
+
+    @ragotel.retrieval(data_source="faiss")
+    def search(query: str, k: int = 4) -> list[dict]: ...
+
+    async def answer(question: str) -> str:
+        with ragotel.pipeline("chat"):
+            hits = search(question)
+            with ragotel.prompt(template="rag-v1") as step:
+                messages = build(question, hits)
+                step.record(chunks=len(hits), context_chars=sum(len(h["text"]) for h in hits))
+            ...
+
+Names emitted are listed in :mod:`ragotel.semconv`.
+"""
+
+from ragotel._version import __version__
+from ragotel.configuration import Telemetry, configure, get_telemetry, prometheus_app
+from ragotel.cost import ModelPrice, PriceTable, set_prices
+from ragotel.extract import Document
+from ragotel.semconv import Operation, StepKind
+from ragotel.steps import (
+    Step,
+    StepSpec,
+    current_step,
+    embedding,
+    generation,
+    pipeline,
+    prompt,
+    rerank,
+    retrieval,
+)
+
+__all__ = [
+    "Document",
+    "ModelPrice",
+    "Operation",
+    "PriceTable",
+    "Step",
+    "StepKind",
+    "StepSpec",
+    "Telemetry",
+    "__version__",
+    "configure",
+    "current_step",
+    "embedding",
+    "generation",
+    "get_telemetry",
+    "pipeline",
+    "prometheus_app",
+    "prompt",
+    "rerank",
+    "retrieval",
+    "set_prices",
+]

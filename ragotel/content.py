@@ -1,0 +1,66 @@
+"""Content capture policy: whether user text (queries, documents, prompts, completions) is recorded.
+
+Off by default. Turned on by ``configure(capture_content=True)``, by ``RAGOTEL_CAPTURE_CONTENT=true`` or
+per step (``ragotel.retrieval(capture_content=True)``). Captured text is cut to ``max_chars`` and then
+passed through the ``redact`` hook, so a hook that masks e-mail addresses sees every string before
+it is exported. Metrics never carry content, whatever this says.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ragotel._safe import report_internal_error
+
+Redactor = Callable[[str], str]
+
+CAPTURE_ENV = "RAGOTEL_CAPTURE_CONTENT"
+MAX_CHARS_ENV = "RAGOTEL_CAPTURE_MAX_CHARS"
+DEFAULT_MAX_CHARS = 2048
+_TRUNCATED = "…[truncated]"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(slots=True)
+class ContentPolicy:
+    """What may leave the process as text, and how it is cleaned first."""
+
+    enabled: bool = False
+    max_chars: int = DEFAULT_MAX_CHARS
+    redact: Redactor | None = None
+
+    @classmethod
+    def from_env(cls) -> ContentPolicy:
+        try:
+            max_chars = int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_CHARS))
+        except ValueError:
+            max_chars = DEFAULT_MAX_CHARS
+        return cls(enabled=_env_flag(CAPTURE_ENV), max_chars=max_chars)
+
+    def text(self, value: object, *, enabled: bool | None = None) -> str | None:
+        """The text to record for ``value``, or ``None`` when capture is off (or the hook failed).
+
+        ``enabled`` overrides the policy for one step.
+        """
+        if not (self.enabled if enabled is None else enabled) or value is None:
+            return None
+        try:
+            text = value if isinstance(value, str) else str(value)
+            if len(text) > self.max_chars:
+                text = text[: self.max_chars] + _TRUNCATED
+            if self.redact is not None:
+                text = self.redact(text)
+            return text
+        except Exception as exc:
+            # A failing redaction hook must not leak the unredacted text: drop it.
+            report_internal_error("content redaction", exc)
+            return None
+
+
+policy = ContentPolicy.from_env()
+"""The process-wide policy; :func:`ragotel.configure` replaces its fields."""

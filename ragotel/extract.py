@@ -1,0 +1,151 @@
+"""Reading facts out of what instrumented functions return.
+
+A decorated step looks at its return value and records what it recognises:
+
+* retrieval and rerank: a sequence of hits — dicts, objects, or ``(doc, score)`` tuples — with an
+  id (``id``, ``doc_id``, ``document_id``, ``chunk_id``), a ``score`` and a text (``text``,
+  ``content``, ``page_content``);
+* embedding: one vector or a batch of vectors (lists, tuples or anything with ``.shape``);
+* prompt: a list of chat messages;
+* generation: a string, or an OpenAI-style completion (dict or SDK object) with ``choices``,
+  ``usage``, ``model`` and ``id``.
+
+For other shapes pass ``extractor=`` to the step: it is called with the return value and the
+:class:`~ragotel.Step`, and records what it wants through :meth:`Step.record`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_ID_KEYS = ("id", "doc_id", "document_id", "chunk_id")
+_SCORE_KEYS = ("score", "similarity", "relevance_score")
+_TEXT_KEYS = ("text", "content", "page_content")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One retrieved document as ragotel sees it."""
+
+    id: str | None = None
+    score: float | None = None
+    text: str | None = None
+
+
+def _field(item: Any, keys: tuple[str, ...]) -> Any:
+    if isinstance(item, Mapping):
+        for key in keys:
+            value = item.get(key)
+            if value is not None:
+                return value
+        return None
+    for key in keys:
+        value = getattr(item, key, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _score(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def to_document(item: Any) -> Document:
+    """Normalise one hit: a dict, an object, a string, or a ``(doc, score)`` pair."""
+    if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[1], (str, Mapping)):
+        doc = to_document(item[0])
+        return Document(doc.id, _score(item[1]), doc.text)
+    if isinstance(item, str):
+        return Document(text=item)
+    doc_id = _field(item, _ID_KEYS)
+    text = _field(item, _TEXT_KEYS)
+    return Document(
+        id=None if doc_id is None else str(doc_id),
+        score=_score(_field(item, _SCORE_KEYS)),
+        text=text if isinstance(text, str) else None,
+    )
+
+
+def documents(result: Any) -> list[Document] | None:
+    """The hits in ``result``, or ``None`` when it is not a sequence of hits."""
+    if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Sequence):
+        return None
+    return [to_document(item) for item in result]
+
+
+def embedding_shape(result: Any) -> tuple[int, int] | None:
+    """``(vectors, dimension)`` of one vector or a batch, or ``None`` if ``result`` is neither."""
+    shape = getattr(result, "shape", None)
+    if shape is not None:
+        dims = tuple(shape)
+        if len(dims) == 1:
+            return 1, int(dims[0])
+        if len(dims) == 2:
+            return int(dims[0]), int(dims[1])
+        return None
+    if not isinstance(result, Sequence) or isinstance(result, (str, bytes)) or not result:
+        return None
+    first = result[0]
+    if isinstance(first, (int, float)):
+        return 1, len(result)
+    first_len = getattr(first, "__len__", None)
+    return (len(result), first_len()) if first_len is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a generation returned, as far as it could be read."""
+
+    text: str | None = None
+    model: str | None = None
+    response_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reasons: tuple[str, ...] = ()
+    reasoning_chars: int | None = None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def completion(result: Any) -> Completion | None:
+    """Read a string or an OpenAI-style (chat) completion; ``None`` for anything else."""
+    if isinstance(result, str):
+        return Completion(text=result)
+    choices = _field(result, ("choices",))
+    if not isinstance(choices, Sequence) or isinstance(choices, str):
+        return None
+    texts: list[str] = []
+    reasons: list[str] = []
+    reasoning = 0
+    for choice in choices:
+        message = _field(choice, ("message", "delta"))
+        content = _field(message, ("content",)) if message is not None else _field(choice, ("text",))
+        if isinstance(content, str):
+            texts.append(content)
+        thought = _field(message, ("reasoning_content", "reasoning")) if message is not None else None
+        if isinstance(thought, str):
+            reasoning += len(thought)
+        reason = _field(choice, ("finish_reason",))
+        if isinstance(reason, str):
+            reasons.append(reason)
+    usage = _field(result, ("usage",))
+    if usage is None:
+        usage = {}
+    model = _field(result, ("model",))
+    response_id = _field(result, ("id",))
+    return Completion(
+        text="".join(texts) if texts else None,
+        model=model if isinstance(model, str) else None,
+        response_id=response_id if isinstance(response_id, str) else None,
+        input_tokens=_int(_field(usage, ("prompt_tokens", "input_tokens"))),
+        output_tokens=_int(_field(usage, ("completion_tokens", "output_tokens"))),
+        finish_reasons=tuple(reasons),
+        reasoning_chars=reasoning or None,
+    )

@@ -1,0 +1,245 @@
+"""Every name ragotel emits: spans, attributes, metrics, units and histogram buckets.
+
+This is the one place where a telemetry name is spelled. Names under ``gen_ai.*``, ``error.*`` and
+``server.*`` follow the OpenTelemetry semantic conventions (GenAI, development status); names the
+conventions do not cover (reranking, prompt building, RAG quality signals) live under ``rag.*``.
+
+Dashboards, alerts and TraceQL queries are written against these names; change one here and the
+tests that compare them with what a real Prometheus scrapes will tell you what else must move.
+
+How a name looks once scraped through ``opentelemetry-exporter-prometheus`` (or Alloy's
+``otelcol.exporter.prometheus``): dots become underscores, the unit is appended for ``s``
+(``_seconds``), counters gain ``_total`` and histograms ``_bucket``/``_sum``/``_count``; units in
+braces such as ``{token}`` are annotations and are dropped. :func:`prometheus_name` does that
+translation so tests and dashboards never hand-type it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class StepKind(StrEnum):
+    """The six kinds of RAG step ragotel instruments (value of ``rag.step.kind``)."""
+
+    RETRIEVAL = "retrieval"
+    EMBEDDING = "embedding"
+    RERANK = "rerank"
+    PROMPT = "prompt"
+    GENERATION = "generation"
+    PIPELINE = "pipeline"
+
+
+class Operation(StrEnum):
+    """Values of ``gen_ai.operation.name``. Rerank and prompt have no GenAI operation."""
+
+    RETRIEVAL = "retrieval"
+    EMBEDDINGS = "embeddings"
+    CHAT = "chat"
+    TEXT_COMPLETION = "text_completion"
+    INVOKE_WORKFLOW = "invoke_workflow"
+
+
+class Outcome(StrEnum):
+    """Values of ``rag.outcome``: how a step ended."""
+
+    OK = "ok"
+    ERROR = "error"
+    # The caller stopped it (asyncio cancellation, a generator closed early): not a failure.
+    CANCELLED = "cancelled"
+
+
+# --- GenAI semantic conventions: span and metric attributes --------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+"""What the step does: one of :class:`Operation`."""
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+"""Who serves the model, e.g. ``vllm``, ``openai``."""
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+"""Model asked for (generation, embedding, reranking)."""
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+"""Model that answered, as the server reports it."""
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+"""Completion id the server returned."""
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+"""Why each choice stopped (``stop``, ``length``, ...)."""
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+"""Seconds from sending a streamed request to the first chunk, on the span."""
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+"""Sampling top-k of a generation request (retrieval's k is :data:`GEN_AI_RETRIEVAL_TOP_K`)."""
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+"""Prompt tokens."""
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+"""Completion tokens."""
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+"""``input`` or ``output``; metric attribute of :data:`GEN_AI_CLIENT_TOKEN_USAGE`."""
+GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
+"""Which index or store a retrieval searched (e.g. ``faiss``)."""
+GEN_AI_RETRIEVAL_TOP_K: Final = "gen_ai.retrieval.top_k"
+"""How many documents the retriever was asked for (seed 002's ``rag.top_k`` / ``faiss.top_k``)."""
+GEN_AI_RETRIEVAL_DOCUMENTS: Final = "gen_ai.retrieval.documents"
+"""JSON list of ``{id, score}`` of the documents returned; ``content`` only with capture on."""
+GEN_AI_RETRIEVAL_QUERY_TEXT: Final = "gen_ai.retrieval.query.text"
+"""Query text. Content: recorded only when capture is on."""
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
+"""Length of each embedding vector."""
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+"""Name of a pipeline."""
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+"""Prompt messages as JSON. Content: recorded only when capture is on."""
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+"""Completion as JSON. Content: recorded only when capture is on."""
+ERROR_TYPE: Final = "error.type"
+"""Exception class, ``timeout``, ``connection``, ``http.5xx``, ``malformed_body``, ..."""
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+
+# --- RAG attributes (not covered by the conventions) ---------------------------------------------
+RAG_STEP_KIND: Final = "rag.step.kind"
+"""One of :class:`StepKind`; on every ragotel span and metric, so queries can group by stage."""
+RAG_STEP_NAME: Final = "rag.step.name"
+"""The step's name in code (function qualname, or the name given); bounded by the code base."""
+RAG_OUTCOME: Final = "rag.outcome"
+"""One of :class:`Outcome`; metric attribute."""
+RAG_RETRIEVAL_MIN_SCORE: Final = "rag.retrieval.min_score"
+"""Score threshold applied after search (seed 002 ``rag.min_score``)."""
+RAG_RETRIEVAL_RESULTS_RETURNED: Final = "rag.retrieval.results.returned"
+"""Documents the search returned, before filtering (seed 002 ``faiss.results_count``)."""
+RAG_RETRIEVAL_RESULTS_KEPT: Final = "rag.retrieval.results.kept"
+"""Documents left after filtering (seed 002 ``rag.results_filtered_count``)."""
+RAG_RETRIEVAL_SCORE_MIN: Final = "rag.retrieval.score.min"
+RAG_RETRIEVAL_SCORE_MAX: Final = "rag.retrieval.score.max"
+RAG_RETRIEVAL_SCORE_AVG: Final = "rag.retrieval.score.avg"
+"""Score statistics over the returned documents (seed 002 ``faiss.score_min/max/avg``)."""
+RAG_INDEX_SIZE: Final = "rag.index.size"
+"""Vectors (or documents) in the searched index (seed 002 ``faiss.index_size``)."""
+RAG_PROMPT_TEMPLATE: Final = "rag.prompt.template"
+"""Name of the prompt template."""
+RAG_PROMPT_CHUNKS: Final = "rag.prompt.chunks"
+"""Chunks placed in the prompt (seed 002 ``rag.chunks_sent``)."""
+RAG_PROMPT_CONTEXT_CHARS: Final = "rag.prompt.context.chars"
+"""Characters of retrieved context in the prompt (seed 002 ``rag.context_chars``)."""
+RAG_PROMPT_CONTEXT_TOKENS: Final = "rag.prompt.context.tokens"
+"""Tokens of retrieved context in the prompt, when known."""
+RAG_PROMPT_MESSAGES: Final = "rag.prompt.messages"
+"""Number of messages built."""
+RAG_GENERATION_RESPONSE_CHARS: Final = "rag.generation.response.chars"
+"""Characters of the answer (seed 002 ``llm.response_chars``)."""
+RAG_GENERATION_REASONING_CHARS: Final = "rag.generation.reasoning.chars"
+"""Characters of reasoning/thinking content (seed 002 ``llm.thinking_chars``)."""
+RAG_EMBEDDING_INPUTS: Final = "rag.embedding.inputs"
+"""Texts embedded in one call."""
+RAG_RERANK_INPUT_DOCUMENTS: Final = "rag.rerank.input_documents"
+"""Documents handed to the reranker."""
+RAG_RERANK_TOP_N: Final = "rag.rerank.top_n"
+"""Documents the reranker was asked to keep."""
+
+# --- Resource attributes --------------------------------------------------------------------------
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
+K8S_POD_NAME: Final = "k8s.pod.name"
+K8S_NAMESPACE_NAME: Final = "k8s.namespace.name"
+K8S_NODE_NAME: Final = "k8s.node.name"
+K8S_CLUSTER_NAME: Final = "k8s.cluster.name"
+"""Seed 001's ``cluster`` label."""
+CLOUD_PROVIDER: Final = "cloud.provider"
+"""Seed 001's ``provider`` label."""
+CLOUD_REGION: Final = "cloud.region"
+"""Seed 001's ``region`` label."""
+
+# --- Metrics ---------------------------------------------------------------------------------------
+GEN_AI_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+"""Histogram, s: a GenAI operation (retrieval, embeddings, chat, text_completion) from the caller."""
+GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+"""Histogram, {token}: tokens per operation, by ``gen_ai.token.type``."""
+GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+"""Histogram, s: request sent → first streamed chunk received."""
+GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+"""Histogram, s: gap between consecutive streamed chunks after the first."""
+GEN_AI_WORKFLOW_DURATION: Final = "gen_ai.workflow.duration"
+"""Histogram, s: a whole pipeline, end to end."""
+RAG_STEP_DURATION: Final = "rag.step.duration"
+"""Histogram, s: every step of every kind, by ``rag.step.kind`` (the latency breakdown)."""
+RAG_STEP_ERRORS: Final = "rag.step.errors"
+"""Counter, {error}: failed steps by ``rag.step.kind`` and ``error.type``."""
+RAG_RETRIEVAL_DOCUMENTS: Final = "rag.retrieval.documents"
+"""Histogram, {document}: documents returned per retrieval."""
+RAG_RETRIEVAL_SCORE: Final = "rag.retrieval.score"
+"""Histogram, 1: similarity score of each returned document."""
+RAG_PROMPT_CONTEXT_SIZE: Final = "rag.prompt.context.size"
+"""Histogram, {char}: characters of context put into each prompt."""
+RAG_COST: Final = "rag.cost.usd"
+"""Counter, {USD}: money spent on model calls, by model (see :mod:`ragotel.cost`)."""
+
+UNIT_SECONDS: Final = "s"
+UNIT_TOKEN: Final = "{token}"
+UNIT_ERROR: Final = "{error}"
+UNIT_DOCUMENT: Final = "{document}"
+UNIT_CHAR: Final = "{char}"
+UNIT_SCORE: Final = "1"
+UNIT_USD: Final = "{USD}"
+
+# Bucket advice. The GenAI ones are the conventions' own; the rest are chosen for RAG workloads.
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+TIME_TO_FIRST_CHUNK_BUCKETS: Final = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+TIME_PER_CHUNK_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+)
+# Steps such as prompt building take well under the GenAI advice's first 10 ms bucket.
+STEP_DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, *DURATION_BUCKETS)
+DOCUMENT_COUNT_BUCKETS: Final = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
+SCORE_BUCKETS: Final = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 5.0, 10.0, 20.0)
+CONTEXT_CHARS_BUCKETS: Final = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
+
+METRIC_ATTRIBUTES: Final = frozenset(
+    {
+        RAG_STEP_KIND,
+        RAG_STEP_NAME,
+        RAG_OUTCOME,
+        GEN_AI_OPERATION_NAME,
+        GEN_AI_PROVIDER_NAME,
+        GEN_AI_REQUEST_MODEL,
+        GEN_AI_DATA_SOURCE_ID,
+        GEN_AI_WORKFLOW_NAME,
+        GEN_AI_TOKEN_TYPE,
+        ERROR_TYPE,
+        SERVER_ADDRESS,
+        SERVER_PORT,
+    }
+)
+"""The only attribute keys a ragotel metric may carry: bounded values set by code or config, never
+user text, ids or queries."""
+
+# Units in braces are annotations and "1" is dimensionless: neither adds a suffix.
+_PROMETHEUS_UNITS: Final = {UNIT_SECONDS: "seconds"}
+
+
+def prometheus_name(metric: str, unit: str, *, counter: bool = False) -> str:
+    """The name a metric has once scraped, without the histogram ``_bucket``/``_sum``/``_count``.
+
+    >>> prometheus_name(RAG_STEP_DURATION, UNIT_SECONDS)
+    'rag_step_duration_seconds'
+    >>> prometheus_name(RAG_STEP_ERRORS, UNIT_ERROR, counter=True)
+    'rag_step_errors_total'
+    """
+    name = metric.replace(".", "_")
+    suffix = _PROMETHEUS_UNITS.get(unit, "")
+    if suffix and not name.endswith(f"_{suffix}"):
+        name = f"{name}_{suffix}"
+    return f"{name}_total" if counter else name

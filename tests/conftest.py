@@ -1,0 +1,98 @@
+"""Test harness: the real OpenTelemetry SDK with in-memory exporters, installed once per session.
+
+OpenTelemetry allows one global provider per signal per process, so the providers are set here
+once, the way an application would set its own; tests that exercise ``ragotel.configure()`` from a
+clean process run it in a subprocess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ragotel.content import policy
+
+_SPANS = InMemorySpanExporter()
+_LOGS = InMemoryLogRecordExporter()
+# Delta temporality: each collection returns only what was recorded since the previous one.
+_READER = InMemoryMetricReader(
+    preferred_temporality={Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA}
+)
+
+
+def _install_providers() -> None:
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(_SPANS))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(_LOGS))
+    _logs.set_logger_provider(logger_provider)
+
+
+_install_providers()
+
+
+@dataclass
+class Point:
+    """One metric data point, flattened for assertions."""
+
+    name: str
+    attributes: dict[str, Any]
+    value: float | None = None  # counters
+    count: int | None = None  # histograms
+    sum: float | None = None  # histograms
+
+
+class Recorded:
+    """What the code under test emitted since the fixture started."""
+
+    def __init__(self) -> None:
+        self._points: list[Point] = []
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(_SPANS.get_finished_spans())
+
+    def span(self, name: str) -> ReadableSpan:
+        found = [s for s in self.spans() if s.name == name]
+        assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.spans()]}"
+        return found[0]
+
+    def points(self, name: str | None = None) -> list[Point]:
+        """Metric points recorded so far (delta collections, accumulated across calls)."""
+        data = _READER.get_metrics_data()
+        for resource_metrics in data.resource_metrics if data else []:
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    for p in metric.data.data_points:
+                        attrs = dict(p.attributes or {})
+                        if hasattr(p, "bucket_counts"):
+                            if p.count:
+                                self._points.append(Point(metric.name, attrs, count=p.count, sum=p.sum))
+                        elif p.value:
+                            self._points.append(Point(metric.name, attrs, value=p.value))
+        return [p for p in self._points if name is None or p.name == name]
+
+    def logs(self) -> list[Any]:
+        return list(_LOGS.get_finished_logs())
+
+
+@pytest.fixture
+def recorded() -> Iterator[Recorded]:
+    _SPANS.clear()
+    _LOGS.clear()
+    _READER.get_metrics_data()  # drop what earlier tests recorded
+    saved = (policy.enabled, policy.max_chars, policy.redact)
+    yield Recorded()
+    policy.enabled, policy.max_chars, policy.redact = saved
