@@ -1,0 +1,189 @@
+"""The ``ragotel`` command line: local trace tooling for development.
+
+Usage::
+
+    ragotel receive                      # OTLP/HTTP on 127.0.0.1:4318 -> var/telemetry/*.jsonl
+    export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+    ragotel trace                        # waterfall of the latest finished trace
+    ragotel trace 4bf92f35               # a given trace, by id or unique id prefix
+
+From Python, ``main(["trace", "--dir", "var/telemetry"])`` returns the exit code.
+
+Subcommands live in :data:`COMMANDS`; add one by adding an entry. Handlers import
+their dependencies lazily so that ``ragotel --help`` and ``ragotel trace`` do not pay
+for protobuf and the OTLP packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "SPANS_FILENAME", "Command", "build_parser", "main"]
+
+DEFAULT_DIR = Path("var/telemetry")
+SPANS_FILENAME = "spans.jsonl"
+LOGS_FILENAME = "logs.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A subcommand: ``configure`` adds its arguments, ``run`` returns the exit code."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _error(command: str, message: str) -> int:
+    print(f"ragotel {command}: {message}", file=sys.stderr)
+    return 1
+
+
+def _add_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help=f"telemetry directory holding {SPANS_FILENAME} and {LOGS_FILENAME} (default: %(default)s)",
+    )
+
+
+# --------------------------------------------------------------------------- receive
+
+
+def _configure_receive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=4318, help="port, 0 for any free one (default: %(default)s)")
+    _add_dir_argument(parser)
+
+
+def _run_receive(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from ragotel.cli.receiver import OtlpReceiver
+
+    directory: Path = args.dir
+    receiver = OtlpReceiver(
+        host=args.host,
+        port=args.port,
+        spans_path=directory / SPANS_FILENAME,
+        logs_path=directory / LOGS_FILENAME,
+    )
+    try:
+        receiver.start()
+    except OSError as exc:
+        return _error("receive", f"cannot listen on {args.host}:{args.port}: {exc}")
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # `kill` / `docker stop` send SIGTERM; treat it like Ctrl-C so the summary prints.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        print(f"ragotel receiver listening on {receiver.endpoint}")
+        print(f"  spans -> {receiver.spans_path}")
+        print(f"  logs  -> {receiver.logs_path}")
+        print(f"export OTEL_EXPORTER_OTLP_ENDPOINT={receiver.endpoint}")
+        print("Ctrl-C to stop", flush=True)
+        receiver.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    stats = receiver.stats
+    print(
+        f"stopped: {stats.spans} spans, {stats.logs} log records, {stats.metric_points} metric points "
+        f"in {stats.requests} requests ({stats.rejected} rejected)"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- trace
+
+
+def _configure_trace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("trace_id", nargs="?", help="trace id or unique prefix (default: the latest trace)")
+    _add_dir_argument(parser)
+    parser.add_argument("--width", type=int, default=None, help="output width (default: terminal width)")
+
+
+def _stdout_is_unicode() -> bool:
+    try:
+        "█├└│…".encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _run_trace(args: argparse.Namespace) -> int:
+    from ragotel.cli.waterfall import find_trace_ids, latest_trace_id, load_spans, render_waterfall
+
+    spans_path: Path = args.dir / SPANS_FILENAME
+    try:
+        spans = load_spans(spans_path)
+    except FileNotFoundError:
+        return _error("trace", f"no spans file at {spans_path}; run `ragotel receive --dir {args.dir}` first")
+    except OSError as exc:
+        return _error("trace", f"cannot read {spans_path}: {exc}")
+    if not spans:
+        return _error("trace", f"no spans in {spans_path} yet")
+
+    if args.trace_id:
+        matches = find_trace_ids(spans, args.trace_id)
+        if not matches:
+            return _error("trace", f"trace {args.trace_id} not found in {spans_path}")
+        if len(matches) > 1:
+            listed = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+            return _error("trace", f"{args.trace_id} matches {len(matches)} traces: {listed}")
+        trace_id = matches[0]
+    else:
+        latest = latest_trace_id(spans)
+        if latest is None:  # unreachable with spans present; keeps the type narrow
+            return _error("trace", f"no traces in {spans_path}")
+        trace_id = latest
+
+    width = args.width if args.width is not None else shutil.get_terminal_size((100, 24)).columns
+    print(render_waterfall(spans, trace_id, width=width, ascii_only=not _stdout_is_unicode()))
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "receive": Command(
+        "run a local OTLP/HTTP receiver writing spans and logs as JSON lines",
+        _configure_receive,
+        _run_receive,
+    ),
+    "trace": Command("print a trace as a waterfall (the latest one by default)", _configure_trace, _run_trace),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragotel", description="ragotel local trace tooling")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.configure(subparsers.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ragotel`` script; returns the process exit code.
+
+    >>> main(["trace", "--dir", "/nonexistent"])  # doctest: +SKIP
+    1
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return COMMANDS[args.command].run(args)

@@ -1,0 +1,5 @@
+"""``python -m ragotel.cli`` runs the ``ragotel`` command line."""
+
+from ragotel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""``ragotel.configure()`` in a clean process: real exporters, real OTLP over HTTP, real /metrics.
+
+Each case runs in a subprocess because OpenTelemetry's global providers can be set once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ragotel.cli.receiver import OtlpReceiver
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; it prints one JSON object as its last line."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RAGOTEL_", "K8S_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def test_exports_traces_and_correlated_logs_over_otlp_http(tmp_path: Path) -> None:
+    with OtlpReceiver(port=0, spans_path=tmp_path / "spans.jsonl", logs_path=tmp_path / "logs.jsonl") as rx:
+        out = run_python(
+            """
+            import json, logging, ragotel
+            t = ragotel.configure(service_name="chat-api", service_version="1.2.3")
+            log = logging.getLogger("app")
+            logging.getLogger().setLevel(logging.INFO)
+            with ragotel.pipeline("chat"):
+                with ragotel.retrieval(data_source="faiss") as step:
+                    step.record(documents=[{"id": "a", "score": 0.5}])
+                    log.info("searched")
+            t.force_flush()
+            t.shutdown()
+            print(json.dumps({"ok": True}))
+            """,
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "OTEL_METRICS_EXPORTER": "none"},
+        )
+    assert out == {"ok": True}
+    spans = {s["name"]: s for s in read_jsonl(tmp_path / "spans.jsonl")}
+    assert set(spans) == {"invoke_workflow chat", "retrieval faiss"}
+    assert spans["retrieval faiss"]["parent_span_id"] == spans["invoke_workflow chat"]["span_id"]
+    assert {s["service_name"] for s in spans.values()} == {"chat-api"}
+    (line,) = [r for r in read_jsonl(tmp_path / "logs.jsonl") if r.get("body") == "searched"]
+    assert line["trace_id"] == spans["retrieval faiss"]["trace_id"]
+    assert line["span_id"] == spans["retrieval faiss"]["span_id"]
+
+
+def test_env_wins_and_resource_carries_k8s_and_placement() -> None:
+    out = run_python(
+        """
+        import json, ragotel
+        t = ragotel.configure(service_name="from-code", environment="dev", provider="akamai-lke")
+        print(json.dumps(dict(t.resource.attributes)))
+        """,
+        env={
+            "OTEL_SERVICE_NAME": "from-env",
+            "OTEL_RESOURCE_ATTRIBUTES": "team=search,service.version=9.9",
+            "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+            "K8S_POD_NAME": "chat-api-7d9f", "POD_NAMESPACE": "rag", "K8S_NODE_NAME": "node-1",
+            "RAGOTEL_CLUSTER": "rag-ray-dev", "RAGOTEL_REGION": "us-ord",
+        },
+    )
+    assert out["service.name"] == "from-env"
+    assert out["service.version"] == "9.9"
+    assert out["team"] == "search"
+    assert out["deployment.environment.name"] == "dev"
+    assert (out["k8s.pod.name"], out["k8s.namespace.name"], out["k8s.node.name"]) == ("chat-api-7d9f", "rag", "node-1")
+    assert (out["cloud.provider"], out["k8s.cluster.name"], out["cloud.region"]) == (
+        "akamai-lke", "rag-ray-dev", "us-ord")
+
+
+def test_configure_twice_is_harmless_and_keeps_existing_providers() -> None:
+    out = run_python(
+        """
+        import json, ragotel
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        mine = TracerProvider()
+        exporter = InMemorySpanExporter()
+        mine.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(mine)
+
+        first = ragotel.configure(service_name="a")
+        second = ragotel.configure(service_name="b")
+        with ragotel.prompt("p"):
+            pass
+        print(json.dumps({
+            "same_handle": first is second,
+            "provider_kept": trace.get_tracer_provider() is mine,
+            "owned": sorted(first.owned),
+            "spans_in_app_exporter": [s.name for s in exporter.get_finished_spans()],
+        }))
+        first.shutdown()
+        """,
+        env={"OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+    )
+    assert out == {
+        "same_handle": True,
+        "provider_kept": True,
+        "owned": ["logs", "metrics"],
+        "spans_in_app_exporter": ["prompt p"],
+    }
+
+
+def test_sdk_disabled_makes_everything_a_plain_call() -> None:
+    out = run_python(
+        """
+        import json, ragotel
+        from opentelemetry import trace
+        t = ragotel.configure(service_name="x")
+        @ragotel.retrieval
+        def f(k=2):
+            return trace.get_current_span().get_span_context().is_valid
+        with ragotel.prompt("p") as step:
+            step.record(chunks=1)
+        print(json.dumps({"disabled": t.disabled, "span_inside": f()}))
+        """,
+        env={"OTEL_SDK_DISABLED": "true"},
+    )
+    assert out == {"disabled": True, "span_inside": False}
+
+
+def test_prometheus_endpoint_serves_step_metrics_with_placement_labels(unused_tcp_port: int) -> None:
+    out = run_python(
+        f"""
+        import json, urllib.request, ragotel
+        ragotel.configure(service_name="chat-api", prometheus_port={unused_tcp_port}, cluster="rag-ray-dev")
+        with ragotel.retrieval(data_source="faiss") as step:
+            step.record(documents=[{{"id": "a", "score": 0.7}}])
+        body = urllib.request.urlopen("http://127.0.0.1:{unused_tcp_port}/metrics", timeout=10).read().decode()
+        print(json.dumps({{"body": body}}))
+        """,
+        env={"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+    )
+    body = out["body"]
+    assert 'rag_step_duration_seconds_bucket{' in body
+    assert 'rag_step_kind="retrieval"' in body
+    assert 'gen_ai_client_operation_duration_seconds_count{' in body
+    assert 'rag_retrieval_documents_bucket{' in body
+    assert 'k8s_cluster_name="rag-ray-dev"' in body
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_grpc_protocol_is_selected_from_env() -> None:
+    out = run_python(
+        """
+        import json, ragotel
+        from opentelemetry import trace
+        ragotel.configure(service_name="x")
+        processors = trace.get_tracer_provider()._active_span_processor._span_processors
+        print(json.dumps({"exporters": [type(p.span_exporter).__module__ for p in processors]}))
+        """,
+        env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+    )
+    assert out["exporters"] == ["opentelemetry.exporter.otlp.proto.grpc.trace_exporter"]
