@@ -24,6 +24,7 @@ from ragotel._version import __version__
 from ragotel.configuration import Telemetry, configure, get_telemetry, prometheus_app
 from ragotel.cost import ModelPrice, PriceTable, set_prices
 from ragotel.extract import Document
+from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
 from ragotel.semconv import Operation, StepKind
 from ragotel.steps import (
     Step,
@@ -39,6 +40,7 @@ from ragotel.steps import (
 
 __all__ = [
     "Document",
+    "HttpxInstrumentor",
     "ModelPrice",
     "Operation",
     "PriceTable",
@@ -52,10 +54,12 @@ __all__ = [
     "embedding",
     "generation",
     "get_telemetry",
+    "instrument_httpx",
     "pipeline",
     "prometheus_app",
     "prompt",
     "rerank",
     "retrieval",
     "set_prices",
+    "uninstrument_httpx",
 ]

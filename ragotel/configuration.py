@@ -118,7 +118,7 @@ class Telemetry:
             if self._log_handler is not None:
                 logging.getLogger().removeHandler(self._log_handler)
                 self._log_handler = None
-            logs.uninstall_trace_ids()
+            # The trace_id/span_id record factory stays: format strings that use them must keep working.
             providers = {
                 "traces": self.tracer_provider,
                 "metrics": self.meter_provider,

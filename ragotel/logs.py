@@ -98,10 +98,3 @@ def install_trace_ids() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
-
-
-def uninstall_trace_ids() -> None:
-    global _original_factory
-    if _original_factory is not None:
-        logging.setLogRecordFactory(_original_factory)
-        _original_factory = None

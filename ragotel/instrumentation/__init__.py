@@ -1,0 +1,1 @@
+"""Integrations with the libraries RAG services call models through; one instrumentor per library."""

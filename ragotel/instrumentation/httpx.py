@@ -1,0 +1,548 @@
+"""GenAI spans and metrics for OpenAI-compatible calls (vLLM, OpenAI, ...) made with httpx.
+
+::
+
+    import httpx, ragotel
+
+    ragotel.instrument_httpx()                 # every httpx / httpx2 client in the process
+    client = httpx.AsyncClient(base_url="http://vllm:8000")
+    ragotel.instrument_httpx(client)           # ... or just this one
+
+Requests to ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` each become one
+CLIENT span (``chat {model}``, ``text_completion {model}``, ``embeddings {model}``) with the
+request parameters, the response id/model/finish reasons and token usage; other requests pass
+through untouched. The ``openai`` SDK sends through httpx (``httpx2`` from openai 3 on, which has
+the same API and is instrumented the same way), so SDK users are covered too.
+
+* **Streaming**: SSE chunks are read as they pass to the caller, never buffered; time to first
+  chunk and time per output chunk are recorded, and token counts come from the final usage chunk.
+  When a streamed request does not ask for usage, ``stream_options.include_usage`` is added and the
+  usage-only chunk is taken out of what the caller receives, so the caller sees the stream it asked
+  for (``include_usage=False`` turns this off). The span ends when the stream ends, is closed
+  early, or fails.
+* **Trace context**: the W3C ``traceparent`` of the GenAI span goes out with every call, so a vLLM
+  started with ``--otlp-traces-endpoint`` exports its ``llm_request`` span as the call's child.
+* **One span per call**: the GenAI span wraps ``Client.send``, above the transport. If
+  ``opentelemetry-instrumentation-httpx`` is active too, its HTTP span (transport level) becomes
+  the GenAI span's child — the logical operation over the HTTP exchange that carried it — and its
+  ``traceparent`` wins, so vLLM's span hangs under the HTTP span. Instrumenting both globally and
+  per client still yields one span.
+* **Inside a step**: within ``ragotel.generation()`` (or ``embedding()``) the call's span is a
+  child of the step, and the step leaves operation duration, tokens and cost to the call, so
+  nothing is counted twice.
+* **Faults**: the caller gets exactly the response or exception it would get without ragotel.
+  Timeouts, connection errors, 4xx/5xx and malformed bodies or streams set the span to ERROR with
+  ``error.type`` (``timeout``, ``connection``, ``http.4xx``, ``http.5xx``, ``malformed_body``,
+  ``malformed_stream``, ``stream_error``) and count in ``rag.step.errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from time import perf_counter
+from types import ModuleType
+from typing import Any, ClassVar, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from ragotel import _instruments, cost
+from ragotel import semconv as sc
+from ragotel._safe import report_internal_error
+from ragotel.content import policy as content_policy
+from ragotel.instrumentation import openai_protocol as proto
+from ragotel.semconv import Operation, Outcome, StepKind
+from ragotel.steps import current_step, error_type, runtime
+
+# Modules with httpx's client API: httpx itself, and httpx2 (used by openai >= 3).
+CLIENT_MODULES: Final = ("httpx", "httpx2")
+_MARK: Final = "ragotel.genai"  # request extension: this request already has its GenAI span
+_HTTP_STATUS_CODE: Final = "http.response.status_code"
+_CONNECTION_ERRORS: Final = frozenset(
+    {"NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "ProtocolError",
+     "ProxyError", "CloseError"}
+)
+
+
+class _Settings:
+    __slots__ = ("capture_content", "include_usage", "provider")
+
+    def __init__(self, provider: str | None, include_usage: bool, capture_content: bool | None) -> None:
+        self.provider = provider
+        self.include_usage = include_usage
+        self.capture_content = capture_content
+
+
+class HttpxInstrumentor:
+    """Instruments httpx-style clients; :meth:`instrument` and :meth:`uninstrument` are symmetric.
+
+    Args:
+        provider: ``gen_ai.provider.name``; by default ``openai`` for api.openai.com, else ``vllm``.
+        include_usage: ask streamed requests for usage when the caller did not (hidden from it).
+        capture_content: record prompts and completions (default: the process content policy).
+    """
+
+    # Global patches are process-wide, whichever instance made them.
+    _lock: ClassVar = threading.Lock()
+    _patched: ClassVar[dict[tuple[str, str], Callable[..., Any]]] = {}
+
+    def __init__(
+        self, *, provider: str | None = None, include_usage: bool = True, capture_content: bool | None = None
+    ) -> None:
+        self.settings = _Settings(provider, include_usage, capture_content)
+
+    def instrument(self, client: Any = None) -> None:
+        """Instrument ``client``, or with no argument every client of every installed httpx module."""
+        if client is not None:
+            if getattr(client, "_ragotel_send", None) is None:
+                original = client.send
+                wrapper = _async_send if _is_async(client) else _sync_send
+                client._ragotel_send = original
+                client.send = functools.partial(wrapper, original, self.settings)
+            return
+        with self._lock:
+            for module in _client_modules():
+                for cls_name, wrapper in (("Client", _sync_send), ("AsyncClient", _async_send)):
+                    key = (module.__name__, cls_name)
+                    if key in self._patched:
+                        continue
+                    cls = getattr(module, cls_name)
+                    original = cls.send
+                    self._patched[key] = original
+                    cls.send = _unbound(wrapper, original, self.settings)
+
+    def uninstrument(self, client: Any = None) -> None:
+        """Undo :meth:`instrument` for ``client``, or the global instrumentation."""
+        if client is not None:
+            if getattr(client, "_ragotel_send", None) is not None:
+                del client.send
+                client._ragotel_send = None
+            return
+        with self._lock:
+            for (module_name, cls_name), original in list(self._patched.items()):
+                getattr(importlib.import_module(module_name), cls_name).send = original
+                del self._patched[(module_name, cls_name)]
+
+    @classmethod
+    def is_instrumented(cls) -> bool:
+        return bool(cls._patched)
+
+
+_default = HttpxInstrumentor()
+
+
+def instrument_httpx(
+    client: Any = None, *, provider: str | None = None, include_usage: bool = True,
+    capture_content: bool | None = None,
+) -> None:
+    """Instrument one httpx client (sync or async), or every client when none is given.
+
+    See :mod:`ragotel.instrumentation.httpx` for what is recorded.
+    """
+    instrumentor = _default
+    if provider is not None or not include_usage or capture_content is not None:
+        instrumentor = HttpxInstrumentor(
+            provider=provider, include_usage=include_usage, capture_content=capture_content
+        )
+    instrumentor.instrument(client)
+
+
+def uninstrument_httpx(client: Any = None) -> None:
+    """Undo :func:`instrument_httpx` for ``client``, or globally."""
+    _default.uninstrument(client)
+
+
+def _client_modules() -> list[ModuleType]:
+    modules = []
+    for name in CLIENT_MODULES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    if not modules:
+        raise ImportError("ragotel.instrument_httpx needs httpx: pip install 'ragotel[httpx]'")
+    return modules
+
+
+def _is_async(client: Any) -> bool:
+    return any(cls.__name__ == "AsyncClient" for cls in type(client).__mro__)
+
+
+def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], settings: _Settings) -> Any:
+    """A function to install as ``Client.send``: binds ``self`` into the original method."""
+    if wrapper is _async_send:
+
+        @functools.wraps(original)
+        async def async_method(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            return await _async_send(original.__get__(self), settings, request, *args, **kwargs)
+
+        return async_method
+
+    @functools.wraps(original)
+    def method(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return _sync_send(original.__get__(self), settings, request, *args, **kwargs)
+
+    return method
+
+
+def _sync_send(send: Callable[..., Any], settings: _Settings, request: Any, *args: Any, **kwargs: Any) -> Any:
+    call = _Call.begin(request, settings)
+    if call is None:
+        return send(request, *args, **kwargs)
+    token = otel_context.attach(call.context)
+    try:
+        response = send(call.request, *args, **kwargs)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        otel_context.detach(token)
+    return call.on_response(response)
+
+
+async def _async_send(send: Callable[..., Any], settings: _Settings, request: Any, *args: Any, **kwargs: Any) -> Any:
+    call = _Call.begin(request, settings)
+    if call is None:
+        return await send(request, *args, **kwargs)
+    token = otel_context.attach(call.context)
+    try:
+        response = await send(call.request, *args, **kwargs)
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        otel_context.detach(token)
+    return call.on_response(response)
+
+
+class _Call:
+    """One instrumented API call, from request to the end of its response body."""
+
+    def __init__(self, request: Any, settings: _Settings, operation: Operation, kind: StepKind) -> None:
+        self.request = request
+        self.settings = settings
+        self.operation = operation
+        self.kind = kind
+        self.capture = settings.capture_content
+        self.ended = False
+        self.start = perf_counter()
+        self.first_chunk_at: float | None = None
+        self.last_chunk_at: float | None = None
+        self.facts = proto.ResponseFacts()
+        self.sse: proto.SseReader | None = None
+        self.body = bytearray()
+        self.body_too_large = False
+        self.error: str | None = None
+        self.span: Span = trace.INVALID_SPAN
+        self.context = otel_context.get_current()
+        self.info = proto.RequestInfo()
+        self.metric_attributes: dict[str, AttributeValue] = {}
+        self.owns_step = True
+
+    @classmethod
+    def begin(cls, request: Any, settings: _Settings) -> _Call | None:
+        """Start the span for a GenAI request; ``None`` for anything else. Never raises."""
+        if runtime.disabled:
+            return None
+        try:
+            if request.extensions.get(_MARK):
+                return None
+            found = proto.match_endpoint(request.url.path)
+            if found is None:
+                return None
+            call = cls(request, settings, *found)
+            call._start_span()
+            return call
+        except Exception as exc:
+            report_internal_error("starting an HTTP GenAI span", exc)
+            return None
+
+    def _start_span(self) -> None:
+        request = self.request
+        try:
+            raw = request.content
+        except Exception:  # a streaming request body: its parameters stay unknown
+            raw = b""
+        self.info = info = proto.read_request(raw, add_usage=self.settings.include_usage)
+        if info.usage_added and info.body is not None:
+            self.request = request = _with_body(request, proto.encode(info.body))
+        request.extensions = {**request.extensions, _MARK: True}
+
+        host = request.url.host or ""
+        provider = self.settings.provider or ("openai" if host.endswith("openai.com") else "vllm")
+        attrs: dict[str, AttributeValue] = {
+            sc.GEN_AI_OPERATION_NAME: self.operation.value,
+            sc.GEN_AI_PROVIDER_NAME: provider,
+            sc.RAG_STEP_KIND: self.kind.value,
+            sc.SERVER_ADDRESS: host,
+        }
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        attrs[sc.SERVER_PORT] = port
+        attrs.update(info.attributes)
+        self.metric_attributes = {k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES}
+
+        step = current_step()
+        if step is not None and step.spec.kind is self.kind:
+            step.client_call_recorded = True  # the step must not count this call again
+            self.owns_step = False
+
+        name = f"{self.operation.value} {info.model}" if info.model else self.operation.value
+        self.span = _instruments.tracer().start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        if info.body is not None:
+            prompt = info.body.get("messages", info.body.get("prompt", info.body.get("input")))
+            text = content_policy.text(_json(prompt), enabled=self.capture) if prompt is not None else None
+            if text is not None:
+                self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, text)
+        self.context = trace.set_span_in_context(self.span)
+        propagate.inject(request.headers, context=self.context)
+
+    # -- response ----------------------------------------------------------------------------------
+    def on_response(self, response: Any) -> Any:
+        """Look at the response head; end now if the body was read, else follow its stream."""
+        try:
+            status = int(response.status_code)
+            self.span.set_attribute(_HTTP_STATUS_CODE, status)
+            if status >= 400:
+                self.error = f"http.{status // 100}xx"
+            if getattr(response, "_content", None) is not None:  # read by Client.send(stream=False)
+                self._read_body(response.content)
+                self.finish()
+                return response
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" in content_type:
+                self.sse = proto.SseReader(
+                    self.facts, keep_text=self._keeps_text(), hide_usage_chunk=self.info.usage_added
+                )
+            response.stream = _wrap_stream(response.stream, self)
+        except Exception as exc:
+            report_internal_error("reading an HTTP GenAI response", exc)
+            self.finish()
+        return response
+
+    def _keeps_text(self) -> bool:
+        return content_policy.enabled if self.capture is None else self.capture
+
+    def _read_body(self, raw: bytes) -> None:
+        if self.error is None and raw:
+            self.facts.read_json(raw, keep_text=self._keeps_text())
+
+    def on_bytes(self, data: bytes) -> bytes:
+        """Called with each piece of the body as it passes; returns what the caller should get."""
+        try:
+            now = perf_counter()
+            if self.sse is None:
+                if not self.body_too_large:
+                    self.body += data
+                    self.body_too_large = len(self.body) > proto.MAX_PARSED_BODY
+                return data
+            before = self.sse.chunks
+            out = self.sse.feed(data)
+            if self.sse.chunks > before:
+                self._time_chunks(now, self.sse.chunks - before)
+            return out
+        except Exception as exc:
+            report_internal_error("reading an HTTP GenAI stream", exc)
+            return data
+
+    def _time_chunks(self, now: float, new: int) -> None:
+        ins = _instruments.instruments()
+        attrs = self.metric_attributes
+        if self.first_chunk_at is None:
+            self.first_chunk_at = now
+            ins.time_to_first_chunk.record(now - self.start, attrs)
+            new -= 1
+        elif self.last_chunk_at is not None:
+            ins.time_per_output_chunk.record(now - self.last_chunk_at, attrs)
+            new -= 1
+        for _ in range(new):  # several chunks in one read arrived together
+            ins.time_per_output_chunk.record(0.0, attrs)
+        self.last_chunk_at = now
+
+    def end_of_body(self) -> bytes:
+        try:
+            if self.sse is not None:
+                tail = self.sse.flush()
+                if self.sse.done is False and self.sse.chunks == 0 and self.error is None:
+                    self.facts.error = self.facts.error or "malformed_stream"
+                return tail
+            if not self.body_too_large:
+                self._read_body(bytes(self.body))
+        except Exception as exc:
+            report_internal_error("reading an HTTP GenAI body", exc)
+        return b""
+
+    # -- ending ------------------------------------------------------------------------------------
+    def fail(self, exc: BaseException) -> None:
+        if isinstance(exc, GeneratorExit):
+            self.finish(cancelled=True)
+            return
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "TimeoutException" in names:
+            etype = "timeout"
+        elif names & _CONNECTION_ERRORS:
+            etype = "connection"
+        elif "CancelledError" in names:
+            self.finish(cancelled=True)
+            return
+        else:
+            etype = error_type(exc)
+        self.error = etype
+        try:
+            self.span.record_exception(exc, escaped=True)
+        except Exception as internal:
+            report_internal_error("recording an HTTP GenAI exception", internal)
+        self.finish()
+
+    def finish(self, *, cancelled: bool = False) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self._record(cancelled)
+        except Exception as exc:
+            report_internal_error("finishing an HTTP GenAI span", exc)
+        finally:
+            self.span.end()
+
+    def _record(self, cancelled: bool) -> None:
+        duration = perf_counter() - self.start
+        span, facts = self.span, self.facts
+        error = self.error or facts.error
+        attrs = dict(self.metric_attributes)
+        if facts.model:
+            span.set_attribute(sc.GEN_AI_RESPONSE_MODEL, facts.model)
+        if facts.response_id:
+            span.set_attribute(sc.GEN_AI_RESPONSE_ID, facts.response_id)
+        if facts.finish_reasons:
+            span.set_attribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, facts.finish_reasons)
+        if facts.text_chars:
+            span.set_attribute(sc.RAG_GENERATION_RESPONSE_CHARS, facts.text_chars)
+        if facts.text_parts:
+            text = content_policy.text("".join(facts.text_parts), enabled=self.capture)
+            if text is not None:
+                span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, text)
+        if self.first_chunk_at is not None:
+            span.set_attribute(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.start)
+        ins = _instruments.instruments()
+        for tokens, token_type, key in (
+            (facts.input_tokens, "input", sc.GEN_AI_USAGE_INPUT_TOKENS),
+            (facts.output_tokens, "output", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
+        ):
+            if tokens is not None:
+                span.set_attribute(key, tokens)
+                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
+        if facts.input_tokens is not None or facts.output_tokens is not None:
+            cost.record(attrs, facts.input_tokens or 0, facts.output_tokens or 0)
+
+        if error is not None:
+            span.set_attribute(sc.ERROR_TYPE, error)
+            span.set_status(Status(StatusCode.ERROR, error))
+            attrs[sc.ERROR_TYPE] = error
+        outcome = Outcome.ERROR if error else Outcome.CANCELLED if cancelled else Outcome.OK
+        if cancelled and error is None:
+            span.set_attribute(sc.RAG_OUTCOME, Outcome.CANCELLED.value)
+        ins.operation_duration.record(duration, attrs)
+        if self.owns_step:
+            step_attrs = {**attrs, sc.RAG_OUTCOME: outcome.value}
+            ins.step_duration.record(duration, step_attrs)
+            if error is not None:
+                ins.step_errors.add(1, step_attrs)
+        elif error is not None:
+            # The enclosing step may succeed (its code caught the error); the failed call still counts.
+            ins.step_errors.add(1, {**attrs, sc.RAG_OUTCOME: Outcome.ERROR.value})
+
+
+def _with_body(request: Any, body: bytes) -> Any:
+    """The same request with a new JSON body (and a matching Content-Length)."""
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
+    return type(request)(request.method, request.url, headers=headers, content=body, extensions=request.extensions)
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+# -- response streams ------------------------------------------------------------------------------
+_stream_classes: dict[str, tuple[type, type]] = {}
+
+
+def _wrap_stream(stream: Any, call: _Call) -> Any:
+    """Wrap a response body stream so that ``call`` sees every byte and ends with the body."""
+    module = type(stream).__module__.split(".")[0]
+    if module not in _stream_classes:
+        _stream_classes[module] = _make_stream_classes(importlib.import_module(module))
+    sync_cls, async_cls = _stream_classes[module]
+    return async_cls(stream, call) if hasattr(stream, "__aiter__") else sync_cls(stream, call)
+
+
+def _make_stream_classes(module: ModuleType) -> tuple[type, type]:
+    # Subclasses of the module's own stream types: Response checks isinstance() before iterating.
+    class ObservedSyncStream(module.SyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any, call: _Call) -> None:
+            self._inner = inner
+            self._call = call
+
+        def __iter__(self) -> Iterator[bytes]:
+            call = self._call
+            try:
+                for data in self._inner:
+                    out = call.on_bytes(data)
+                    if out:
+                        yield out
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                call.fail(exc)
+                raise
+            tail = call.end_of_body()
+            if tail:
+                yield tail
+            call.finish()
+
+        def close(self) -> None:
+            try:
+                self._inner.close()
+            finally:
+                self._call.finish(cancelled=True)  # no-op when the body was read to its end
+
+        def __del__(self) -> None:
+            self._call.finish(cancelled=True)
+
+    class ObservedAsyncStream(module.AsyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, inner: Any, call: _Call) -> None:
+            self._inner = inner
+            self._call = call
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            call = self._call
+            try:
+                async for data in self._inner:
+                    out = call.on_bytes(data)
+                    if out:
+                        yield out
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                call.fail(exc)
+                raise
+            tail = call.end_of_body()
+            if tail:
+                yield tail
+            call.finish()
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._call.finish(cancelled=True)
+
+        def __del__(self) -> None:
+            self._call.finish(cancelled=True)
+
+    return ObservedSyncStream, ObservedAsyncStream

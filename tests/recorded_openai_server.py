@@ -1,0 +1,112 @@
+"""A test double for vLLM's OpenAI-compatible API: replays recorded responses over real HTTP.
+
+Responses are recordings of vLLM 0.32's shapes (``tests/recordings``), served by a real HTTP/1.1
+server on 127.0.0.1 so the httpx and openai clients under test use their real transports. The
+requested ``model`` picks the behaviour; faults are injected the same way:
+
+=========================  =============================================================
+model                      behaviour
+=========================  =============================================================
+anything else              200: recorded completion / SSE stream (usage chunk only when
+                           ``stream_options.include_usage`` is set, as vLLM does)
+``fault-404``              404 with vLLM's error body
+``fault-500``              500
+``fault-malformed``        200 with a truncated JSON body / a broken SSE chunk
+``fault-slow``             answers after 2 s (for client timeouts)
+``fault-drop``             streams two chunks, then drops the connection
+=========================  =============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+RECORDINGS = Path(__file__).parent / "recordings"
+
+
+class RecordedOpenAIServer:
+    """Context manager; ``.base_url`` ends in ``/v1``; ``.requests`` holds what was received."""
+
+    def __init__(self, chunk_delay: float = 0.005) -> None:
+        self.chunk_delay = chunk_delay
+        self.requests: list[dict[str, Any]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> RecordedOpenAIServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(server: RecordedOpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                return self._send(400, b'{"object":"error","message":"invalid JSON","code":400}')
+            server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            model = body.get("model", "")
+            stream = body.get("stream") is True
+            if model == "fault-slow":
+                time.sleep(2)
+            if model == "fault-404":
+                return self._send(404, (RECORDINGS / "error_404.json").read_bytes())
+            if model == "fault-500":
+                return self._send(500, b'{"object":"error","message":"engine dead","code":500}')
+            if self.path.endswith("/embeddings"):
+                return self._send(200, (RECORDINGS / "embeddings.json").read_bytes())
+            if not stream:
+                name = "chat_completion_malformed.json" if model == "fault-malformed" else "chat_completion.json"
+                return self._send(200, (RECORDINGS / name).read_bytes())
+            usage = (body.get("stream_options") or {}).get("include_usage") is True
+            name = {
+                "fault-malformed": "chat_stream_malformed.sse",
+            }.get(model, "chat_stream_with_usage.sse" if usage else "chat_stream_without_usage.sse")
+            events = [e + b"\n\n" for e in (RECORDINGS / name).read_bytes().split(b"\n\n") if e]
+            self._stream(events, drop_after=2 if model == "fault-drop" else None)
+
+        def _send(self, status: int, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _stream(self, events: list[bytes], drop_after: int | None) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i, event in enumerate(events):
+                if drop_after is not None and i == drop_after:
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # mid-stream: no terminating chunk
+                    return
+                self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+                self.wfile.flush()
+                time.sleep(server.chunk_delay)
+            self.wfile.write(b"0\r\n\r\n")
+
+    return Handler
