@@ -1,0 +1,54 @@
+"""Real services for stack tests: one vLLM (CPU build, tiny random-weight model) per test session,
+exporting its own spans to a local OTLP receiver."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ragotel.cli.receiver import OtlpReceiver
+from ragotel.cli.waterfall import SpanRecord, load_spans
+from tests.stack.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVED_MODEL = "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def vllm_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtlpReceiver]:
+    """The OTLP/HTTP endpoint vLLM exports its own spans to."""
+    with OtlpReceiver(port=0, spans_path=tmp_path_factory.mktemp("vllm-otlp") / "spans.jsonl") as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def vllm(vllm_receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    python = ensure_vllm(ROOT)
+    model = ensure_tiny_model(ROOT, ROOT / "var" / "tiny-model", python)
+    with VllmServer(
+        python, model, free_port(), served_model_name=SERVED_MODEL,
+        otlp_traces_endpoint=f"{vllm_receiver.endpoint}/v1/traces", service_name="vllm",
+        log_path=tmp_path_factory.mktemp("vllm-log") / "vllm.log",
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def vllm_span(vllm_receiver: OtlpReceiver) -> Callable[[str], SpanRecord]:
+    """Wait for vLLM's ``llm_request`` span of a response id (vLLM exports in batches, 1–5 s late)."""
+
+    def find(response_id: str, timeout: float = 30.0) -> SpanRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if vllm_receiver.spans_path.exists():
+                for span in load_spans(vllm_receiver.spans_path):
+                    request_id = str(span.attributes.get("gen_ai.request.id", ""))
+                    if span.name == "llm_request" and request_id.startswith(response_id):
+                        return span
+            time.sleep(0.2)
+        raise AssertionError(f"vLLM exported no llm_request span for {response_id} within {timeout} s")
+
+    return find
