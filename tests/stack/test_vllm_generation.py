@@ -74,12 +74,14 @@ def test_streamed_chat_with_httpx_ttfc_and_tokens(
 ) -> None:
     body = {"model": SERVED_MODEL, "messages": MESSAGES, "max_tokens": 32, "temperature": 0.0, "stream": True}
     chunks = 0
-    with httpx.Client(base_url=f"{vllm.base_url}/v1", timeout=60) as client:
-        with client.stream("POST", "/chat/completions", json=body) as response:
-            for line in response.iter_lines():
-                if line.startswith("data: {"):
-                    chunks += 1
-                    assert '"choices":[]' not in line, "the usage chunk ragotel asked for stays hidden"
+    with (
+        httpx.Client(base_url=f"{vllm.base_url}/v1", timeout=60) as client,
+        client.stream("POST", "/chat/completions", json=body) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                chunks += 1
+                assert '"choices":[]' not in line, "the usage chunk ragotel asked for stays hidden"
     span = client_span(recorded)
     attrs = span.attributes
     server_span = vllm_span(attrs[sc.GEN_AI_RESPONSE_ID])
