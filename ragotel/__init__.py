@@ -24,16 +24,20 @@ from ragotel._version import __version__
 from ragotel.configuration import Telemetry, configure, get_telemetry, prometheus_app
 from ragotel.cost import ModelPrice, PriceTable, set_prices
 from ragotel.extract import Document
+from ragotel.index import record_index
+from ragotel.instrumentation.asgi import RagotelMiddleware, instrument_fastapi
 from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
 from ragotel.semconv import Operation, StepKind
 from ragotel.steps import (
     Step,
     StepSpec,
     current_step,
+    current_trace_id,
     embedding,
     generation,
     pipeline,
     prompt,
+    record_error,
     rerank,
     retrieval,
 )
@@ -44,6 +48,7 @@ __all__ = [
     "ModelPrice",
     "Operation",
     "PriceTable",
+    "RagotelMiddleware",
     "Step",
     "StepKind",
     "StepSpec",
@@ -51,13 +56,17 @@ __all__ = [
     "__version__",
     "configure",
     "current_step",
+    "current_trace_id",
     "embedding",
     "generation",
     "get_telemetry",
+    "instrument_fastapi",
     "instrument_httpx",
     "pipeline",
     "prometheus_app",
     "prompt",
+    "record_error",
+    "record_index",
     "rerank",
     "retrieval",
     "set_prices",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.metrics import Counter, Histogram, UpDownCounter, _Gauge
 
 from ragotel import semconv as sc
 from ragotel._version import __version__
@@ -32,6 +32,10 @@ class Instruments:
     retrieval_score: Histogram
     prompt_context_size: Histogram
     cost: Counter
+    http_server_duration: Histogram
+    active_requests: UpDownCounter
+    index_items: _Gauge
+    index_load_duration: _Gauge
 
 
 @cache
@@ -88,4 +92,17 @@ def instruments() -> Instruments:
             sc.CONTEXT_CHARS_BUCKETS,
         ),
         cost=meter.create_counter(sc.RAG_COST, unit=sc.UNIT_USD, description="Cost of model calls."),
+        http_server_duration=histogram(
+            sc.HTTP_SERVER_REQUEST_DURATION, sc.UNIT_SECONDS, "Duration of HTTP server requests.",
+            sc.HTTP_DURATION_BUCKETS,
+        ),
+        active_requests=meter.create_up_down_counter(
+            sc.HTTP_SERVER_ACTIVE_REQUESTS, unit=sc.UNIT_REQUEST, description="HTTP server requests in flight."
+        ),
+        index_items=meter.create_gauge(
+            sc.RAG_INDEX_ITEMS, unit=sc.UNIT_ITEM, description="Items in a loaded retrieval index part."
+        ),
+        index_load_duration=meter.create_gauge(
+            sc.RAG_INDEX_LOAD_DURATION, unit=sc.UNIT_SECONDS, description="Duration of the last index part load."
+        ),
     )

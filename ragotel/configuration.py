@@ -385,12 +385,22 @@ def _prometheus_reader(port: int, host: str | None) -> MetricReader:
 
 
 def prometheus_app() -> Any:
-    """An ASGI app serving the Prometheus exposition of ragotel's metrics, to mount on ``/metrics``.
+    """An ASGI app serving the Prometheus exposition of ragotel's metrics, to route at ``/metrics``.
 
-    Use with ``configure(prometheus_port=0)``::
+    Use with ``configure(prometheus_port=0)`` (reader, no separate server)::
 
-        app.mount("/metrics", ragotel.prometheus_app())
+        app.add_route("/metrics", ragotel.prometheus_app())
     """
     from prometheus_client import make_asgi_app
 
-    return make_asgi_app()
+    return _AsgiApp(make_asgi_app())
+
+
+class _AsgiApp:
+    """Wraps an ASGI function so routers treat it as an app, not as a request handler."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)

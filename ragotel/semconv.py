@@ -142,6 +142,20 @@ RAG_RERANK_INPUT_DOCUMENTS: Final = "rag.rerank.input_documents"
 RAG_RERANK_TOP_N: Final = "rag.rerank.top_n"
 """Documents the reranker was asked to keep."""
 
+RAG_INDEX_PART: Final = "rag.index.part"
+"""Which part of a retrieval index a gauge describes: ``model``, ``index``, ``vectorizer``, ``matrix``,
+``meta``; metric attribute of :data:`RAG_INDEX_ITEMS` and :data:`RAG_INDEX_LOAD_DURATION`."""
+
+# --- HTTP server (semantic conventions), recorded by the ASGI middleware -----------------------------
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
+"""The route template (``/chat``), never the raw path: bounded."""
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
+CLIENT_ADDRESS: Final = "client.address"
+USER_AGENT_ORIGINAL: Final = "user_agent.original"
+
 # --- Resource attributes --------------------------------------------------------------------------
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
@@ -177,6 +191,14 @@ RAG_RETRIEVAL_SCORE: Final = "rag.retrieval.score"
 """Histogram, 1: similarity score of each returned document."""
 RAG_PROMPT_CONTEXT_SIZE: Final = "rag.prompt.context.size"
 """Histogram, {char}: characters of context put into each prompt."""
+RAG_INDEX_ITEMS: Final = "rag.index.items"
+"""Gauge, {item}: items in a loaded index part (vectors, matrix rows, metadata records)."""
+RAG_INDEX_LOAD_DURATION: Final = "rag.index.load.duration"
+"""Gauge, s: how long the last load of an index part took."""
+HTTP_SERVER_REQUEST_DURATION: Final = "http.server.request.duration"
+"""Histogram, s: HTTP requests served, by method, route and status (requests/s and errors too)."""
+HTTP_SERVER_ACTIVE_REQUESTS: Final = "http.server.active_requests"
+"""UpDownCounter, {request}: requests in flight."""
 RAG_COST: Final = "rag.cost.usd"
 """Counter, {USD}: money spent on model calls, by model (see :mod:`ragotel.cost`)."""
 
@@ -187,6 +209,8 @@ UNIT_DOCUMENT: Final = "{document}"
 UNIT_CHAR: Final = "{char}"
 UNIT_SCORE: Final = "1"
 UNIT_USD: Final = "{USD}"
+UNIT_ITEM: Final = "{item}"
+UNIT_REQUEST: Final = "{request}"
 
 # Bucket advice. The GenAI ones are the conventions' own; the rest are chosen for RAG workloads.
 DURATION_BUCKETS: Final = (
@@ -201,6 +225,8 @@ TIME_TO_FIRST_CHUNK_BUCKETS: Final = (
 TIME_PER_CHUNK_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
 )
+# The HTTP semantic conventions' advice for http.server.request.duration.
+HTTP_DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 # Steps such as prompt building take well under the GenAI advice's first 10 ms bucket.
 STEP_DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, *DURATION_BUCKETS)
 DOCUMENT_COUNT_BUCKETS: Final = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
@@ -221,6 +247,11 @@ METRIC_ATTRIBUTES: Final = frozenset(
         ERROR_TYPE,
         SERVER_ADDRESS,
         SERVER_PORT,
+        RAG_INDEX_PART,
+        HTTP_REQUEST_METHOD,
+        HTTP_ROUTE,
+        HTTP_RESPONSE_STATUS_CODE,
+        URL_SCHEME,
     }
 )
 """The only attribute keys a ragotel metric may carry: bounded values set by code or config, never

@@ -72,6 +72,37 @@ def current_step() -> Step | None:
     return _current.get()
 
 
+def current_trace_id() -> str | None:
+    """The current trace id as 32 hex digits (what Tempo and the logs show), or ``None`` outside a trace."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def record_error(stage: str, error: BaseException | str, *, message: str | None = None) -> None:
+    """Count an error that happened outside any step — a rejected request, a dependency not ready —
+    under ``stage`` in ``rag.step.errors``, and note it on the current span. Never raises.
+
+    ``stage`` is a step kind or ``"request"`` (input validation); ``error`` an exception or an
+    ``error.type`` value. The span's status is left alone: a 4xx is the caller's error, not the server's.
+
+    >>> record_error("request", "validation", message="question must not be empty")
+    """
+    if runtime.disabled:
+        return
+    try:
+        etype = error if isinstance(error, str) else error_type(error)
+        attrs = {sc.RAG_STEP_KIND: stage, sc.ERROR_TYPE: etype, sc.RAG_OUTCOME: Outcome.ERROR.value}
+        _instruments.instruments().step_errors.add(1, attrs)
+        span = trace.get_current_span()
+        span.set_attribute(sc.ERROR_TYPE, etype)
+        event: dict[str, AttributeValue] = {sc.RAG_STEP_KIND: stage, sc.ERROR_TYPE: etype}
+        if message:
+            event["message"] = message
+        span.add_event("rag.error", event)
+    except Exception as exc:
+        report_internal_error("record_error", exc)
+
+
 def error_type(exc: BaseException) -> str:
     """``error.type`` for an exception: the class name, qualified unless it is a builtin."""
     cls = type(exc)

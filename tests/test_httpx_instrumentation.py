@@ -182,11 +182,16 @@ def test_embeddings(recorded: Recorded, client: httpx.Client) -> None:
     assert step.attributes[sc.RAG_STEP_KIND] == "embedding"
 
 
-def test_other_requests_pass_through_without_a_span(recorded: Recorded, server: RecordedOpenAIServer,
-                                                    client: httpx.Client) -> None:
+def test_other_requests_get_no_span_but_carry_the_trace_context(
+    recorded: Recorded, server: RecordedOpenAIServer, client: httpx.Client
+) -> None:
     client.post("/models/reload", json={})
-    assert recorded.spans() == []
-    assert "traceparent" not in server.requests[0]["headers"]
+    assert "traceparent" not in server.requests[0]["headers"]  # no trace to join
+    with ragotel.pipeline("outer") as step:
+        client.post("/models/reload", json={})
+    assert [s.name for s in recorded.spans()] == ["invoke_workflow outer"]
+    ctx = step.span.get_span_context()
+    assert server.requests[1]["headers"]["traceparent"].startswith(f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-")
 
 
 def test_inside_a_generation_step_nothing_is_counted_twice(recorded: Recorded, client: httpx.Client) -> None:

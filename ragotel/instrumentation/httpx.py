@@ -10,8 +10,8 @@
 
 Requests to ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` each become one
 CLIENT span (``chat {model}``, ``text_completion {model}``, ``embeddings {model}``) with the
-request parameters, the response id/model/finish reasons and token usage; other requests pass
-through untouched. The ``openai`` SDK sends through httpx (``httpx2`` from openai 3 on, which has
+request parameters, the response id/model/finish reasons and token usage; other requests get no
+span but carry the current ``traceparent``, so the services they call join the trace. The ``openai`` SDK sends through httpx (``httpx2`` from openai 3 on, which has
 the same API and is instrumented the same way), so SDK users are covered too.
 
 * **Streaming**: SSE chunks are read as they pass to the caller, never buffered; time to first
@@ -191,9 +191,19 @@ def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], settings
     return method
 
 
+def _propagate(request: Any) -> None:
+    """Other requests get no span, but carry the current trace context so the callee joins the trace."""
+    try:
+        if not runtime.disabled and "traceparent" not in request.headers:
+            propagate.inject(request.headers)
+    except Exception as exc:
+        report_internal_error("propagating trace context", exc)
+
+
 def _sync_send(send: Callable[..., Any], settings: _Settings, request: Any, *args: Any, **kwargs: Any) -> Any:
     call = _Call.begin(request, settings)
     if call is None:
+        _propagate(request)
         return send(request, *args, **kwargs)
     token = otel_context.attach(call.context)
     try:
@@ -209,6 +219,7 @@ def _sync_send(send: Callable[..., Any], settings: _Settings, request: Any, *arg
 async def _async_send(send: Callable[..., Any], settings: _Settings, request: Any, *args: Any, **kwargs: Any) -> Any:
     call = _Call.begin(request, settings)
     if call is None:
+        _propagate(request)
         return await send(request, *args, **kwargs)
     token = otel_context.attach(call.context)
     try:

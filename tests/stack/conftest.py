@@ -11,7 +11,7 @@ import pytest
 
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import SpanRecord, load_spans
-from tests.stack.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
+from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVED_MODEL = "tiny-llama"

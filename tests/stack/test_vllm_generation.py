@@ -16,7 +16,7 @@ from ragotel import semconv as sc
 from ragotel.cli.waterfall import SpanRecord
 from tests.conftest import Recorded
 from tests.stack.conftest import SERVED_MODEL
-from tests.stack.vllm_server import VllmServer
+from examples.reference_app.vllm_server import VllmServer
 
 pytestmark = pytest.mark.stack
 

@@ -1,0 +1,186 @@
+"""HTTP server spans and metrics for ASGI apps (FastAPI, Starlette).
+
+::
+
+    app = FastAPI()
+    ragotel.instrument_fastapi(app)      # or: app.add_middleware(ragotel.RagotelMiddleware)
+
+Each request gets one SERVER span, named ``{method} {route}`` once routing has matched (the route
+template, never the raw path), joined to the caller's trace through the incoming ``traceparent``,
+and is recorded in ``http.server.request.duration`` and ``http.server.active_requests``.
+
+The span ends when the last byte of the response body has been sent, so a streamed (SSE) answer is
+timed in full; if the client goes away first, the span ends then, marked ``rag.outcome=cancelled``.
+5xx answers and exceptions set the span to ERROR with ``error.type``. Health, readiness and metrics
+endpoints are left out by default so probes and scrapes do not flood the traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from ragotel import _instruments
+from ragotel import semconv as sc
+from ragotel._safe import report_internal_error
+from ragotel.semconv import Outcome
+from ragotel.steps import error_type, runtime
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_EXCLUDED_PATHS = ("/health", "/ready", "/metrics")
+
+
+class RagotelMiddleware:
+    """ASGI middleware: a SERVER span and the HTTP server metrics for every request.
+
+    Args:
+        app: the ASGI application to wrap.
+        excluded_paths: exact paths that get neither span nor metrics.
+    """
+
+    def __init__(self, app: ASGIApp, excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS) -> None:
+        self.app = app
+        self.excluded_paths = frozenset(excluded_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths:
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange.begin(scope)
+        if exchange is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def observed_send(message: Message) -> None:
+            exchange.on_send(message)
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                exchange.finish(scope)  # the last byte is out
+
+        token = otel_context.attach(exchange.context)
+        try:
+            await self.app(scope, receive, observed_send)
+        except BaseException as exc:
+            exchange.finish(scope, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            exchange.finish(scope)
+
+
+class _Exchange:
+    """One request/response exchange."""
+
+    def __init__(self, span: Span, context: otel_context.Context, attributes: dict[str, AttributeValue]) -> None:
+        self.span = span
+        self.context = context
+        self.attributes = attributes
+        self.status: int | None = None
+        self.start = perf_counter()
+        self.ended = False
+
+    @classmethod
+    def begin(cls, scope: Scope) -> _Exchange | None:
+        try:
+            carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+            parent = propagate.extract(carrier)
+            method = str(scope.get("method", "GET"))
+            attrs: dict[str, AttributeValue] = {
+                sc.HTTP_REQUEST_METHOD: method,
+                sc.URL_SCHEME: str(scope.get("scheme", "http")),
+            }
+            span_attrs: dict[str, AttributeValue] = {**attrs, sc.URL_PATH: str(scope.get("path", ""))}
+            server = scope.get("server")
+            if server:
+                span_attrs[sc.SERVER_ADDRESS], span_attrs[sc.SERVER_PORT] = str(server[0]), int(server[1] or 0)
+            client = scope.get("client")
+            if client:
+                span_attrs[sc.CLIENT_ADDRESS] = str(client[0])
+            if "user-agent" in carrier:
+                span_attrs[sc.USER_AGENT_ORIGINAL] = carrier["user-agent"]
+            span = _instruments.tracer().start_span(
+                method, context=parent, kind=SpanKind.SERVER, attributes=span_attrs
+            )
+            _instruments.instruments().active_requests.add(1, attrs)
+            return cls(span, trace.set_span_in_context(span, parent), attrs)
+        except Exception as exc:
+            report_internal_error("starting an HTTP server span", exc)
+            return None
+
+    def on_send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message.get("status", 0))
+
+    def finish(self, scope: Scope, exc: BaseException | None = None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self._record(scope, exc)
+        except Exception as internal:
+            report_internal_error("finishing an HTTP server span", internal)
+        finally:
+            self.span.end()
+
+    def _record(self, scope: Scope, exc: BaseException | None) -> None:
+        span, attrs = self.span, dict(self.attributes)
+        ins = _instruments.instruments()
+        ins.active_requests.add(-1, self.attributes)
+        route = getattr(scope.get("route"), "path", None)
+        if isinstance(route, str):
+            attrs[sc.HTTP_ROUTE] = route
+            span.update_name(f"{attrs[sc.HTTP_REQUEST_METHOD]} {route}")
+            span.set_attribute(sc.HTTP_ROUTE, route)
+        etype: str | None = None
+        cancelled = exc is not None and type(exc).__name__ in {"CancelledError", "ClientDisconnect"}
+        if exc is not None and not cancelled and self.status is None:
+            self.status = 500  # what the server's outermost error handler will answer
+        if self.status is not None:
+            span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, self.status)
+            attrs[sc.HTTP_RESPONSE_STATUS_CODE] = self.status
+            if self.status >= 500:
+                etype = str(self.status)
+        if exc is not None and not cancelled:
+            etype = error_type(exc)
+            span.record_exception(exc, escaped=True)
+        if cancelled:
+            span.set_attribute(sc.RAG_OUTCOME, Outcome.CANCELLED.value)
+        if etype is not None:
+            span.set_attribute(sc.ERROR_TYPE, etype)
+            span.set_status(Status(StatusCode.ERROR, etype))
+            attrs[sc.ERROR_TYPE] = etype
+        ins.http_server_duration.record(perf_counter() - self.start, attrs)
+
+
+def instrument_fastapi(
+    app: Any, excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS, *, operation_spans: bool = False
+) -> Any:
+    """Server spans and HTTP metrics for a FastAPI or Starlette app; returns the app.
+
+    FastAPI releases with built-in OpenTelemetry (``FastAPI(telemetry=...)``) already emit the same
+    server span and ``http.server.*`` metrics: ragotel then configures that instead of adding a second
+    server span — it leaves out ``excluded_paths``, turns off the per-dependency operation spans unless
+    ``operation_spans=True``, and turns off FastAPI's validation-failure logs, which can carry request
+    input (user text). Older FastAPI and plain Starlette get :class:`RagotelMiddleware`.
+    """
+    paths = frozenset(excluded_paths)
+    native = getattr(app, "_telemetry", None)
+    if isinstance(native, dict) and "tracing" in native:
+        if native.get("exclude") is None:
+            native["exclude"] = lambda scope: scope.get("path") in paths
+        native["operation_spans"] = operation_spans
+        native["logs"] = False
+        return app
+    app.add_middleware(RagotelMiddleware, excluded_paths=tuple(paths))
+    return app

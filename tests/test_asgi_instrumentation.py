@@ -1,0 +1,103 @@
+"""HTTP server spans for ASGI apps: ragotel's middleware on Starlette, FastAPI's built-in telemetry
+configured (not duplicated) on FastAPI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from opentelemetry.trace import SpanKind, StatusCode
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+import ragotel
+from ragotel import semconv as sc
+from tests.conftest import Recorded
+
+
+def starlette_app() -> Starlette:
+    async def item(request: Request) -> JSONResponse:
+        async with ragotel.retrieval("lookup"):
+            await asyncio.sleep(0)
+        return JSONResponse({"id": request.path_params["item_id"]})
+
+    async def boom(request: Request) -> JSONResponse:
+        raise RuntimeError("handler bug")
+
+    async def stream(request: Request) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            for i in range(3):
+                await asyncio.sleep(0.02)
+                yield f"data: {i}\n\n".encode()
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/items/{item_id}", item), Route("/boom", boom), Route("/stream", stream),
+                            Route("/health", health)])
+    return ragotel.instrument_fastapi(app)
+
+
+def server_spans(recorded: Recorded) -> list:  # type: ignore[type-arg]
+    return [s for s in recorded.spans() if s.kind is SpanKind.SERVER]
+
+
+async def test_middleware_span_route_metrics_and_trace_context(recorded: Recorded) -> None:
+    transport = httpx.ASGITransport(app=starlette_app(), raise_app_exceptions=False)
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/items/42", headers={"traceparent": traceparent})).json() == {"id": "42"}
+        assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/boom")).status_code == 500
+
+    spans = sorted(server_spans(recorded), key=lambda s: s.start_time)
+    assert [s.name for s in spans] == ["GET /items/{item_id}", "GET /boom"]  # /health left out
+    item, boom = spans
+    assert f"{item.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"  # joined the caller's trace
+    assert item.attributes[sc.HTTP_ROUTE] == "/items/{item_id}"
+    assert item.attributes[sc.URL_PATH] == "/items/42"
+    step = recorded.span("retrieval lookup")
+    assert step.parent.span_id == item.context.span_id
+    assert boom.status.status_code is StatusCode.ERROR
+    assert boom.attributes[sc.ERROR_TYPE] == "RuntimeError"
+
+    points = recorded.points(sc.HTTP_SERVER_REQUEST_DURATION)
+    routes = {(p.attributes.get(sc.HTTP_ROUTE), p.attributes.get(sc.HTTP_RESPONSE_STATUS_CODE)) for p in points}
+    assert routes == {("/items/{item_id}", 200), ("/boom", 500)}
+    assert all("42" not in str(p.attributes) for p in points)  # the raw path never becomes a label
+
+
+async def test_streamed_response_span_ends_at_the_last_byte(recorded: Recorded) -> None:
+    transport = httpx.ASGITransport(app=starlette_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/stream")
+    assert response.text.count("data:") == 3
+    (span,) = server_spans(recorded)
+    assert (span.end_time - span.start_time) / 1e9 >= 0.06  # three 20 ms chunks
+
+
+async def test_fastapi_builtin_telemetry_is_configured_not_duplicated(recorded: Recorded) -> None:
+    app = FastAPI()
+
+    @app.get("/ask")
+    async def ask() -> dict[str, str]:
+        async with ragotel.retrieval("lookup"):
+            return {"ok": "yes"}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    ragotel.instrument_fastapi(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        await client.get("/ask")
+        await client.get("/health")
+    names = sorted(s.name for s in recorded.spans())
+    assert names == ["GET /ask", "retrieval lookup"]  # one server span, no operation spans, no /health
+    assert len(recorded.points(sc.HTTP_SERVER_REQUEST_DURATION)) == 1
