@@ -11,8 +11,9 @@
 Requests to ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` each become one
 CLIENT span (``chat {model}``, ``text_completion {model}``, ``embeddings {model}``) with the
 request parameters, the response id/model/finish reasons and token usage; other requests get no
-span but carry the current ``traceparent``, so the services they call join the trace. The ``openai`` SDK sends through httpx (``httpx2`` from openai 3 on, which has
-the same API and is instrumented the same way), so SDK users are covered too.
+span but carry the current ``traceparent``, so the services they call join the trace. The
+``openai`` SDK sends through httpx (``httpx2`` from openai 3 on, which has the same API and is
+instrumented the same way), so SDK users are covered too.
 
 * **Streaming**: SSE chunks are read as they pass to the caller, never buffered; time to first
   chunk and time per output chunk are recorded, and token counts come from the final usage chunk.

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import SpanRecord, load_spans
-from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVED_MODEL = "tiny-llama"

@@ -12,11 +12,11 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 import ragotel
+from examples.reference_app.vllm_server import VllmServer
 from ragotel import semconv as sc
 from ragotel.cli.waterfall import SpanRecord
 from tests.conftest import Recorded
 from tests.stack.conftest import SERVED_MODEL
-from examples.reference_app.vllm_server import VllmServer
 
 pytestmark = pytest.mark.stack
 
