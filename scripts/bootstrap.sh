@@ -17,6 +17,10 @@ fi
 echo "bootstrap: installing ragotel[$EXTRAS] into .venv"
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
+if [[ ",$EXTRAS," == *",app,"* || ",$EXTRAS," == *",test,"* ]]; then
+  # The reference app's embedding model needs torch; the CPU build is enough and far smaller.
+  .venv/bin/python -m pip install --quiet "${RAGOTEL_TORCH:-torch==2.13.0}" 2>&1 | grep -v "is ignored: it is neither" || true
+fi
 .venv/bin/python -m pip install --quiet -e ".[$EXTRAS]" 2>&1 | grep -v "is ignored: it is neither" || true
 .venv/bin/python -c "import ragotel" # fails loudly if the install did not work
 rm -f .venv/.ragotel-"$(echo "$EXTRAS" | tr ',' '-')"-*
