@@ -54,11 +54,16 @@ SAMPLE_QUESTIONS = (
     "Which receptionist speaks Polish?",
 )
 PROMQL_EXAMPLES = {
-    "chat requests/s by status": 'sum by (http_response_status_code) (rate(http_server_request_duration_seconds_count{job="rag-chat-api"}[1m]))',
-    "p95 end-to-end chat latency": "histogram_quantile(0.95, sum by (le) (rate(gen_ai_workflow_duration_seconds_bucket[5m])))",
-    "p95 latency by step": "histogram_quantile(0.95, sum by (le, rag_step_name) (rate(rag_step_duration_seconds_bucket[5m])))",
-    "client time to first chunk p95": "histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket[5m])))",
-    "vLLM time to first token p95": "histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))",
+    "chat requests/s by status":
+        'sum by (http_response_status_code) (rate(http_server_request_duration_seconds_count{job="rag-chat-api"}[1m]))',
+    "p95 end-to-end chat latency":
+        "histogram_quantile(0.95, sum by (le) (rate(gen_ai_workflow_duration_seconds_bucket[5m])))",
+    "p95 latency by step":
+        "histogram_quantile(0.95, sum by (le, rag_step_name) (rate(rag_step_duration_seconds_bucket[5m])))",
+    "client time to first chunk p95":
+        "histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket[5m])))",
+    "vLLM time to first token p95":
+        "histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))",
     "tokens/s by type": "sum by (gen_ai_token_type) (rate(gen_ai_client_token_usage_sum[5m]))",
 }
 
@@ -269,13 +274,13 @@ def _show(stack: LocalStack, questions: tuple[str, ...]) -> None:
     print("\n── Where to look " + "─" * 54)
     print(f"Metrics:    {stack.chat_url}/metrics   {stack.retriever_url}/metrics   {stack.vllm_url}/metrics")
     if stack.spans_path.exists():
-        print(f"Traces:     ragotel trace [TRACE_ID] --dir {stack.telemetry_dir}   (spans and logs in {stack.telemetry_dir}/)")
+        print(f"Traces:     ragotel trace [TRACE_ID] --dir {stack.telemetry_dir}   (spans and logs are there too)")
     if stack.prometheus_url:
         print(f"Prometheus: {stack.prometheus_url}/graph — try:")
         for title, query in PROMQL_EXAMPLES.items():
             print(f"  {title}:\n    {query}")
-    print("Grafana:    OTEL_EXPORTER_OTLP_ENDPOINT=http://<alloy>:4318 ./scripts/run-local.sh sends every span and log to")
-    print("            Grafana Alloy (deploy/alloy); deploy/README.md runs the whole stack with Tempo, Mimir and Loki.")
+    print("Grafana:    OTEL_EXPORTER_OTLP_ENDPOINT=http://<alloy>:4318 ./scripts/run-local.sh sends every span and")
+    print("            log to Grafana Alloy (deploy/alloy); deploy/README.md runs the stack with Tempo, Mimir and Loki.")
     print(f"Try it:     curl -s {stack.chat_url}/chat -H 'content-type: application/json' "
           "-d '{\"question\": \"Do you offer telehealth?\"}'")
 
