@@ -280,7 +280,7 @@ def _show(stack: LocalStack, questions: tuple[str, ...]) -> None:
         for title, query in PROMQL_EXAMPLES.items():
             print(f"  {title}:\n    {query}")
     print("Grafana:    OTEL_EXPORTER_OTLP_ENDPOINT=http://<alloy>:4318 ./scripts/run-local.sh sends every span and")
-    print("            log to Grafana Alloy (deploy/alloy); deploy/README.md runs the stack with Tempo, Mimir and Loki.")
+    print("            log to Grafana Alloy (deploy/alloy); deploy/README.md runs it with Tempo, Mimir and Loki.")
     print(f"Try it:     curl -s {stack.chat_url}/chat -H 'content-type: application/json' "
           "-d '{\"question\": \"Do you offer telehealth?\"}'")
 
