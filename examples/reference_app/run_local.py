@@ -39,7 +39,7 @@ from examples.reference_app.config import (
     VAR_DIR,
     VLLM_PORT,
 )
-from examples.reference_app.processes import ManagedProcess, port_or_free
+from examples.reference_app.processes import ManagedProcess, free_port, port_or_free
 from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm
 from ragotel.cli import LOGS_FILENAME, SPANS_FILENAME
 from ragotel.cli.receiver import OtlpReceiver
@@ -102,7 +102,7 @@ class LocalStack:
         self._stack = contextlib.ExitStack()
 
     def _port(self, preferred: int) -> int:
-        return port_or_free(preferred) if self.fixed_ports else port_or_free(0)
+        return port_or_free(preferred) if self.fixed_ports else free_port()
 
     @property
     def spans_path(self) -> Path:

@@ -1,5 +1,6 @@
-"""Real services for stack tests: one vLLM (CPU build, tiny random-weight model) per test session,
-exporting its own spans to a local OTLP receiver."""
+"""Real services for stack tests, started once per test session: a local OTLP receiver, vLLM (CPU build,
+tiny random-weight model) exporting its own spans there, and the reference app (retriever, chat API,
+Prometheus scraping all three) sending its telemetry to the same receiver."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from examples.reference_app.run_local import LocalStack
 from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import SpanRecord, load_spans
@@ -52,3 +54,11 @@ def vllm_span(vllm_receiver: OtlpReceiver) -> Callable[[str], SpanRecord]:
         raise AssertionError(f"vLLM exported no llm_request span for {response_id} within {timeout} s")
 
     return find
+
+
+@pytest.fixture(scope="session")
+def stack(vllm: VllmServer, vllm_receiver: OtlpReceiver) -> Iterator[LocalStack]:
+    """Retriever, chat API and Prometheus as separate processes, sharing the session's vLLM and receiver."""
+    with LocalStack(ROOT / "var" / "stack-test", otlp_endpoint=vllm_receiver.endpoint, vllm_url=vllm.base_url,
+                    served_model=SERVED_MODEL, fixed_ports=False, log=lambda *a: None) as running:
+        yield running
