@@ -32,6 +32,7 @@ import httpx
 
 from examples.reference_app import ingest
 from examples.reference_app.config import (
+    APP_DIR,
     CHAT_PORT,
     CORPUS_DIR,
     REPO_ROOT,
@@ -154,6 +155,7 @@ class LocalStack:
             # as well would store every series twice.
             "OTEL_METRICS_EXPORTER": "prometheus",
             "OTEL_BSP_SCHEDULE_DELAY": "500",
+            "RAGOTEL_PRICES_FILE": os.environ.get("RAGOTEL_PRICES_FILE", str(APP_DIR / "prices.toml")),
             "PYTHONUNBUFFERED": "1",
         }
         retriever_port = self._port(RETRIEVER_PORT)
