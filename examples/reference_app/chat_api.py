@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import ragotel
-from examples.reference_app.config import CHAT_PORT, ChatSettings
+from examples.reference_app.config import CHAT_PORT, MAX_QUESTION_CHARS, ChatSettings
 
 log = logging.getLogger("rag.chat")
 
@@ -44,7 +44,7 @@ SYSTEM_PROMPT = (
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=2000, description="The user's question.")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The user's question.")
     k: int = Field(default=4, ge=1, le=20, description="Chunks to retrieve.")
     max_tokens: int = Field(default=128, ge=1, le=1024, description="Most tokens to generate.")
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)

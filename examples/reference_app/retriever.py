@@ -33,13 +33,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 import ragotel
-from examples.reference_app.config import EMBEDDING_MODEL, RETRIEVER_PORT, RetrieverSettings
+from examples.reference_app.config import EMBEDDING_MODEL, MAX_QUESTION_CHARS, RETRIEVER_PORT, RetrieverSettings
 
 log = logging.getLogger("rag.retriever")
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=1000, description="What to search for.")
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="What to search for.")
     k: int = Field(default=4, ge=1, le=20, description="How many hits to return.")
 
     @field_validator("query")

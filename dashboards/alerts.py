@@ -1,0 +1,200 @@
+"""Alert rules, written once and rendered two ways: a Prometheus / Mimir ruler rule file and the same
+groups as a ``PrometheusRule`` manifest (prometheus-operator, or Alloy's ``mimir.rules.kubernetes``).
+
+Each alert carries a ``stage`` label (request, retrieval, generation, gpu, cost, scrape) that its
+summary names too, so whoever is paged knows where to look first. Thresholds are the seeds' where
+they gave one; change them here and regenerate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from dashboards import promql as q
+from dashboards.boards import gpu
+
+WINDOW: Final = "5m"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: ``query`` compared with ``threshold`` must hold for ``for_`` before it fires.
+
+    The query alone (without the comparison) is what a dashboard would plot; the stack tests run it
+    against a real Prometheus to prove its series exist.
+    """
+
+    name: str
+    stage: str
+    query: str
+    op: str
+    threshold: float
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    dashboard: str
+
+    @property
+    def expr(self) -> str:
+        return f"{self.query} {self.op} {_number(self.threshold)}"
+
+    def rule(self) -> dict[str, Any]:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.for_,
+            "labels": {"severity": self.severity, "stage": self.stage},
+            "annotations": {"summary": f"[{self.stage}] {self.summary}", "description": self.description,
+                            "dashboard_uid": self.dashboard},
+        }
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _http(selector: str) -> str:
+    return f"sum by (namespace, job) (rate({q.HTTP_DURATION}_count{selector}[{WINDOW}]))"
+
+
+def _p95(histogram: str, selector: str, by: str) -> str:
+    return (f"histogram_quantile(0.95, sum by ({by}, le) "
+            f"(rate({histogram}_bucket{selector}[{WINDOW}])))")
+
+
+CHAT_ROUTES: Final = q.re(q.ROUTE, "/chat.*")
+# Stages a pipeline can fail in; "request" (4xx validation) is the caller's fault and "pipeline"
+# repeats the stage that failed under it.
+FAILING_STAGES: Final = q.re(q.STEP_KIND, "retrieval|embedding|rerank|prompt|generation")
+SCRAPED_JOBS: Final = "rag-chat-api|rag-retriever|vllm|dcgm-exporter|kube-state-metrics|node-exporter"
+
+ALERTS: Final = (
+    Alert(
+        name="RagChatErrorRateHigh", stage="request", severity="warning", for_="5m",
+        query=(f"{_http('{' + CHAT_ROUTES + ', ' + q.re(q.STATUS, '5..') + '}')} / "
+               f"{_http('{' + CHAT_ROUTES + '}')}"),
+        op=">", threshold=0.05,
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of chat requests fail (5xx)",
+        description="More than 5% of /chat requests answered 5xx for 5 minutes. "
+                    "RagStageErrorRateHigh names the failing stage; the RAG overview shows errors by stage.",
+        dashboard="rag-overview",
+    ),
+    Alert(
+        name="RagChatErrorRateCritical", stage="request", severity="critical", for_="5m",
+        query=(f"{_http('{' + CHAT_ROUTES + ', ' + q.re(q.STATUS, '5..') + '}')} / "
+               f"{_http('{' + CHAT_ROUTES + '}')}"),
+        op=">", threshold=0.25,
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of chat requests fail (5xx)",
+        description="A quarter of /chat requests fail: the service is effectively down for its users.",
+        dashboard="rag-overview",
+    ),
+    Alert(
+        name="RagStageErrorRateHigh", stage="pipeline", severity="warning", for_="5m",
+        query=(f"sum by (namespace, job, {q.STEP_KIND}) "
+               f"(rate({q.STEP_ERRORS}{{{FAILING_STAGES}}}[{WINDOW}])) / on (namespace, job) group_left "
+               f"sum by (namespace, job) (rate({q.WORKFLOW_DURATION}_count[{WINDOW}]))"),
+        op=">", threshold=0.05,
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of pipelines fail in the "
+                "{{ $labels.rag_step_kind }} stage",
+        description="rag.step.errors for one stage exceed 5% of pipelines for 5 minutes. Traces: the "
+                    "errors-by-stage TraceQL query.",
+        dashboard="rag-overview",
+    ),
+    Alert(
+        name="RagEndToEndLatencyHigh", stage="pipeline", severity="warning", for_="10m",
+        query=_p95(q.WORKFLOW_DURATION, "", f"namespace, job, {q.WORKFLOW}"),
+        op=">", threshold=3,
+        summary="{{ $labels.job }}: {{ $labels.gen_ai_workflow_name }} pipeline p95 is {{ $value | humanizeDuration }}",
+        description="End-to-end p95 above 3 s for 10 minutes. The p95-by-step panel shows which stage grew.",
+        dashboard="rag-overview",
+    ),
+    Alert(
+        name="RagTimeToFirstTokenHigh", stage="generation", severity="warning", for_="5m",
+        query=_p95(q.TIME_TO_FIRST_CHUNK, "", f"namespace, job, {q.MODEL}"),
+        op=">", threshold=1,
+        summary="{{ $labels.gen_ai_request_model }}: generation time to first token p95 is "
+                "{{ $value | humanizeDuration }}",
+        description="Streamed answers take more than 1 s to start for 5 minutes; compare vLLM's own TTFT and "
+                    "queue time on the generation dashboard.",
+        dashboard="rag-generation",
+    ),
+    Alert(
+        name="RagRetrievalLatencyHigh", stage="retrieval", severity="warning", for_="10m",
+        query=_p95(q.STEP_DURATION, "{" + q.eq(q.STEP_KIND, "retrieval") + "}", f"namespace, job, {q.STEP_NAME}"),
+        op=">", threshold=0.5,
+        summary="{{ $labels.job }}: retrieval {{ $labels.rag_step_name }} p95 is {{ $value | humanizeDuration }}",
+        description="Retrieval p95 above 500 ms for 10 minutes; the retrieval dashboard splits encode, FAISS "
+                    "and sparse search.",
+        dashboard="rag-retrieval",
+    ),
+    Alert(
+        name="VllmRequestsWaiting", stage="generation", severity="warning", for_="5m",
+        query=f"sum by (namespace, {q.VLLM_MODEL}) ({q.VLLM_WAITING})",
+        op=">", threshold=5,
+        summary="vLLM {{ $labels.model_name }}: {{ $value }} requests waiting for a batch slot",
+        description="vLLM's waiting queue stayed above 5 for 5 minutes: the engine is saturated. Add replicas "
+                    "or lower max_tokens.",
+        dashboard="rag-generation",
+    ),
+    Alert(
+        name="VllmKvCacheNearlyFull", stage="generation", severity="warning", for_="5m",
+        query=f"max by (namespace, {q.VLLM_MODEL}) ({q.VLLM_KV_CACHE})",
+        op=">", threshold=0.9,
+        summary="vLLM {{ $labels.model_name }}: KV cache {{ $value | humanizePercentage }} used",
+        description="Above 90% of KV-cache blocks in use for 5 minutes; requests will be preempted.",
+        dashboard="rag-generation",
+    ),
+    Alert(
+        name="GpuMemoryHigh", stage="gpu", severity="warning", for_="5m",
+        query=f"{gpu.FB_USED} / ({gpu.FB_USED} + {gpu.FB_FREE})",
+        op=">", threshold=0.9,
+        summary="GPU {{ $labels.gpu }} on {{ $labels.Hostname }}: {{ $value | humanizePercentage }} of memory used",
+        description="GPU framebuffer above 90% for 5 minutes (DCGM exporter).",
+        dashboard="rag-gpu",
+    ),
+    Alert(
+        name="RagCostSpike", stage="cost", severity="warning", for_="5m",
+        query=f"sum by (namespace, {q.MODEL}) (rate({q.COST}[10m])) * 3600",
+        op=">", threshold=10,
+        summary="{{ $labels.gen_ai_request_model }}: model calls cost {{ $value | humanize }} USD/h",
+        description="Spend rate above 10 USD/h for 5 minutes (rag.cost.usd from the price table).",
+        dashboard="rag-cost",
+    ),
+    Alert(
+        name="RagScrapeTargetDown", stage="scrape", severity="critical", for_="2m",
+        query=f'up{{job=~"{SCRAPED_JOBS}"}}',
+        op="==", threshold=0,
+        summary="{{ $labels.job }} target {{ $labels.instance }} is down (scrape failed)",
+        description="Prometheus could not scrape this target for 2 minutes: the service is down or its "
+                    "/metrics endpoint is broken, and its dashboards are blind.",
+        dashboard="rag-overview",
+    ),
+)
+
+GROUP: Final = "ragotel"
+
+
+def rule_file() -> dict[str, Any]:
+    """Prometheus / Mimir ruler format."""
+    return {"groups": [{"name": GROUP, "interval": "1m", "rules": [a.rule() for a in ALERTS]}]}
+
+
+def prometheus_rule(namespace: str = "rag") -> dict[str, Any]:
+    """The same groups as a ``monitoring.coreos.com/v1`` PrometheusRule."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "ragotel-alerts", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/name": "ragotel-alerts", "app.kubernetes.io/part-of": "ragotel"}},
+        "spec": rule_file(),
+    }
+
+
+def markdown_table() -> str:
+    """The alerts as the README lists them."""
+    rows = ["| alert | stage | fires when | for | severity |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| `{a.name}` | {a.stage} | {a.description.split('. ')[0].rstrip('.')} | {a.for_} | {a.severity} |"
+             for a in ALERTS]
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,89 @@
+"""Generation and vLLM: the client's view of each call beside vLLM's own engine metrics."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards import panels as p
+from dashboards import promql as q
+
+CHAT = q.eq(q.OPERATION, "chat")
+
+
+def build() -> Dashboard:
+    client, engine = q.sel(model=q.MODEL), q.vllm_sel()
+    chat_calls = q.sel(CHAT, model=q.MODEL)
+    generation_errors = q.sel(q.eq(q.STEP_KIND, "generation"))
+    vllm = f"{{{{{q.VLLM_MODEL}}}}}"
+    model = f"{{{{{q.MODEL}}}}}"
+    return (
+        p.dashboard("rag-generation", "RAG generation and vLLM",
+                    "Time to first chunk, time per chunk and call latency as the client sees them, beside "
+                    "vLLM's own TTFT, inter-token latency, queue, KV cache and throughput.", ["generation", "vllm"])
+        .with_variable(p.prometheus_variable()).with_variable(p.namespace_variable())
+        .with_variable(p.service_variable()).with_variable(p.model_variable(q.TOKEN_USAGE + "_count"))
+        .with_row(p.row("Latency: client vs engine"))
+        .with_panel(p.series(
+            "Time to first token p95", p.SECONDS,
+            p.Query(q.quantile(0.95, q.TIME_TO_FIRST_CHUNK, client, by=q.MODEL), f"client {model}", exemplar=True),
+            p.Query(q.quantile(0.95, q.VLLM_TTFT, engine, by=q.VLLM_MODEL), f"vLLM {vllm}", exemplar=True),
+            description="Streamed calls: request sent → first chunk received (client, includes the network) "
+                        "beside vLLM's own time to first token.", width=8))
+        .with_panel(p.series(
+            "Time per output token p95", p.SECONDS,
+            p.Query(q.quantile(0.95, q.TIME_PER_OUTPUT_CHUNK, client, by=q.MODEL), f"client {model}",
+                    exemplar=True),
+            p.Query(q.quantile(0.95, q.VLLM_INTER_TOKEN, engine, by=q.VLLM_MODEL), f"vLLM {vllm}", exemplar=True),
+            description="Gap between streamed chunks (client) beside vLLM's inter-token latency.", width=8))
+        .with_panel(p.series(
+            "Call latency p95", p.SECONDS,
+            p.Query(q.quantile(0.95, q.OPERATION_DURATION, chat_calls, by=q.MODEL), f"client {model}",
+                    exemplar=True),
+            p.Query(q.quantile(0.95, q.VLLM_E2E, engine, by=q.VLLM_MODEL), f"vLLM {vllm}", exemplar=True),
+            description="Whole chat calls (gen_ai.client.operation.duration) beside vLLM's end-to-end latency.",
+            width=8))
+        .with_panel(p.series(
+            "Engine phases p95", p.SECONDS,
+            p.Query(q.quantile(0.95, q.VLLM_QUEUE, engine, by=q.VLLM_MODEL), f"queue {vllm}", exemplar=True),
+            p.Query(q.quantile(0.95, q.VLLM_PREFILL, engine, by=q.VLLM_MODEL), f"prefill {vllm}", exemplar=True),
+            p.Query(q.quantile(0.95, q.VLLM_DECODE, engine, by=q.VLLM_MODEL), f"decode {vllm}", exemplar=True),
+            description="Where vLLM spends a request: waiting in the queue, prefill, decode."))
+        .with_panel(p.series(
+            "Requests running / waiting", p.COUNT,
+            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.VLLM_RUNNING}{engine})", f"running {vllm}"),
+            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.VLLM_WAITING}{engine})", f"waiting {vllm}"),
+            description="Requests in the running batch and waiting for a slot: a growing queue means the "
+                        "engine is saturated."))
+        .with_row(p.row("Engine"))
+        .with_panel(p.series(
+            "KV-cache usage", p.PERCENT_UNIT,
+            p.Query(f"max by ({q.VLLM_MODEL}) ({q.VLLM_KV_CACHE}{engine})", vllm),
+            description="Share of KV-cache blocks in use (1 = full: requests get preempted).", width=8))
+        .with_panel(p.series(
+            "Prefix-cache hit rate", p.PERCENT_UNIT,
+            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PREFIX_HITS, engine)}) / "
+                    f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PREFIX_QUERIES, engine)})", vllm),
+            description="Prompt tokens served from the prefix cache: RAG prompts share a system prompt.", width=8))
+        .with_panel(p.series(
+            "Preemptions/s", p.PER_SECOND,
+            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PREEMPTIONS, engine)})", vllm),
+            description="Requests evicted from the batch for lack of KV cache.", width=8))
+        .with_panel(p.series(
+            "Tokens/s", p.TOKENS_PER_SECOND,
+            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PROMPT_TOKENS, engine)})", f"prompt {vllm}"),
+            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_GENERATION_TOKENS, engine)})", f"generation {vllm}"),
+            description="Prompt and generated tokens per second processed by vLLM."))
+        .with_panel(p.series(
+            "Finished requests by reason", p.REQUESTS_PER_SECOND,
+            p.Query(f"sum by ({q.VLLM_MODEL}, finished_reason) ({q.rate(q.VLLM_SUCCESS, engine)})",
+                    f"{vllm} {{{{finished_reason}}}}"),
+            description="stop: the model ended; length: max_tokens cut it; abort: the client went away.",
+            stack=True))
+        .with_row(p.row("Errors"))
+        .with_panel(p.series(
+            "Generation errors by type", p.PER_SECOND,
+            p.Query(f"sum by (job, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, generation_errors)})",
+                    f"{{{{job}}}} {{{{{q.ERROR_TYPE}}}}}"),
+            description="Failed calls to the model server: timeout, connection, http.4xx/5xx, malformed stream.",
+            width=24, stack=True))
+    )

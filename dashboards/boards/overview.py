@@ -1,0 +1,79 @@
+"""RAG overview: traffic, errors by stage, end-to-end latency and its breakdown, tokens and cost."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards import panels as p
+from dashboards import promql as q
+
+CHAT_ROUTES = q.re(q.ROUTE, "/chat.*")
+
+
+def build() -> Dashboard:
+    app, by_model = q.sel(), q.sel(model=q.MODEL)
+    chat_5xx = q.sel(CHAT_ROUTES, q.re(q.STATUS, "5.."))
+    steps = q.sel(q.ne(q.STEP_KIND, "pipeline"))
+    requests = f"sum({q.rate(q.HTTP_DURATION + '_count', q.sel(CHAT_ROUTES))})"
+    failed = f"sum({q.rate(q.HTTP_DURATION + '_count', chat_5xx)})"
+    tokens = q.rate(q.TOKEN_USAGE + "_sum", by_model)
+    cost = q.rate(q.COST, by_model)
+    return (
+        p.dashboard("rag-overview", "RAG overview",
+                    "Requests, errors by stage, latency by step, tokens and cost of ragotel services.",
+                    ["overview"])
+        .with_variable(p.prometheus_variable()).with_variable(p.namespace_variable())
+        .with_variable(p.service_variable()).with_variable(p.model_variable(q.TOKEN_USAGE + "_count"))
+        .with_panel(p.single("Chat requests/s", p.REQUESTS_PER_SECOND, p.Query(requests),
+                             description="POST /chat and /chat/stream served per second."))
+        .with_panel(p.single("Chat 5xx ratio", p.PERCENT_UNIT, p.Query(q.ratio(failed, requests)),
+                             description="Share of chat requests answered with a 5xx (a dependency failed)."))
+        .with_panel(p.single("End-to-end p95", p.SECONDS, p.Query(q.quantile(0.95, q.WORKFLOW_DURATION, app)),
+                             description="95th percentile of whole pipelines (gen_ai.workflow.duration)."))
+        .with_panel(p.single("Tokens/s", p.TOKENS_PER_SECOND, p.Query(f"sum({tokens})"),
+                             description="Input and output tokens per second across models."))
+        .with_panel(p.single("Cost", p.USD_PER_HOUR, p.Query(f"sum({cost}) * 3600"),
+                             description="Spend rate of model calls (rag.cost.usd), in USD per hour."))
+        .with_panel(p.single("In flight", p.COUNT, p.Query(f"sum({q.HTTP_ACTIVE}{app})"),
+                             description="HTTP requests being served now (http.server.active_requests)."))
+        .with_row(p.row("Traffic and errors"))
+        .with_panel(p.series(
+            "Requests/s by route and status", p.REQUESTS_PER_SECOND,
+            p.Query(f"sum by (job, {q.ROUTE}, {q.STATUS}) ({q.rate(q.HTTP_DURATION + '_count', app)})",
+                    f"{{{{job}}}} {{{{{q.ROUTE}}}}} {{{{{q.STATUS}}}}}"),
+            description="Every HTTP request the services answered, by route template and status code."))
+        .with_panel(p.series(
+            "Errors/s by stage", p.PER_SECOND,
+            p.Query(f"sum by (job, {q.STEP_KIND}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, app)})",
+                    f"{{{{job}}}} {{{{{q.STEP_KIND}}}}}: {{{{{q.ERROR_TYPE}}}}}"),
+            description="Failed steps (rag.step.errors) by the stage that failed and the error type.",
+            stack=True))
+        .with_row(p.row("Latency"))
+        .with_panel(p.series(
+            "End-to-end latency", p.SECONDS,
+            *(p.Query(q.quantile(quant, q.WORKFLOW_DURATION, app, by=q.WORKFLOW),
+                      f"p{round(quant * 100)} {{{{{q.WORKFLOW}}}}}", exemplar=True)
+              for quant in (0.5, 0.95, 0.99)),
+            description="Whole pipelines (chat, chat_stream) from the first step to the answer; "
+                        "exemplar dots link to their traces."))
+        .with_panel(p.series(
+            "p95 by step", p.SECONDS,
+            p.Query(q.quantile(0.95, q.STEP_DURATION, app, by=f"job, {q.STEP_KIND}, {q.STEP_NAME}"),
+                    f"{{{{job}}}} {{{{{q.STEP_KIND}}}}} {{{{{q.STEP_NAME}}}}}", exemplar=True),
+            description="Where the time goes: every instrumented step (rag.step.duration) by kind and name."))
+        .with_panel(p.series(
+            "Time share by step kind", p.SECONDS,
+            p.Query(f"sum by ({q.STEP_KIND}) ({q.rate(q.STEP_DURATION + '_sum', steps)})",
+                    f"{{{{{q.STEP_KIND}}}}}"),
+            description="Seconds spent per second of wall time in each kind of step, stacked: the latency "
+                        "breakdown.", stack=True))
+        .with_row(p.row("Tokens and cost"))
+        .with_panel(p.series(
+            "Tokens/s by type", p.TOKENS_PER_SECOND,
+            p.Query(f"sum by ({q.MODEL}, {q.TOKEN_TYPE}) ({tokens})", f"{{{{{q.MODEL}}}}} {{{{{q.TOKEN_TYPE}}}}}"),
+            description="Input and output tokens per second (gen_ai.client.token.usage)."))
+        .with_panel(p.series(
+            "Cost by model", p.USD_PER_HOUR,
+            p.Query(f"sum by ({q.MODEL}) ({cost}) * 3600", f"{{{{{q.MODEL}}}}}"),
+            description="Spend rate (rag.cost.usd) by model, in USD per hour."))
+    )

@@ -1,0 +1,120 @@
+"""PromQL building blocks shared by the dashboards and the alert rules.
+
+Names are the ones a Prometheus scrape (or Alloy's ``otelcol.exporter.prometheus``) produces from
+:mod:`ragotel.semconv`; vLLM's are its own ``vllm:*`` families. Selectors filter on the dashboards'
+variables: ``$namespace`` and ``$service`` (the scrape job) for the app, ``$model`` for generation.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ragotel import semconv as sc
+
+# --- ragotel metrics, as scraped ------------------------------------------------------------------
+STEP_DURATION: Final = sc.prometheus_name(sc.RAG_STEP_DURATION, sc.UNIT_SECONDS)
+STEP_ERRORS: Final = sc.prometheus_name(sc.RAG_STEP_ERRORS, sc.UNIT_ERROR, counter=True)
+WORKFLOW_DURATION: Final = sc.prometheus_name(sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS)
+OPERATION_DURATION: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS)
+TIME_TO_FIRST_CHUNK: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS)
+TIME_PER_OUTPUT_CHUNK: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS)
+TOKEN_USAGE: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN)
+RETRIEVAL_DOCUMENTS: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_DOCUMENTS, sc.UNIT_DOCUMENT)
+RETRIEVAL_SCORE: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_SCORE, sc.UNIT_SCORE)
+PROMPT_CONTEXT_SIZE: Final = sc.prometheus_name(sc.RAG_PROMPT_CONTEXT_SIZE, sc.UNIT_CHAR)
+INDEX_ITEMS: Final = sc.prometheus_name(sc.RAG_INDEX_ITEMS, sc.UNIT_ITEM)
+INDEX_LOAD_DURATION: Final = sc.prometheus_name(sc.RAG_INDEX_LOAD_DURATION, sc.UNIT_SECONDS)
+HTTP_DURATION: Final = sc.prometheus_name(sc.HTTP_SERVER_REQUEST_DURATION, sc.UNIT_SECONDS)
+HTTP_ACTIVE: Final = sc.prometheus_name(sc.HTTP_SERVER_ACTIVE_REQUESTS, sc.UNIT_REQUEST)
+COST: Final = sc.prometheus_name(sc.RAG_COST, sc.UNIT_USD, counter=True)
+
+
+def label(attribute: str) -> str:
+    """The Prometheus label of a metric attribute: ``rag.step.kind`` → ``rag_step_kind``."""
+    return attribute.replace(".", "_")
+
+
+STEP_KIND: Final = label(sc.RAG_STEP_KIND)
+STEP_NAME: Final = label(sc.RAG_STEP_NAME)
+OUTCOME: Final = label(sc.RAG_OUTCOME)
+ERROR_TYPE: Final = label(sc.ERROR_TYPE)
+MODEL: Final = label(sc.GEN_AI_REQUEST_MODEL)
+TOKEN_TYPE: Final = label(sc.GEN_AI_TOKEN_TYPE)
+OPERATION: Final = label(sc.GEN_AI_OPERATION_NAME)
+WORKFLOW: Final = label(sc.GEN_AI_WORKFLOW_NAME)
+INDEX_PART: Final = label(sc.RAG_INDEX_PART)
+ROUTE: Final = label(sc.HTTP_ROUTE)
+STATUS: Final = label(sc.HTTP_RESPONSE_STATUS_CODE)
+
+# Grafana's own interval variables; the stack test substitutes real durations.
+RATE: Final = "$__rate_interval"
+RANGE: Final = "$__range"
+
+
+def sel(*extra: str, app: bool = True, model: str | None = None) -> str:
+    """A label selector: the app's namespace/service filters, ``model`` filtered by ``$model``, then
+    any further matchers given verbatim (``'rag_step_kind="retrieval"'``)."""
+    matchers = ['namespace=~"$namespace"']
+    if app:
+        matchers.append('job=~"$service"')
+    if model:
+        matchers.append(f'{model}=~"$model"')
+    return "{" + ", ".join([*matchers, *extra]) + "}"
+
+
+def rate(metric: str, selector: str, window: str = RATE) -> str:
+    return f"rate({metric}{selector}[{window}])"
+
+
+def quantile(q: float, histogram: str, selector: str, by: str = "", window: str = RATE) -> str:
+    """``histogram_quantile`` over a histogram's buckets, grouped ``by`` extra labels."""
+    group = ", ".join(["le", *[b.strip() for b in by.split(",") if b.strip()]])
+    return f"histogram_quantile({q}, sum by ({group}) ({rate(f'{histogram}_bucket', selector, window)}))"
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    """A share that reads 0, not "no data", while the numerator has no series yet."""
+    return f"(({numerator}) or vector(0)) / ({denominator})"
+
+
+def mean(histogram: str, selector: str, by: str = "", window: str = RATE) -> str:
+    """Mean of a histogram's observations over the window."""
+    group = f"sum by ({by}) " if by else "sum "
+    total, count = rate(histogram + "_sum", selector, window), rate(histogram + "_count", selector, window)
+    return f"{group}({total}) / {group}({count})"
+
+
+def eq(label: str, value: str) -> str:
+    return f'{label}="{value}"'
+
+
+def ne(label: str, value: str) -> str:
+    return f'{label}!="{value}"'
+
+
+def re(label: str, pattern: str) -> str:
+    return f'{label}=~"{pattern}"'
+
+
+# --- vLLM's own metrics (its Prometheus names, labelled model_name and engine) --------------------
+VLLM_MODEL: Final = "model_name"
+VLLM_TTFT: Final = "vllm:time_to_first_token_seconds"
+VLLM_INTER_TOKEN: Final = "vllm:inter_token_latency_seconds"
+VLLM_E2E: Final = "vllm:e2e_request_latency_seconds"
+VLLM_QUEUE: Final = "vllm:request_queue_time_seconds"
+VLLM_PREFILL: Final = "vllm:request_prefill_time_seconds"
+VLLM_DECODE: Final = "vllm:request_decode_time_seconds"
+VLLM_RUNNING: Final = "vllm:num_requests_running"
+VLLM_WAITING: Final = "vllm:num_requests_waiting"
+VLLM_KV_CACHE: Final = "vllm:kv_cache_usage_perc"
+VLLM_PREFIX_QUERIES: Final = "vllm:prefix_cache_queries_total"
+VLLM_PREFIX_HITS: Final = "vllm:prefix_cache_hits_total"
+VLLM_PREEMPTIONS: Final = "vllm:num_preemptions_total"
+VLLM_PROMPT_TOKENS: Final = "vllm:prompt_tokens_total"
+VLLM_GENERATION_TOKENS: Final = "vllm:generation_tokens_total"
+VLLM_SUCCESS: Final = "vllm:request_success_total"
+
+
+def vllm_sel(*extra: str) -> str:
+    """vLLM's series: filtered by namespace and ``$model`` (its ``model_name``), never by service."""
+    return sel(*extra, app=False, model=VLLM_MODEL)

@@ -1,0 +1,184 @@
+"""Dashboards, rules and the TraceQL catalog: generated output is current and well formed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dashboards import alerts, exporters, traceql
+from dashboards import promql as q
+from dashboards.__main__ import RULES, outputs, stale
+from dashboards.queries import PromQuery, alert_queries, dashboard_queries, dashboards, panels, traceql_queries
+from ragotel import semconv as sc
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_BOARDS = {"rag-overview", "rag-retrieval", "rag-generation", "rag-cost"}
+
+
+def test_committed_output_matches_the_code() -> None:
+    assert stale() == [], "run: python -m dashboards"
+
+
+def test_check_reports_a_hand_edited_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edited = next(path for path in outputs() if path.suffix == ".json")
+    original = edited.read_text()
+    try:
+        edited.write_text(original.replace('"refresh": "30s"', '"refresh": "5s"'))
+        assert any(edited.name in line for line in stale())
+    finally:
+        edited.write_text(original)
+
+
+def test_seven_dashboards() -> None:
+    assert set(dashboards()) == APP_BOARDS | {"rag-gpu", "rag-kubernetes", "rag-traces"}
+
+
+@pytest.mark.parametrize("uid", sorted(dashboards()))
+def test_every_panel_has_a_unit_and_a_description(uid: str) -> None:
+    for panel in panels(dashboards()[uid]):
+        if panel["type"] == "row":
+            continue
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{uid} / {panel['title']}: no unit"
+        assert panel.get("description"), f"{uid} / {panel['title']}: no description"
+
+
+@pytest.mark.parametrize("uid", sorted(dashboards()))
+def test_panel_ids_are_unique(uid: str) -> None:
+    ids = [panel["id"] for panel in panels(dashboards()[uid])]
+    assert len(set(ids)) == len(ids) and 0 not in ids
+
+
+def test_latency_panels_ask_for_exemplars() -> None:
+    latency = [query for query in dashboard_queries() if query.panel_type == "timeseries"
+               and "histogram_quantile" in query.expr and "_seconds_bucket" in query.expr]
+    assert latency, "no latency panels found"
+    assert [query.source for query in latency if not query.exemplar] == []
+
+
+def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in board["templating"]["list"]}
+
+
+@pytest.mark.parametrize("uid", sorted(APP_BOARDS))
+def test_app_dashboards_filter_by_namespace_service_and_model(uid: str) -> None:
+    found = variables(dashboards()[uid])
+    assert {"datasource", "namespace", "service"} <= set(found)
+    assert found["datasource"]["query"] == "prometheus" and found["datasource"]["current"]["value"] == "mimir"
+    # "All" must also match series that lack the label (a Prometheus outside Kubernetes has no namespace).
+    assert found["namespace"]["allValue"] == ".*"
+    if uid != "rag-retrieval":
+        assert "model" in found
+
+
+def test_kubernetes_dashboard_has_namespace_and_deployment_variables() -> None:
+    assert {"namespace", "deployment"} <= set(variables(dashboards()["rag-kubernetes"]))
+
+
+def test_every_query_parses() -> None:
+    for query in dashboard_queries() + alert_queries():
+        query.metrics()  # raises on a syntax error or a variable with no test value
+
+
+def test_a_broken_query_fails_to_parse() -> None:
+    with pytest.raises(ValueError):
+        PromQuery("bad", "sum(rate(x[1m])").metrics()
+    with pytest.raises(ValueError, match="no test value"):
+        _ = PromQuery("bad", "x{a=~\"$unknown\"}").runnable
+
+
+def known_app_metrics() -> set[str]:
+    """What ragotel's semconv names become once scraped, with histogram series suffixes."""
+    names = {v for k, v in vars(q).items() if k.isupper() and isinstance(v, str) and
+             (v.startswith(("rag_", "gen_ai_", "http_", "vllm:")))}
+    return {f"{n}{suffix}" for n in names for suffix in ("", "_bucket", "_sum", "_count")}
+
+
+def test_every_metric_read_is_emitted_or_documented() -> None:
+    known = known_app_metrics() | exporters.CLUSTER_ONLY | {"up"}
+    unknown = {(query.source, name) for query in dashboard_queries() + alert_queries()
+               for name in query.metrics() if name not in known}
+    assert unknown == set()
+
+
+def test_metric_names_follow_semconv() -> None:
+    assert q.STEP_DURATION == sc.prometheus_name(sc.RAG_STEP_DURATION, sc.UNIT_SECONDS) == "rag_step_duration_seconds"
+    assert q.COST == "rag_cost_usd_total"
+
+
+def test_traces_dashboard_runs_the_catalog() -> None:
+    catalog = traceql.load()
+    assert [query for _, query in traceql_queries()] == [entry.query for entry in catalog]
+    assert len({entry.name for entry in catalog}) == len(catalog) >= 7
+
+
+def test_traceql_uses_scoped_attributes_only() -> None:
+    for entry in traceql.load():
+        assert entry.attributes(), entry.name
+        # An unscoped ".attr" searches every scope and is slow; the catalog always says which.
+        assert " ." not in entry.query and "{." not in entry.query, entry.name
+
+
+def test_readme_lists_the_catalog_and_the_alerts() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"`{entry.name}`" in readme for entry in traceql.load())
+    assert all(f"`{alert.name}`" in readme for alert in alerts.ALERTS)
+
+
+# --- alert rules -----------------------------------------------------------------------------------
+def rule_file() -> dict[str, Any]:
+    return yaml.safe_load((RULES / "ragotel.rules.yaml").read_text())
+
+
+def test_prometheus_rule_carries_the_same_groups() -> None:
+    manifest = yaml.safe_load((RULES / "ragotel.prometheusrule.yaml").read_text())
+    assert manifest["apiVersion"] == "monitoring.coreos.com/v1" and manifest["kind"] == "PrometheusRule"
+    assert manifest["spec"] == rule_file()
+
+
+def test_every_rule_has_for_severity_stage_and_a_summary_naming_the_stage() -> None:
+    rules = rule_file()["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} >= {
+        "RagChatErrorRateHigh", "RagEndToEndLatencyHigh", "RagTimeToFirstTokenHigh", "RagRetrievalLatencyHigh",
+        "VllmRequestsWaiting", "VllmKvCacheNearlyFull", "GpuMemoryHigh", "RagCostSpike", "RagScrapeTargetDown"}
+    for rule in rules:
+        assert rule["for"] and rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
+        assert rule["annotations"]["summary"].startswith(f"[{rule['labels']['stage']}] "), rule["alert"]
+        assert rule["annotations"]["dashboard_uid"] in dashboards(), rule["alert"]
+
+
+def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
+    tests = yaml.safe_load((ROOT / "dashboards" / "rules_test.yaml").read_text())["tests"]
+    outcomes: dict[str, set[bool]] = {}
+    for case in tests:
+        for check in case["alert_rule_test"]:
+            outcomes.setdefault(check["alertname"], set()).add(bool(check["exp_alerts"]))
+    assert outcomes == {alert.name: {True, False} for alert in alerts.ALERTS}
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool missing: scripts/install_tools.sh installs Debian's prometheus package")
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    return found
+
+
+def test_promtool_check_rules() -> None:
+    result = subprocess.run([promtool(), "check", "rules", str(RULES / "ragotel.rules.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(alerts.ALERTS)} rules found" in result.stdout
+
+
+def test_promtool_unit_tests_pass() -> None:
+    result = subprocess.run([promtool(), "test", "rules", "rules_test.yaml"], cwd=ROOT / "dashboards",
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
