@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import _logs, metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -48,17 +49,19 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 from ragotel import cost, logs
 from ragotel import semconv as sc
+from ragotel._safe import report_internal_error
 from ragotel._version import __version__
-from ragotel.content import CAPTURE_ENV, Redactor
+from ragotel.content import CAPTURE_ENV, Redactor, redact_query
 from ragotel.content import policy as content_policy
 from ragotel.steps import runtime
 
 logger = logging.getLogger("ragotel")
+SDK_INTERNAL_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 
 # Downward-API variables users put in their pod spec, first name wins.
 _K8S_ENV: Mapping[str, tuple[str, ...]] = {
@@ -199,6 +202,10 @@ def configure(
             return _telemetry
         runtime.disabled = False
 
+        # The SDK's own metrics count what its batch processors drop when the collector is down or
+        # slow (otel.sdk.processor.span.processed{error.type="queue_full"}) and what its exporters fail
+        # to send; they are off unless asked for. Read when the processors are built, just below.
+        os.environ.setdefault(SDK_INTERNAL_METRICS_ENV, "true")
         protocol = (_env("OTEL_EXPORTER_OTLP_PROTOCOL") or protocol or "http/protobuf").lower()
         endpoint = _env("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint
         owned: set[str] = set()
@@ -206,6 +213,7 @@ def configure(
         tracer_provider = trace.get_tracer_provider()
         if _is_unset(tracer_provider):
             sdk_tracer = TracerProvider(resource=resource)
+            sdk_tracer.add_span_processor(QueryRedactor())
             for processor in _span_processors(protocol, endpoint):
                 sdk_tracer.add_span_processor(processor)
             trace.set_tracer_provider(sdk_tracer)
@@ -310,6 +318,19 @@ def _resource(
 
 def _otlp_url(endpoint: str | None, path: str) -> str | None:
     return None if endpoint is None else endpoint.rstrip("/") + path
+
+
+class QueryRedactor(SpanProcessor):
+    """Replaces the values in a server span's ``url.query`` before anything exports it (FastAPI's
+    built-in telemetry records the query string), unless content capture is on."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            query = (span.attributes or {}).get(sc.URL_QUERY)
+            if isinstance(query, str) and query:
+                span.set_attribute(sc.URL_QUERY, redact_query(query))
+        except Exception as exc:
+            report_internal_error("redacting url.query", exc)
 
 
 def _span_processors(protocol: str, endpoint: str | None) -> list[SpanProcessor]:

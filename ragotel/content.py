@@ -64,3 +64,14 @@ class ContentPolicy:
 
 policy = ContentPolicy.from_env()
 """The process-wide policy; :func:`ragotel.configure` replaces its fields."""
+
+
+def redact_query(query: str) -> str:
+    """``url.query`` with every value replaced, unless capture is on: query values are often user text.
+
+    >>> redact_query("question=where+is+it&k=4")
+    'question=REDACTED&k=REDACTED'
+    """
+    if policy.enabled:
+        return query
+    return "&".join(part.split("=", 1)[0] + "=REDACTED" if "=" in part else part for part in query.split("&"))

@@ -153,6 +153,8 @@ HTTP_ROUTE: Final = "http.route"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 URL_PATH: Final = "url.path"
 URL_SCHEME: Final = "url.scheme"
+URL_QUERY: Final = "url.query"
+"""Query string; its values are content (recorded as ``REDACTED`` unless capture is on)."""
 CLIENT_ADDRESS: Final = "client.address"
 USER_AGENT_ORIGINAL: Final = "user_agent.original"
 

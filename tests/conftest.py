@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 from opentelemetry import _logs, metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -31,8 +32,26 @@ _READER = InMemoryMetricReader(
 )
 
 
+class _OpenSpans(SpanProcessor):
+    """Spans started and not yet ended: a span left open is a leak the exporters never see."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.open[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        assert span.context is not None
+        self.open.pop(span.context.span_id, None)
+
+
+_OPEN = _OpenSpans()
+
+
 def _install_providers() -> None:
     tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(_OPEN)
     tracer_provider.add_span_processor(SimpleSpanProcessor(_SPANS))
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[_READER]))
@@ -87,11 +106,16 @@ class Recorded:
     def logs(self) -> list[Any]:
         return list(_LOGS.get_finished_logs())
 
+    def open_spans(self) -> list[str]:
+        """Names of spans started since the fixture began that have not ended."""
+        return sorted(_OPEN.open.values())
+
 
 @pytest.fixture
 def recorded() -> Iterator[Recorded]:
     _SPANS.clear()
     _LOGS.clear()
+    _OPEN.open.clear()
     _READER.get_metrics_data()  # drop what earlier tests recorded
     saved = (policy.enabled, policy.max_chars, policy.redact)
     yield Recorded()

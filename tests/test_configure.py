@@ -181,8 +181,59 @@ def test_grpc_protocol_is_selected_from_env() -> None:
         from opentelemetry import trace
         ragotel.configure(service_name="x")
         processors = trace.get_tracer_provider()._active_span_processor._span_processors
-        print(json.dumps({"exporters": [type(p.span_exporter).__module__ for p in processors]}))
+        print(json.dumps({"exporters": [type(p.span_exporter).__module__ for p in processors
+                                         if hasattr(p, "span_exporter")]}))
         """,
         env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
     )
     assert out["exporters"] == ["opentelemetry.exporter.otlp.proto.grpc.trace_exporter"]
+
+
+def test_collector_down_drops_spans_and_counts_them() -> None:
+    """Spans that cannot be sent are dropped from a bounded queue and counted, never waited for."""
+    out = run_python(
+        """
+        import json, ragotel
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        reader = InMemoryMetricReader()
+        t = ragotel.configure(service_name="chat-api", metric_readers=[reader])
+        for i in range(200):
+            with ragotel.retrieval("search", data_source="faiss"):
+                pass
+        points = {}
+        for rm in reader.get_metrics_data().resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    for p in m.data.data_points:
+                        key = m.name + "|" + str(dict(p.attributes).get("error.type"))
+                        points[key] = points.get(key, 0) + getattr(p, "value", 0)
+        print(json.dumps(points))
+        """,
+        # Nothing listens on port 9; a queue of 16 fills at once.
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_MAX_QUEUE_SIZE": "16",
+             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+    )
+    dropped = out.get("otel.sdk.processor.span.processed|queue_full", 0)
+    assert dropped >= 200 - 16 - 8 * 4, out  # all but what the queue and a few in-flight batches held
+
+
+def test_query_string_values_are_redacted_unless_capture_is_on() -> None:
+    code = """
+        import json, ragotel
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        spans = InMemorySpanExporter()
+        ragotel.configure(service_name="api", span_processors=[SimpleSpanProcessor(spans)])
+        app = ragotel.instrument_fastapi(FastAPI())
+        app.get("/search")(lambda q: {"ok": True})
+        TestClient(app).get("/search", params={"q": "my private question"})
+        print(json.dumps({"queries": [s.attributes.get("url.query") for s in spans.get_finished_spans()]}))
+        """
+    redacted = run_python(code, env={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+                                     "OTEL_LOGS_EXPORTER": "none"})
+    assert redacted == {"queries": ["q=REDACTED"]}
+    captured = run_python(code, env={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+                                     "OTEL_LOGS_EXPORTER": "none", "RAGOTEL_CAPTURE_CONTENT": "true"})
+    assert captured == {"queries": ["q=my+private+question"]}

@@ -5,7 +5,7 @@
     python -m examples.reference_app.chat_api   # port 8080; RAG_RETRIEVER_URL, RAG_VLLM_URL, RAG_MODEL
 
 Endpoints: ``POST /chat {question, k, max_tokens, temperature, debug}``, ``POST /chat/stream`` (the
-same, as server-sent events), ``GET /dryrun?question=`` (the messages that would be sent, without
+same, as server-sent events), ``POST /dryrun`` (the messages that would be sent, without
 calling vLLM), ``GET /health``, ``GET /ready``, ``GET /metrics``.
 
 Failures name their stage: the retriever down or not ready answers 503, a retriever timeout 504,
@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import ragotel
+from examples.reference_app import rejections
 from examples.reference_app.config import CHAT_PORT, MAX_QUESTION_CHARS, ChatSettings
 
 log = logging.getLogger("rag.chat")
@@ -277,13 +277,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     ragotel.instrument_fastapi(app)
     app.add_route("/metrics", ragotel.prometheus_app())
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
-        ragotel.record_error("request", "validation", message=message)
-        log.warning("rejected %s request: %s", request.url.path, message)
-        return JSONResponse(status_code=422, content={"detail": message, "stage": "request",
-                                                      "trace_id": ragotel.current_trace_id()})
+    rejections.install(app, log)
 
     @app.exception_handler(StageError)
     async def failed(request: Request, exc: StageError) -> JSONResponse:
@@ -316,11 +310,11 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
 
         return StreamingResponse(all_events(), media_type="text/event-stream")
 
-    @app.get("/dryrun")
-    async def dryrun(question: str = Query(min_length=1, max_length=2000, pattern=r"\S"),
-                     k: int = Query(4, ge=1, le=20), max_tokens: int = Query(128, ge=1, le=1024)) -> dict[str, Any]:
-        req = ChatRequest(question=question, k=k, max_tokens=max_tokens)
-        prepared = await service.prepare(question, k)
+    # A POST, not a GET with ?question=: user text in a URL ends up in access logs and in the server
+    # span's url.query.
+    @app.post("/dryrun")
+    async def dryrun(req: ChatRequest) -> dict[str, Any]:
+        prepared = await service.prepare(req.question, req.k)
         return {"would_send": service.completion_request(req, prepared.messages, False),
                 "citations": [c.model_dump() for c in prepared.citations],
                 "retrieval_ms": round(prepared.retrieval_ms, 1), "trace_id": ragotel.current_trace_id()}

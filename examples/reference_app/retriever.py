@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 import ragotel
+from examples.reference_app import rejections
 from examples.reference_app.config import EMBEDDING_MODEL, MAX_QUESTION_CHARS, RETRIEVER_PORT, RetrieverSettings
 
 log = logging.getLogger("rag.retriever")
@@ -236,12 +236,7 @@ def create_app(settings: RetrieverSettings | None = None, *, load: bool = True) 
     ragotel.instrument_fastapi(app)
     app.add_route("/metrics", ragotel.prometheus_app())
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
-        ragotel.record_error("request", "validation", message=message)
-        log.warning("rejected /search request: %s", message)
-        return JSONResponse(status_code=422, content={"detail": message})
+    rejections.install(app, log)
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -6,6 +6,8 @@ Usage::
     export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
     ragotel trace                        # waterfall of the latest finished trace
     ragotel trace 4bf92f35               # a given trace, by id or unique id prefix
+    ragotel bench URL -c 8 -d 60 --out a.json   # load a chat API; figures to the terminal and a.json
+    ragotel bench compare a.json b.json  # runs side by side, with ratios against the first
 
 From Python, ``main(["trace", "--dir", "var/telemetry"])`` returns the exit code.
 
@@ -157,6 +159,69 @@ def _run_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- bench
+
+
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench_command", metavar="{run,compare}")
+    run = sub.add_parser("run", help="load a chat API (the default: `ragotel bench URL ...`)")
+    run.add_argument("url", help="the chat API's base URL, e.g. http://127.0.0.1:8080")
+    run.add_argument("--stream", action="store_true", help="use POST /chat/stream (server-sent events)")
+    run.add_argument("-c", "--concurrency", type=int, default=4, help="requests in flight (default: %(default)s)")
+    amount = run.add_mutually_exclusive_group()
+    amount.add_argument("-n", "--requests", type=int, help="stop after this many requests")
+    amount.add_argument("-d", "--duration", type=float, help="stop after this many seconds (default: 30)")
+    run.add_argument("--question", action="append", help="a question to ask (repeat; default: a built-in set)")
+    run.add_argument("--questions", type=Path, help="a file with one question per line")
+    run.add_argument("--max-tokens", type=int, default=32, help="max_tokens of each request (default: %(default)s)")
+    run.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)")
+    run.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                     help="label the run (provider, cluster, region, model, ...); repeat")
+    run.add_argument("--out", type=Path, help="write the result as JSON here")
+    compare = sub.add_parser("compare", help="print runs side by side with ratios against the first")
+    compare.add_argument("results", nargs="+", type=Path, help="JSON files written by --out")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    try:
+        from ragotel.cli import bench
+    except ImportError as exc:  # httpx is an optional dependency
+        return _error("bench", f"needs httpx ({exc}); pip install 'ragotel[httpx]'")
+    if args.bench_command == "compare":
+        try:
+            results = [bench.Result.load(path) for path in args.results]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return _error("bench", f"cannot read results: {exc}")
+        print(bench.compare(results, [path.stem for path in args.results]))
+        return 0
+    try:
+        labels = dict(label.split("=", 1) for label in args.label)
+    except ValueError:
+        return _error("bench", "labels are KEY=VALUE")
+    questions = tuple(args.question or ())
+    if args.questions:
+        questions += tuple(line.strip() for line in args.questions.read_text().splitlines() if line.strip())
+    try:
+        config = bench.BenchConfig(
+            args.url, stream=args.stream, concurrency=args.concurrency, requests=args.requests,
+            duration_s=args.duration if args.duration is not None or args.requests is not None else 30.0,
+            questions=questions or bench.DEFAULT_QUESTIONS, max_tokens=args.max_tokens, timeout_s=args.timeout)
+    except ValueError as exc:
+        return _error("bench", str(exc))
+    progress = bench.Progress(config)
+    import asyncio
+
+    samples, wall_s = asyncio.run(bench.run(config, progress))
+    progress.close()
+    result = bench.summarize(samples, wall_s, config, bench.default_labels(labels))
+    print(bench.render(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(result.to_json())
+        print(f"written to {args.out}")
+    return 0 if any(sample.ok for sample in samples) else 1  # every request failed: say so to scripts
+
+
 COMMANDS: dict[str, Command] = {
     "receive": Command(
         "run a local OTLP/HTTP receiver writing spans and logs as JSON lines",
@@ -164,6 +229,8 @@ COMMANDS: dict[str, Command] = {
         _run_receive,
     ),
     "trace": Command("print a trace as a waterfall (the latest one by default)", _configure_trace, _run_trace),
+    "bench": Command("load a chat API and report latency, time to first chunk, throughput, errors; compare runs",
+                     _configure_bench, _run_bench),
 }
 
 
@@ -182,8 +249,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     1
     """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `ragotel bench URL ...` is short for `ragotel bench run URL ...`.
+    if argv[:1] == ["bench"] and len(argv) > 1 and argv[1] not in {"run", "compare", "-h", "--help"}:
+        argv.insert(1, "run")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "bench" and args.bench_command is None:
+        parser.parse_args(["bench", "--help"])
     return COMMANDS[args.command].run(args)

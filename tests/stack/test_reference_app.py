@@ -290,12 +290,12 @@ def test_reload_under_concurrent_searches_loses_no_request(stack: LocalStack) ->
 
 
 def test_dryrun_shows_what_would_be_sent_without_calling_vllm(stack: LocalStack) -> None:
-    reply = httpx.get(f"{stack.chat_url}/dryrun", params={"question": "Where is the emergency department?"},
+    reply = httpx.post(f"{stack.chat_url}/dryrun", json={"question": "Where is the emergency department?"},
                       timeout=30).json()
     messages = reply["would_send"]["messages"]
     assert messages[0]["role"] == "system" and "Context:" in messages[0]["content"]
     assert reply["citations"]
-    assert httpx.get(f"{stack.chat_url}/dryrun", params={"question": " "}, timeout=30).status_code == 422
+    assert httpx.post(f"{stack.chat_url}/dryrun", json={"question": " "}, timeout=30).status_code == 422
 
 
 def test_dense_retrieval_finds_the_documented_source(stack: LocalStack) -> None:
