@@ -24,6 +24,7 @@ ROOT = HERE.parent
 GENERATED = HERE / "generated"
 RULES = GENERATED / "rules"
 README = ROOT / "README.md"
+MIMIR_RULES = ROOT / "deploy" / "k8s" / "base" / "mimir" / "rules" / "ragotel.rules.yaml"
 # README sections kept in step with the code: (begin marker, end marker) → table.
 README_TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("<!-- traceql-catalog:begin -->\n", "<!-- traceql-catalog:end -->\n"):
@@ -50,6 +51,8 @@ def outputs() -> dict[Path, str]:
     files = {GENERATED / f"{uid}.json": encode(build()) for uid, build in BOARDS.items()}
     files[RULES / "ragotel.rules.yaml"] = _yaml(alerts.rule_file())
     files[RULES / "ragotel.prometheusrule.yaml"] = _yaml(alerts.prometheus_rule())
+    # kustomize reads only files below the kustomization: Mimir's rules ConfigMap takes this copy.
+    files[MIMIR_RULES] = files[RULES / "ragotel.rules.yaml"]
     files[README] = _readme()
     return files
 

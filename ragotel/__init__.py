@@ -21,7 +21,7 @@ Names emitted are listed in :mod:`ragotel.semconv`.
 """
 
 from ragotel._version import __version__
-from ragotel.configuration import Telemetry, configure, get_telemetry, prometheus_app
+from ragotel.configuration import QueryRedactor, Telemetry, configure, get_telemetry, prometheus_app
 from ragotel.cost import ModelPrice, PriceTable, set_prices
 from ragotel.extract import Document
 from ragotel.index import record_index
@@ -48,6 +48,7 @@ __all__ = [
     "ModelPrice",
     "Operation",
     "PriceTable",
+    "QueryRedactor",
     "RagotelMiddleware",
     "Step",
     "StepKind",

@@ -31,12 +31,13 @@ deploy time win over them, so one image serves every environment.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.context import Context
@@ -62,6 +63,7 @@ from ragotel.steps import runtime
 
 logger = logging.getLogger("ragotel")
 SDK_INTERNAL_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+_P = TypeVar("_P")
 
 # Downward-API variables users put in their pod spec, first name wins.
 _K8S_ENV: Mapping[str, tuple[str, ...]] = {
@@ -202,10 +204,6 @@ def configure(
             return _telemetry
         runtime.disabled = False
 
-        # The SDK's own metrics count what its batch processors drop when the collector is down or
-        # slow (otel.sdk.processor.span.processed{error.type="queue_full"}) and what its exporters fail
-        # to send; they are off unless asked for. Read when the processors are built, just below.
-        os.environ.setdefault(SDK_INTERNAL_METRICS_ENV, "true")
         protocol = (_env("OTEL_EXPORTER_OTLP_PROTOCOL") or protocol or "http/protobuf").lower()
         endpoint = _env("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint
         owned: set[str] = set()
@@ -214,7 +212,9 @@ def configure(
         if _is_unset(tracer_provider):
             sdk_tracer = TracerProvider(resource=resource)
             sdk_tracer.add_span_processor(QueryRedactor())
-            for processor in _span_processors(protocol, endpoint):
+            with _export_metrics():
+                processors = _span_processors(protocol, endpoint)
+            for processor in processors:
                 sdk_tracer.add_span_processor(processor)
             trace.set_tracer_provider(sdk_tracer)
             tracer_provider = sdk_tracer
@@ -244,8 +244,9 @@ def configure(
         handler: logging.Handler | None = None
         if _is_unset(logger_provider):
             sdk_logger = LoggerProvider(resource=resource)
-            for exporter in _log_exporters(protocol, endpoint):
-                sdk_logger.add_log_record_processor(BatchLogRecordProcessor(exporter))
+            with _export_metrics():
+                for exporter in _log_exporters(protocol, endpoint):
+                    sdk_logger.add_log_record_processor(_batching(BatchLogRecordProcessor, exporter))
             _logs.set_logger_provider(sdk_logger)
             logger_provider = sdk_logger
             owned.add("logs")
@@ -333,6 +334,34 @@ class QueryRedactor(SpanProcessor):
             report_internal_error("redacting url.query", exc)
 
 
+@contextlib.contextmanager
+def _export_metrics() -> Iterator[None]:
+    """Turn on the SDK's own metrics for the exporters and batch processors built inside: they count
+    what is dropped when the collector is down or slow (``otel.sdk.processor.span.processed`` with
+    ``error.type=queue_full``) and what fails to export. The SDK reads the switch when each object is
+    built; leaving it off for the providers spares every span a counter update. An explicit
+    ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` is left as it is."""
+    if SDK_INTERNAL_METRICS_ENV in os.environ:
+        yield
+        return
+    os.environ[SDK_INTERNAL_METRICS_ENV] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(SDK_INTERNAL_METRICS_ENV, None)
+
+
+def _batching(processor: Callable[..., _P], exporter: Any) -> _P:
+    """A batch processor from the ``OTEL_BSP_*`` / ``OTEL_BLRP_*`` settings, or, when they contradict each
+    other (a batch larger than the queue), from the SDK's defaults: a typo in the environment must
+    not stop the application from starting."""
+    try:
+        return processor(exporter)
+    except ValueError as exc:
+        logger.error("ragotel: invalid batch processor settings (%s); using the SDK defaults", exc)
+        return processor(exporter, max_queue_size=2048, schedule_delay_millis=5000, max_export_batch_size=512)
+
+
 def _span_processors(protocol: str, endpoint: str | None) -> list[SpanProcessor]:
     processors: list[SpanProcessor] = []
     names = _exporter_names("TRACES")
@@ -340,14 +369,14 @@ def _span_processors(protocol: str, endpoint: str | None) -> list[SpanProcessor]
         if protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
 
-            processors.append(BatchSpanProcessor(Grpc(endpoint=endpoint)))
+            processors.append(_batching(BatchSpanProcessor, Grpc(endpoint=endpoint)))
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=_otlp_url(endpoint, "/v1/traces"))
-            processors.append(BatchSpanProcessor(exporter))
+            processors.append(_batching(BatchSpanProcessor, exporter))
     if "console" in names:
-        processors.append(BatchSpanProcessor(ConsoleSpanExporter()))
+        processors.append(_batching(BatchSpanProcessor, ConsoleSpanExporter()))
     return processors
 
 

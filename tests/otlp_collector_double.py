@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from tests.http_double import HttpDouble
 
 
-class OtlpCollectorDouble:
+class OtlpCollectorDouble(HttpDouble):
     """Accepts OTLP/HTTP posts on 127.0.0.1, waits ``delay`` seconds, answers ``status``."""
 
     def __init__(self, *, status: int = 200, delay: float = 0.0) -> None:
@@ -28,19 +28,8 @@ class OtlpCollectorDouble:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> OtlpCollectorDouble:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.url

@@ -20,36 +20,27 @@ anything else              200: recorded completion / SSE stream (usage chunk on
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.http_double import HttpDouble
 
 RECORDINGS = Path(__file__).parent / "recordings"
 
 
-class RecordedOpenAIServer:
+class RecordedOpenAIServer(HttpDouble):
     """Context manager; ``.base_url`` ends in ``/v1``; ``.requests`` holds what was received."""
 
     def __init__(self, chunk_delay: float = 0.005) -> None:
         self.chunk_delay = chunk_delay
         self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_handler(self))
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> RecordedOpenAIServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.url}/v1"
 
 
 def _handler(server: RecordedOpenAIServer) -> type[BaseHTTPRequestHandler]:

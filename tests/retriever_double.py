@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.http_double import HttpDouble
 
 HITS: list[dict[str, Any]] = [
     {"doc_id": "faq-parking", "section": "Parking", "source": "faq-parking.md", "score": 0.71,
@@ -17,7 +17,7 @@ HITS: list[dict[str, Any]] = [
 ]
 
 
-class RetrieverDouble:
+class RetrieverDouble(HttpDouble):
     def __init__(self, *, delay: float = 0.0, hits: list[dict[str, Any]] | None = None) -> None:
         self.delay, self.hits = delay, HITS if hits is None else hits
         self.requests: list[dict[str, Any]] = []
@@ -43,19 +43,4 @@ class RetrieverDouble:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> RetrieverDouble:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)

@@ -237,3 +237,23 @@ def test_query_string_values_are_redacted_unless_capture_is_on() -> None:
     captured = run_python(code, env={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
                                      "OTEL_LOGS_EXPORTER": "none", "RAGOTEL_CAPTURE_CONTENT": "true"})
     assert captured == {"queries": ["q=my+private+question"]}
+
+
+def test_contradictory_batch_settings_fall_back_to_defaults_instead_of_failing(tmp_path: Path) -> None:
+    with OtlpReceiver(port=0, spans_path=tmp_path / "spans.jsonl") as rx:
+        out = run_python(
+            """
+            import json, ragotel
+            t = ragotel.configure(service_name="chat-api")
+            with ragotel.retrieval("search"):
+                pass
+            t.force_flush()
+            print(json.dumps({"ok": True}))
+            """,
+            # A batch larger than the queue: the SDK refuses these; the app must still start and export.
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "OTEL_BSP_MAX_QUEUE_SIZE": "8",
+                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "64", "OTEL_BLRP_MAX_QUEUE_SIZE": "8",
+                 "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "64", "OTEL_METRICS_EXPORTER": "none"},
+        )
+    assert out == {"ok": True}
+    assert [s["name"] for s in read_jsonl(tmp_path / "spans.jsonl")] == ["retrieval search"]

@@ -73,7 +73,8 @@ class LocalStack:
     """vLLM, retriever, chat API, Prometheus and (without an external endpoint) an OTLP receiver.
 
     ``vllm_url`` reuses a running vLLM instead of starting one; ``otlp_endpoint`` sends telemetry there
-    instead of to a local receiver. Every process started is stopped on exit, whatever happened.
+    instead of to a local receiver; ``env`` adds to the retriever's and chat API's environment (e.g.
+    ``OTEL_SDK_DISABLED``). Every process started is stopped on exit, whatever happened.
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class LocalStack:
         prometheus: bool = True,
         fixed_ports: bool = True,
         backend: str = "dense",
+        env: dict[str, str] | None = None,
         log: Any = print,
     ) -> None:
         self.var_dir = var_dir
@@ -97,7 +99,9 @@ class LocalStack:
         self.want_prometheus = prometheus
         self.fixed_ports = fixed_ports
         self.backend = backend
+        self.env = dict(env or {})
         self.log = log
+        self.processes: dict[str, ManagedProcess] = {}
         self.telemetry_dir = var_dir / "telemetry"
         self.prometheus_url: str | None = None
         self._stack = contextlib.ExitStack()
@@ -157,11 +161,12 @@ class LocalStack:
             "OTEL_BSP_SCHEDULE_DELAY": "500",
             "RAGOTEL_PRICES_FILE": os.environ.get("RAGOTEL_PRICES_FILE", str(APP_DIR / "prices.toml")),
             "PYTHONUNBUFFERED": "1",
+            **self.env,
         }
         retriever_port = self._port(RETRIEVER_PORT)
         self.retriever_url = f"http://127.0.0.1:{retriever_port}"
         self.log(f"• retriever: :{retriever_port} ({self.backend})")
-        self._stack.enter_context(ManagedProcess(
+        self.processes["retriever"] = self._stack.enter_context(ManagedProcess(
             "retriever", [sys.executable, "-m", "examples.reference_app.retriever"],
             ready_url=f"{self.retriever_url}/ready", log_path=logs / "retriever.log", cwd=REPO_ROOT,
             env={**common, "PORT": str(retriever_port), "RAG_INDEX_DIR": str(self.var_dir / "index"),
@@ -170,7 +175,7 @@ class LocalStack:
         chat_port = self._port(CHAT_PORT)
         self.chat_url = f"http://127.0.0.1:{chat_port}"
         self.log(f"• chat API: :{chat_port}")
-        self._stack.enter_context(ManagedProcess(
+        self.processes["chat API"] = self._stack.enter_context(ManagedProcess(
             "chat API", [sys.executable, "-m", "examples.reference_app.chat_api"],
             ready_url=f"{self.chat_url}/ready", log_path=logs / "chat-api.log", cwd=REPO_ROOT,
             env={**common, "PORT": str(chat_port), "RAG_RETRIEVER_URL": self.retriever_url,

@@ -75,7 +75,8 @@ def test_configs_are_the_kubernetes_files_mounted(compose: dict[str, Any]) -> No
     expected = {
         "alloy": {"/etc/alloy": "deploy/alloy"},
         "tempo": {"/etc/tempo/tempo.yaml": "deploy/k8s/base/tempo/tempo.yaml"},
-        "mimir": {"/etc/mimir/mimir.yaml": "deploy/k8s/base/mimir/mimir.yaml"},
+        "mimir": {"/etc/mimir/mimir.yaml": "deploy/k8s/base/mimir/mimir.yaml",
+                  "/etc/mimir-rules/anonymous/ragotel.rules.yaml": "dashboards/generated/rules/ragotel.rules.yaml"},
         "loki": {"/etc/loki/loki.yaml": "deploy/k8s/base/loki/loki.yaml"},
         "grafana": {
             "/etc/grafana/grafana.ini": "deploy/k8s/base/grafana/grafana.ini",

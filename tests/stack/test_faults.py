@@ -113,3 +113,21 @@ def test_client_leaving_a_stream_ends_the_server_span_and_cancels_generation(
         names = {s.name for s in load_spans(vllm_receiver.spans_path) if s.trace_id == trace_id}
         time.sleep(0.2)
     assert {"POST /chat/stream", "invoke_workflow chat_stream"} <= names, names
+
+
+def test_bench_against_the_real_app(stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ragotel.cli import main
+
+    plain, streamed = tmp_path / "plain.json", tmp_path / "stream.json"
+    assert main(["bench", stack.chat_url, "-n", "6", "-c", "2", "--max-tokens", "8", "--label", "provider=local",
+                 "--out", str(plain)]) == 0
+    assert main(["bench", stack.chat_url, "--stream", "-n", "6", "-c", "2", "--max-tokens", "8",
+                 "--out", str(streamed)]) == 0
+    runs = [json.loads(path.read_text()) for path in (plain, streamed)]
+    assert [run["statuses"] for run in runs] == [{"200": 6}, {"200": 6}]
+    assert runs[0]["labels"]["model"] == SERVED_MODEL and runs[0]["labels"]["provider"] == "local"
+    assert runs[1]["figures"]["ttfc_p50_s"] < runs[1]["figures"]["latency_p50_s"]
+    assert all(run["figures"]["output_tokens_per_s"] > 0 for run in runs)
+    capsys.readouterr()
+    assert main(["bench", "compare", str(plain), str(streamed)]) == 0
+    assert "×)" in capsys.readouterr().out
