@@ -288,6 +288,8 @@ def _show(stack: LocalStack, questions: tuple[str, ...]) -> None:
             print(f"  {title}:\n    {query}")
     print("Grafana:    OTEL_EXPORTER_OTLP_ENDPOINT=http://<alloy>:4318 ./scripts/run-local.sh sends every span and")
     print("            log to Grafana Alloy (deploy/alloy); deploy/README.md runs it with Tempo, Mimir and Loki.")
+    print("Dashboards: dashboards/generated/*.json (Grafana 11.6; pick this Prometheus in the Metrics variable),")
+    print("            alert rules in dashboards/generated/rules/")
     print(f"Try it:     curl -s {stack.chat_url}/chat -H 'content-type: application/json' "
           "-d '{\"question\": \"Do you offer telehealth?\"}'")
 
