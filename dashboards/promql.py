@@ -51,6 +51,11 @@ RATE: Final = "$__rate_interval"
 RANGE: Final = "$__range"
 
 
+def legend(*labels: str) -> str:
+    """A Grafana legend showing these labels: ``legend("job", STEP_KIND)`` → ``{{job}} {{rag_step_kind}}``."""
+    return " ".join("{{" + name + "}}" for name in labels)
+
+
 def sel(*extra: str, app: bool = True, model: str | None = None) -> str:
     """A label selector: the app's namespace/service filters, ``model`` filtered by ``$model``, then
     any further matchers given verbatim (``'rag_step_kind="retrieval"'``)."""

@@ -12,7 +12,7 @@ def build() -> Dashboard:
     by_model = q.sel(model=q.MODEL)
     spent = f"sum(increase({q.COST}{by_model}[{q.RANGE}]))"
     pipelines = f"sum(increase({q.WORKFLOW_DURATION}_count{q.sel()}[{q.RANGE}]))"
-    model = f"{{{{{q.MODEL}}}}}"
+    model = q.legend(q.MODEL)
     return (
         p.dashboard("rag-cost", "RAG cost",
                     "What model calls cost (rag.cost.usd, from the price table), tokens by type and cost per "
@@ -33,7 +33,7 @@ def build() -> Dashboard:
         .with_panel(p.series(
             "Tokens/s by type", p.TOKENS_PER_SECOND,
             p.Query(f"sum by ({q.MODEL}, {q.TOKEN_TYPE}) ({q.rate(q.TOKEN_USAGE + '_sum', by_model)})",
-                    f"{model} {{{{{q.TOKEN_TYPE}}}}}"),
+                    q.legend(q.MODEL, q.TOKEN_TYPE)),
             description="Input and output tokens per second: output tokens drive self-hosted cost.", stack=True))
         .with_panel(p.series(
             "Cost per 1k requests", p.USD,

@@ -14,8 +14,8 @@ def build() -> Dashboard:
     client, engine = q.sel(model=q.MODEL), q.vllm_sel()
     chat_calls = q.sel(CHAT, model=q.MODEL)
     generation_errors = q.sel(q.eq(q.STEP_KIND, "generation"))
-    vllm = f"{{{{{q.VLLM_MODEL}}}}}"
-    model = f"{{{{{q.MODEL}}}}}"
+    vllm = q.legend(q.VLLM_MODEL)
+    model = q.legend(q.MODEL)
     return (
         p.dashboard("rag-generation", "RAG generation and vLLM",
                     "Time to first chunk, time per chunk and call latency as the client sees them, beside "
@@ -76,14 +76,14 @@ def build() -> Dashboard:
         .with_panel(p.series(
             "Finished requests by reason", p.REQUESTS_PER_SECOND,
             p.Query(f"sum by ({q.VLLM_MODEL}, finished_reason) ({q.rate(q.VLLM_SUCCESS, engine)})",
-                    f"{vllm} {{{{finished_reason}}}}"),
+                    q.legend(q.VLLM_MODEL, "finished_reason")),
             description="stop: the model ended; length: max_tokens cut it; abort: the client went away.",
             stack=True))
         .with_row(p.row("Errors"))
         .with_panel(p.series(
             "Generation errors by type", p.PER_SECOND,
             p.Query(f"sum by (job, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, generation_errors)})",
-                    f"{{{{job}}}} {{{{{q.ERROR_TYPE}}}}}"),
+                    q.legend("job", q.ERROR_TYPE)),
             description="Failed calls to the model server: timeout, connection, http.4xx/5xx, malformed stream.",
             width=24, stack=True))
     )

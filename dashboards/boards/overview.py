@@ -40,40 +40,40 @@ def build() -> Dashboard:
         .with_panel(p.series(
             "Requests/s by route and status", p.REQUESTS_PER_SECOND,
             p.Query(f"sum by (job, {q.ROUTE}, {q.STATUS}) ({q.rate(q.HTTP_DURATION + '_count', app)})",
-                    f"{{{{job}}}} {{{{{q.ROUTE}}}}} {{{{{q.STATUS}}}}}"),
+                    q.legend("job", q.ROUTE, q.STATUS)),
             description="Every HTTP request the services answered, by route template and status code."))
         .with_panel(p.series(
             "Errors/s by stage", p.PER_SECOND,
             p.Query(f"sum by (job, {q.STEP_KIND}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, app)})",
-                    f"{{{{job}}}} {{{{{q.STEP_KIND}}}}}: {{{{{q.ERROR_TYPE}}}}}"),
+                    f"{q.legend('job', q.STEP_KIND)}: {q.legend(q.ERROR_TYPE)}"),
             description="Failed steps (rag.step.errors) by the stage that failed and the error type.",
             stack=True))
         .with_row(p.row("Latency"))
         .with_panel(p.series(
             "End-to-end latency", p.SECONDS,
             *(p.Query(q.quantile(quant, q.WORKFLOW_DURATION, app, by=q.WORKFLOW),
-                      f"p{round(quant * 100)} {{{{{q.WORKFLOW}}}}}", exemplar=True)
+                      f"p{round(quant * 100)} {q.legend(q.WORKFLOW)}", exemplar=True)
               for quant in (0.5, 0.95, 0.99)),
             description="Whole pipelines (chat, chat_stream) from the first step to the answer; "
                         "exemplar dots link to their traces."))
         .with_panel(p.series(
             "p95 by step", p.SECONDS,
             p.Query(q.quantile(0.95, q.STEP_DURATION, app, by=f"job, {q.STEP_KIND}, {q.STEP_NAME}"),
-                    f"{{{{job}}}} {{{{{q.STEP_KIND}}}}} {{{{{q.STEP_NAME}}}}}", exemplar=True),
+                    q.legend("job", q.STEP_KIND, q.STEP_NAME), exemplar=True),
             description="Where the time goes: every instrumented step (rag.step.duration) by kind and name."))
         .with_panel(p.series(
             "Time share by step kind", p.SECONDS,
             p.Query(f"sum by ({q.STEP_KIND}) ({q.rate(q.STEP_DURATION + '_sum', steps)})",
-                    f"{{{{{q.STEP_KIND}}}}}"),
+                    q.legend(q.STEP_KIND)),
             description="Seconds spent per second of wall time in each kind of step, stacked: the latency "
                         "breakdown.", stack=True))
         .with_row(p.row("Tokens and cost"))
         .with_panel(p.series(
             "Tokens/s by type", p.TOKENS_PER_SECOND,
-            p.Query(f"sum by ({q.MODEL}, {q.TOKEN_TYPE}) ({tokens})", f"{{{{{q.MODEL}}}}} {{{{{q.TOKEN_TYPE}}}}}"),
+            p.Query(f"sum by ({q.MODEL}, {q.TOKEN_TYPE}) ({tokens})", q.legend(q.MODEL, q.TOKEN_TYPE)),
             description="Input and output tokens per second (gen_ai.client.token.usage)."))
         .with_panel(p.series(
             "Cost by model", p.USD_PER_HOUR,
-            p.Query(f"sum by ({q.MODEL}) ({cost}) * 3600", f"{{{{{q.MODEL}}}}}"),
+            p.Query(f"sum by ({q.MODEL}) ({cost}) * 3600", q.legend(q.MODEL)),
             description="Spend rate (rag.cost.usd) by model, in USD per hour."))
     )

@@ -24,14 +24,14 @@ def build() -> Dashboard:
         .with_panel(p.series(
             "Search latency", p.SECONDS,
             *(p.Query(q.quantile(quant, q.STEP_DURATION, retrieval, by=f"job, {q.STEP_NAME}"),
-                      f"p{round(quant * 100)} {{{{job}}}} {{{{{q.STEP_NAME}}}}}", exemplar=True)
+                      f"p{round(quant * 100)} {q.legend('job', q.STEP_NAME)}", exemplar=True)
               for quant in (0.5, 0.95, 0.99)),
             description="Retrieval steps (rag.step.kind=retrieval): the chat API's call to the retriever and "
                         "the retriever's own search."))
         .with_panel(p.series(
             "Sub-steps p95: dense encode vs FAISS vs sparse", p.SECONDS,
             p.Query(q.quantile(0.95, q.STEP_DURATION, q.sel(SUB_STEPS), by=q.STEP_NAME),
-                    f"{{{{{q.STEP_NAME}}}}}", exemplar=True),
+                    q.legend(q.STEP_NAME), exemplar=True),
             description="Inside a search: query embedding, FAISS inner-product search, TF-IDF vectorize and "
                         "dot product."))
         .with_panel(p.series(
@@ -56,23 +56,23 @@ def build() -> Dashboard:
         .with_row(p.row("Index"))
         .with_panel(p.series(
             "Index size", p.COUNT,
-            p.Query(f"max by (job, {q.INDEX_PART}) ({q.INDEX_ITEMS}{app})", f"{{{{job}}}} {{{{{q.INDEX_PART}}}}}"),
+            p.Query(f"max by (job, {q.INDEX_PART}) ({q.INDEX_ITEMS}{app})", q.legend("job", q.INDEX_PART)),
             description="Items in each loaded part of the index: vectors, metadata records, matrix rows."))
         .with_panel(p.series(
             "Index load time", p.SECONDS,
             p.Query(f"max by (job, {q.INDEX_PART}) ({q.INDEX_LOAD_DURATION}{app})",
-                    f"{{{{job}}}} {{{{{q.INDEX_PART}}}}}"),
+                    q.legend("job", q.INDEX_PART)),
             description="How long the last load of each index part took (start-up and /reload)."))
         .with_row(p.row("Errors"))
         .with_panel(p.series(
             "Retriever errors by stage", p.PER_SECOND,
             p.Query(f"sum by (job, {q.STEP_KIND}, {q.STEP_NAME}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, app)})",
-                    f"{{{{job}}}} {{{{{q.STEP_KIND}}}}} {{{{{q.STEP_NAME}}}}}: {{{{{q.ERROR_TYPE}}}}}"),
+                    f"{q.legend('job', q.STEP_KIND, q.STEP_NAME)}: {q.legend(q.ERROR_TYPE)}"),
             description="Failed steps by stage and error type: bad requests, search failures, a retriever "
                         "down or not ready (seen by the caller as retrieval errors).", stack=True))
         .with_panel(p.series(
             "Search requests/s by status", p.REQUESTS_PER_SECOND,
             p.Query(f"sum by (job, {q.STATUS}) ({q.rate(q.HTTP_DURATION + '_count', q.sel(q.eq(q.ROUTE, '/search')))})",
-                    f"{{{{job}}}} {{{{{q.STATUS}}}}}"),
+                    q.legend("job", q.STATUS)),
             description="POST /search answered by the retriever, by status code (503 while not ready)."))
     )
