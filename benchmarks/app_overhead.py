@@ -92,11 +92,11 @@ def variants(vllm_url: str) -> Iterator[dict[str, LocalStack]]:
         yield running
 
 
-def load(url: str, requests: int, concurrency: int, max_tokens: int) -> list[bench.Sample]:
+def load(url: str, requests: int, concurrency: int, max_tokens: int) -> tuple[list[bench.Sample], float]:
+    """``requests`` POST /chat at ``concurrency``: every request's sample and the wall time."""
     config = bench.BenchConfig(url, concurrency=concurrency, requests=requests, questions=QUESTIONS,
                                max_tokens=max_tokens)
-    samples, _ = asyncio.run(bench.run(config))
-    return samples
+    return asyncio.run(bench.run(config))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,10 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             order = names[round_ % len(names):] + names[:round_ % len(names)]
             for name in order:
-                config = bench.BenchConfig(apps[name].chat_url, concurrency=args.concurrency,
-                                           requests=args.requests, questions=QUESTIONS, max_tokens=args.max_tokens)
                 before = cpu_s(apps[name])
-                got, wall = asyncio.run(bench.run(config))
+                got, wall = load(apps[name].chat_url, args.requests, args.concurrency, args.max_tokens)
                 cpu[name] += cpu_s(apps[name]) - before
                 samples[name] += got
                 walls[name] += wall

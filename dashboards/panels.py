@@ -25,6 +25,8 @@ from grafana_foundation_sdk.models.dashboard import (
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from grafana_foundation_sdk.models.tempo import SearchTableType, TempoQueryType
 
+from dashboards import promql as q
+
 PROMETHEUS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TEMPO = DataSourceRef(type_val="tempo", uid="${tempo}")
 DEFAULT_PROMETHEUS_UID = "mimir"
@@ -72,6 +74,12 @@ def _target(query: Query, ref: str) -> prometheus.Dataquery:
 
 def _refs() -> Iterable[str]:
     return (chr(ord("A") + i) for i in range(26))
+
+
+def percentiles(histogram: str, selector: str, *labels: str) -> tuple[Query, ...]:
+    """p50, p95 and p99 of a latency histogram, one line per value of ``labels``, with exemplars."""
+    return tuple(Query(q.quantile(quant, histogram, selector, by=", ".join(labels)),
+                       f"p{round(quant * 100)} {q.legend(*labels)}", exemplar=True) for quant in (0.5, 0.95, 0.99))
 
 
 def series(title: str, unit: str, *queries: Query, description: str, width: int = 12, height: int = 8,

@@ -10,6 +10,17 @@ from dashboards import promql as q
 CHAT = q.eq(q.OPERATION, "chat")
 
 
+def _engine_p95(histogram: str, name: str) -> p.Query:
+    """vLLM's own p95 of ``histogram``, per served model."""
+    return p.Query(q.quantile(0.95, histogram, q.vllm_sel(), by=q.VLLM_MODEL), f"{name} {q.legend(q.VLLM_MODEL)}",
+                   exemplar=True)
+
+
+def _engine_rate(counter: str) -> str:
+    """Per-second rate of one of vLLM's counters, per served model."""
+    return f"sum by ({q.VLLM_MODEL}) ({q.rate(counter, q.vllm_sel())})"
+
+
 def build() -> Dashboard:
     client, engine = q.sel(model=q.MODEL), q.vllm_sel()
     chat_calls = q.sel(CHAT, model=q.MODEL)
@@ -26,27 +37,27 @@ def build() -> Dashboard:
         .with_panel(p.series(
             "Time to first token p95", p.SECONDS,
             p.Query(q.quantile(0.95, q.TIME_TO_FIRST_CHUNK, client, by=q.MODEL), f"client {model}", exemplar=True),
-            p.Query(q.quantile(0.95, q.VLLM_TTFT, engine, by=q.VLLM_MODEL), f"vLLM {vllm}", exemplar=True),
+            _engine_p95(q.VLLM_TTFT, "vLLM"),
             description="Streamed calls: request sent → first chunk received (client, includes the network) "
                         "beside vLLM's own time to first token.", width=8))
         .with_panel(p.series(
             "Time per output token p95", p.SECONDS,
             p.Query(q.quantile(0.95, q.TIME_PER_OUTPUT_CHUNK, client, by=q.MODEL), f"client {model}",
                     exemplar=True),
-            p.Query(q.quantile(0.95, q.VLLM_INTER_TOKEN, engine, by=q.VLLM_MODEL), f"vLLM {vllm}", exemplar=True),
+            _engine_p95(q.VLLM_INTER_TOKEN, "vLLM"),
             description="Gap between streamed chunks (client) beside vLLM's inter-token latency.", width=8))
         .with_panel(p.series(
             "Call latency p95", p.SECONDS,
             p.Query(q.quantile(0.95, q.OPERATION_DURATION, chat_calls, by=q.MODEL), f"client {model}",
                     exemplar=True),
-            p.Query(q.quantile(0.95, q.VLLM_E2E, engine, by=q.VLLM_MODEL), f"vLLM {vllm}", exemplar=True),
+            _engine_p95(q.VLLM_E2E, "vLLM"),
             description="Whole chat calls (gen_ai.client.operation.duration) beside vLLM's end-to-end latency.",
             width=8))
         .with_panel(p.series(
             "Engine phases p95", p.SECONDS,
-            p.Query(q.quantile(0.95, q.VLLM_QUEUE, engine, by=q.VLLM_MODEL), f"queue {vllm}", exemplar=True),
-            p.Query(q.quantile(0.95, q.VLLM_PREFILL, engine, by=q.VLLM_MODEL), f"prefill {vllm}", exemplar=True),
-            p.Query(q.quantile(0.95, q.VLLM_DECODE, engine, by=q.VLLM_MODEL), f"decode {vllm}", exemplar=True),
+            _engine_p95(q.VLLM_QUEUE, "queue"),
+            _engine_p95(q.VLLM_PREFILL, "prefill"),
+            _engine_p95(q.VLLM_DECODE, "decode"),
             description="Where vLLM spends a request: waiting in the queue, prefill, decode."))
         .with_panel(p.series(
             "Requests running / waiting", p.COUNT,
@@ -61,17 +72,16 @@ def build() -> Dashboard:
             description="Share of KV-cache blocks in use (1 = full: requests get preempted).", width=8))
         .with_panel(p.series(
             "Prefix-cache hit rate", p.PERCENT_UNIT,
-            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PREFIX_HITS, engine)}) / "
-                    f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PREFIX_QUERIES, engine)})", vllm),
+            p.Query(f"{_engine_rate(q.VLLM_PREFIX_HITS)} / {_engine_rate(q.VLLM_PREFIX_QUERIES)}", vllm),
             description="Prompt tokens served from the prefix cache: RAG prompts share a system prompt.", width=8))
         .with_panel(p.series(
             "Preemptions/s", p.PER_SECOND,
-            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PREEMPTIONS, engine)})", vllm),
+            p.Query(_engine_rate(q.VLLM_PREEMPTIONS), vllm),
             description="Requests evicted from the batch for lack of KV cache.", width=8))
         .with_panel(p.series(
             "Tokens/s", p.TOKENS_PER_SECOND,
-            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_PROMPT_TOKENS, engine)})", f"prompt {vllm}"),
-            p.Query(f"sum by ({q.VLLM_MODEL}) ({q.rate(q.VLLM_GENERATION_TOKENS, engine)})", f"generation {vllm}"),
+            p.Query(_engine_rate(q.VLLM_PROMPT_TOKENS), f"prompt {vllm}"),
+            p.Query(_engine_rate(q.VLLM_GENERATION_TOKENS), f"generation {vllm}"),
             description="Prompt and generated tokens per second processed by vLLM."))
         .with_panel(p.series(
             "Finished requests by reason", p.REQUESTS_PER_SECOND,

@@ -51,9 +51,7 @@ def build() -> Dashboard:
         .with_row(p.row("Latency"))
         .with_panel(p.series(
             "End-to-end latency", p.SECONDS,
-            *(p.Query(q.quantile(quant, q.WORKFLOW_DURATION, app, by=q.WORKFLOW),
-                      f"p{round(quant * 100)} {q.legend(q.WORKFLOW)}", exemplar=True)
-              for quant in (0.5, 0.95, 0.99)),
+            *p.percentiles(q.WORKFLOW_DURATION, app, q.WORKFLOW),
             description="Whole pipelines (chat, chat_stream) from the first step to the answer; "
                         "exemplar dots link to their traces."))
         .with_panel(p.series(

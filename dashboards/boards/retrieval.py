@@ -23,9 +23,7 @@ def build() -> Dashboard:
         .with_variable(p.service_variable())
         .with_panel(p.series(
             "Search latency", p.SECONDS,
-            *(p.Query(q.quantile(quant, q.STEP_DURATION, retrieval, by=f"job, {q.STEP_NAME}"),
-                      f"p{round(quant * 100)} {q.legend('job', q.STEP_NAME)}", exemplar=True)
-              for quant in (0.5, 0.95, 0.99)),
+            *p.percentiles(q.STEP_DURATION, retrieval, "job", q.STEP_NAME),
             description="Retrieval steps (rag.step.kind=retrieval): the chat API's call to the retriever and "
                         "the retriever's own search."))
         .with_panel(p.series(

@@ -31,8 +31,6 @@ class RetrieverSettings:
     index_dir: Path = field(default_factory=lambda: Path(_env("RAG_INDEX_DIR", str(VAR_DIR / "index"))))
     backend: str = field(default_factory=lambda: _env("RAG_BACKEND", "dense"))
     """``dense`` (all-MiniLM-L6-v2 + FAISS inner product) or ``sparse`` (TF-IDF)."""
-    max_k: int = 20
-    max_query_chars: int = MAX_QUESTION_CHARS
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,3 @@ class ChatSettings:
     """Budget for retrieved context in the prompt; the local tiny model has a 1024-token window."""
     retriever_timeout: float = field(default_factory=lambda: float(_env("RAG_RETRIEVER_TIMEOUT", "5")))
     vllm_timeout: float = field(default_factory=lambda: float(_env("RAG_VLLM_TIMEOUT", "60")))
-    max_question_chars: int = MAX_QUESTION_CHARS
-    max_k: int = 20
-    max_tokens_limit: int = 1024

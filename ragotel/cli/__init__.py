@@ -204,7 +204,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     try:
         config = bench.BenchConfig(
             args.url, stream=args.stream, concurrency=args.concurrency, requests=args.requests,
-            duration_s=args.duration if args.duration is not None or args.requests is not None else 30.0,
+            duration_s=None if args.requests is not None else (30.0 if args.duration is None else args.duration),
             questions=questions or bench.DEFAULT_QUESTIONS, max_tokens=args.max_tokens, timeout_s=args.timeout)
     except ValueError as exc:
         return _error("bench", str(exc))
