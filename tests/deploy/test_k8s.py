@@ -14,6 +14,7 @@ import pytest
 
 from tests.deploy.conftest import (
     ALLOY_DIR,
+    K8S_BASE,
     KUBERNETES_VERSION,
     Doc,
     configmap_value,
@@ -21,6 +22,7 @@ from tests.deploy.conftest import (
     env_of,
     find,
     pod_spec,
+    render,
     workloads,
 )
 
@@ -87,13 +89,48 @@ def test_schema_validation_rejects_a_misspelt_field(rendered: dict[str, list[Doc
         validate(doc)
 
 
+@pytest.fixture(scope="module")
+def rendered_base() -> list[Doc]:
+    """The base alone: overlays patch it, but it must stand on its own (pinned, bounded)."""
+    return render(K8S_BASE)
+
+
+def pin_and_bound_problems(docs: list[Doc]) -> list[str]:
+    problems = []
+    for workload in workloads(docs):
+        for container in containers(workload):
+            where = f"{name_of(workload)}/{container['name']}"
+            image = container["image"]
+            if not re.fullmatch(r"[\w./-]+:[\w.-]+", image):
+                problems.append(f"{where}: {image} has no tag")
+            elif image.endswith((":latest", ":main", ":master")):
+                problems.append(f"{where}: {image} is a moving tag")
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                missing = {"cpu", "memory"} - set(resources.get(kind, {}))
+                if missing:
+                    problems.append(f"{where}: no {kind} for {sorted(missing)}")
+    return problems
+
+
 @pytest.mark.parametrize("overlay", OVERLAY_NAMES)
 def test_images_are_pinned(rendered: dict[str, list[Doc]], overlay: str) -> None:
-    for workload in workloads(rendered[overlay]):
-        for container in containers(workload):
-            image = container["image"]
-            assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name_of(workload)}: {image} has no tag"
-            assert not image.endswith((":latest", ":main", ":master")), image
+    assert pin_and_bound_problems(rendered[overlay]) == []
+
+
+def test_base_images_are_pinned_and_every_container_is_bounded(rendered_base: list[Doc]) -> None:
+    assert pin_and_bound_problems(rendered_base) == []
+    vllm = pod_spec(find(rendered_base, "Deployment", "vllm"))["containers"][0]
+    assert re.fullmatch(r"vllm/vllm-openai:v\d+\.\d+\.\d+", vllm["image"])
+
+
+def test_the_pin_check_sees_an_untagged_image(rendered_base: list[Doc]) -> None:
+    docs = copy.deepcopy(rendered_base)
+    container = pod_spec(find(docs, "Deployment", "vllm"))["containers"][0]
+    container["image"] = "vllm"
+    del container["resources"]["limits"]
+    assert pin_and_bound_problems(docs) == ["vllm/vllm: vllm has no tag",
+                                            "vllm/vllm: no limits for ['cpu', 'memory']"]
 
 
 def test_backend_versions_are_the_same_in_every_overlay(rendered: dict[str, list[Doc]]) -> None:
@@ -170,16 +207,41 @@ def test_grafana_admin_password_comes_from_a_secret_that_is_not_committed(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
     docs = rendered[overlay]
-    grafana = pod_spec(find(docs, "Deployment", "grafana"))["containers"][0]
+    spec = pod_spec(find(docs, "Deployment", "grafana"))
+    grafana = spec["containers"][0]
     env = env_of(grafana)
-    for var in ("GF_SECURITY_ADMIN_PASSWORD", "GF_SECURITY_ADMIN_USER"):
-        assert "value" not in env[var], f"{var} has a literal value"
-        assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "grafana-admin"
-        assert not env[var]["valueFrom"]["secretKeyRef"].get("optional"), "Grafana must not start without it"
+    # As files on a Secret volume (Grafana's __FILE variables), never in the environment.
+    assert not {"GF_SECURITY_ADMIN_PASSWORD", "GF_SECURITY_ADMIN_USER"} & set(env)
+    [volume] = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "grafana-admin"]
+    assert not volume["secret"].get("optional"), "Grafana must not start without it"
+    [mount] = [m for m in grafana["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    files = {item["key"]: f"{mount['mountPath']}/{item['path']}" for item in volume["secret"]["items"]}
+    assert env["GF_SECURITY_ADMIN_USER__FILE"]["value"] == files["admin-user"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"]["value"] == files["admin-password"]
     assert not [d for d in docs if d["kind"] == "Secret"], "secrets are created at deploy time, never rendered"
     ini = configmap_text(docs, "grafana-config")
     assert "admin_password" not in ini
     assert re.search(r"\[auth\.anonymous\]\s*\n\s*enabled\s*=\s*false", ini)
+
+
+@pytest.mark.parametrize("overlay", OVERLAY_NAMES)
+def test_secrets_reach_containers_as_files_only(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    as_env = [f"{name_of(w)}/{c['name']}: {e['name']}" for w in workloads(rendered[overlay]) for c in containers(w)
+              for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
+    as_env += [f"{name_of(w)}/{c['name']}: envFrom" for w in workloads(rendered[overlay]) for c in containers(w)
+               for s in c.get("envFrom", []) if "secretRef" in s]
+    assert as_env == []
+
+
+def test_gpu_vllm_reads_the_hub_token_from_a_file(rendered: dict[str, list[Doc]]) -> None:
+    spec = pod_spec(find(rendered["gpu"], "Deployment", "vllm"))
+    vllm = spec["containers"][0]
+    [volume] = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "hf-token"]
+    assert volume["secret"]["optional"] is True, "public models need no token"
+    [mount] = [m for m in vllm["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    assert env_of(vllm)["HF_TOKEN_PATH"]["value"] == f"{mount['mountPath']}/token"
 
 
 def configmap_text(docs: list[Doc], name: str) -> str:
@@ -202,11 +264,12 @@ def allowed_sources(policy: Doc) -> dict[int, set[str]]:
 def test_only_alloy_writes_to_and_only_grafana_reads_from_the_backends(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    policies = {d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: d
-                for d in rendered[overlay] if d["kind"] == "NetworkPolicy"}
+    policies = {d["metadata"]["name"]: d for d in rendered[overlay]
+                if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == "rag"}
     assert set(BACKENDS) <= set(policies)
     for backend in BACKENDS:
-        assert policies[backend]["spec"]["policyTypes"] == ["Ingress"]
+        assert policies[backend]["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == backend
+        assert policies[backend]["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert allowed_sources(policies["tempo"]) == {4317: {"alloy"}, 4318: {"alloy"}, 3200: {"grafana"}, "any": {"tempo"}}
     # One port for both paths: the writers (Alloy, Tempo's metrics generator) and the reader.
     assert allowed_sources(policies["mimir"]) == {9009: {"alloy", "tempo", "grafana"}, "any": {"mimir"}}
