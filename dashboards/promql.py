@@ -19,9 +19,12 @@ OPERATION_DURATION: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_OPERATION_DURATI
 TIME_TO_FIRST_CHUNK: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS)
 TIME_PER_OUTPUT_CHUNK: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS)
 TOKEN_USAGE: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN)
-RETRIEVAL_DOCUMENTS: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_DOCUMENTS, sc.UNIT_DOCUMENT)
-RETRIEVAL_SCORE: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_SCORE, sc.UNIT_SCORE)
-PROMPT_CONTEXT_SIZE: Final = sc.prometheus_name(sc.RAG_PROMPT_CONTEXT_SIZE, sc.UNIT_CHAR)
+RETRIEVAL_DOCUMENTS: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_DOCUMENTS, sc.UNIT_DOCUMENT, counter=True)
+RETRIEVAL_DOCUMENTS_KEPT: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_DOCUMENTS_KEPT, sc.UNIT_DOCUMENT, counter=True)
+RETRIEVAL_TOP_SCORE: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_TOP_SCORE, sc.UNIT_SCORE)
+PROMPT_CONTEXT_SIZE: Final = sc.prometheus_name(sc.RAG_PROMPT_CONTEXT_SIZE, sc.UNIT_CHAR, counter=True)
+PROMPT_CONTEXT_CHUNKS: Final = sc.prometheus_name(sc.RAG_PROMPT_CONTEXT_CHUNKS, sc.UNIT_CHUNK, counter=True)
+ATTRIBUTE_OVERFLOW: Final = sc.prometheus_name(sc.RAG_METRIC_ATTRIBUTE_OVERFLOW, sc.UNIT_VALUE, counter=True)
 INDEX_ITEMS: Final = sc.prometheus_name(sc.RAG_INDEX_ITEMS, sc.UNIT_ITEM)
 INDEX_LOAD_DURATION: Final = sc.prometheus_name(sc.RAG_INDEX_LOAD_DURATION, sc.UNIT_SECONDS)
 HTTP_DURATION: Final = sc.prometheus_name(sc.HTTP_SERVER_REQUEST_DURATION, sc.UNIT_SECONDS)
@@ -37,6 +40,8 @@ def label(attribute: str) -> str:
 STEP_KIND: Final = label(sc.RAG_STEP_KIND)
 STEP_NAME: Final = label(sc.RAG_STEP_NAME)
 OUTCOME: Final = label(sc.RAG_OUTCOME)
+QUALITY: Final = label(sc.RAG_RETRIEVAL_QUALITY)
+METRIC_ATTRIBUTE: Final = label(sc.RAG_METRIC_ATTRIBUTE)
 ERROR_TYPE: Final = label(sc.ERROR_TYPE)
 MODEL: Final = label(sc.GEN_AI_REQUEST_MODEL)
 TOKEN_TYPE: Final = label(sc.GEN_AI_TOKEN_TYPE)
@@ -87,6 +92,32 @@ def mean(histogram: str, selector: str, by: str = "", window: str = RATE) -> str
     group = f"sum by ({by}) " if by else "sum "
     total, count = rate(histogram + "_sum", selector, window), rate(histogram + "_count", selector, window)
     return f"{group}({total}) / {group}({count})"
+
+
+def per_step(counter: str, selector: str, steps: str, by: str, window: str = RATE) -> str:
+    """A summed counter divided by the steps that added to it: the mean per step (documents per retrieval)."""
+    group = f"sum by ({by}) "
+    step_count = rate(STEP_DURATION + "_count", steps, window)
+    return f"{group}({rate(counter, selector, window)}) / {group}({step_count})"
+
+
+def step_durations(suffix: str, by: str, *extra: str, window: str = RATE) -> str:
+    """``sum by (by)`` of the rate of every step's duration series (``_sum``, ``_count``, ``_bucket``).
+
+    A step records one duration: ``rag.step.duration``, except a model call an HTTP client
+    instrumentation made outside any step of its kind, which is its own generation/embedding step and
+    records only ``gen_ai.client.operation.duration`` (with ``rag.step.name``; calls inside a step lack it).
+    """
+    group = f"sum by ({by}) "
+    own = rate(STEP_DURATION + suffix, sel(*extra), window)
+    calls = rate(OPERATION_DURATION + suffix, sel(*extra, ne(STEP_NAME, "")), window)
+    return f"({group}({own}) or {group}({calls}))"
+
+
+def step_quantile(q: float, by: str, *extra: str) -> str:
+    """``histogram_quantile`` over :func:`step_durations`' buckets."""
+    group = ", ".join(["le", *[b.strip() for b in by.split(",") if b.strip()]])
+    return f"histogram_quantile({q}, {step_durations('_bucket', group, *extra)})"
 
 
 def eq(label: str, value: str) -> str:

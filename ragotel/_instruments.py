@@ -3,20 +3,55 @@
 They are created on first use from the global providers, through OpenTelemetry's proxies: a
 decorator applied at import time, before :func:`ragotel.configure` runs (or before the application
 installs its own providers), still reports to whichever providers are set later.
+
+Counts that dashboards only ever sum (documents returned and kept, chunks and characters sent) are
+:class:`SummedCounter` s: added up here under a lock and handed to the SDK as finished points when a
+reader collects, which costs a step a fraction of one SDK record.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from functools import cache
 
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import Counter, Histogram, UpDownCounter, _Gauge
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation, UpDownCounter, _Gauge
+from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._version import __version__
 
 SCOPE = "ragotel"
+
+
+class SummedCounter:
+    """A monotonic counter summed in-process and exported through an ``ObservableCounter``.
+
+    ``add`` takes a hashable ``key`` standing for ``attributes`` (callers precompute it once per
+    attribute set), so the hot path is one lock and one dict lookup.
+    """
+
+    __slots__ = ("_lock", "_totals")
+
+    def __init__(self, meter: Meter, name: str, unit: str, description: str) -> None:
+        self._totals: dict[Hashable, list[object]] = {}
+        self._lock = threading.Lock()
+        meter.create_observable_counter(name, callbacks=[self._observe], unit=unit, description=description)
+
+    def add(self, amount: float, key: Hashable, attributes: dict[str, AttributeValue]) -> None:
+        with self._lock:
+            entry = self._totals.get(key)
+            if entry is None:
+                self._totals[key] = [attributes, amount]
+            else:
+                entry[1] += amount  # type: ignore[operator]
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            entries = [(attrs, total) for attrs, total in self._totals.values()]
+        return [Observation(total, attrs) for attrs, total in entries]  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +63,13 @@ class Instruments:
     token_usage: Histogram
     time_to_first_chunk: Histogram
     time_per_output_chunk: Histogram
-    retrieval_documents: Histogram
+    retrieval_top_score: Histogram
     retrieval_score: Histogram
-    prompt_context_size: Histogram
+    retrieval_documents: SummedCounter
+    retrieval_documents_kept: SummedCounter
+    prompt_context_size: SummedCounter
+    prompt_context_chunks: SummedCounter
+    attribute_overflow: Counter
     cost: Counter
     http_server_duration: Histogram
     active_requests: UpDownCounter
@@ -80,16 +119,27 @@ def instruments() -> Instruments:
             sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS,
             "Time between consecutive streamed chunks after the first.", sc.TIME_PER_CHUNK_BUCKETS,
         ),
-        retrieval_documents=histogram(
-            sc.RAG_RETRIEVAL_DOCUMENTS, sc.UNIT_DOCUMENT, "Documents returned per retrieval.",
-            sc.DOCUMENT_COUNT_BUCKETS,
+        retrieval_top_score=histogram(
+            sc.RAG_RETRIEVAL_TOP_SCORE, sc.UNIT_SCORE, "Best score of each retrieval.", sc.SCORE_BUCKETS
         ),
         retrieval_score=histogram(
             sc.RAG_RETRIEVAL_SCORE, sc.UNIT_SCORE, "Score of each retrieved document.", sc.SCORE_BUCKETS
         ),
-        prompt_context_size=histogram(
-            sc.RAG_PROMPT_CONTEXT_SIZE, sc.UNIT_CHAR, "Characters of retrieved context per prompt.",
-            sc.CONTEXT_CHARS_BUCKETS,
+        retrieval_documents=SummedCounter(
+            meter, sc.RAG_RETRIEVAL_DOCUMENTS, sc.UNIT_DOCUMENT, "Documents returned by retrievals."
+        ),
+        retrieval_documents_kept=SummedCounter(
+            meter, sc.RAG_RETRIEVAL_DOCUMENTS_KEPT, sc.UNIT_DOCUMENT, "Documents kept after filtering."
+        ),
+        prompt_context_size=SummedCounter(
+            meter, sc.RAG_PROMPT_CONTEXT_SIZE, sc.UNIT_CHAR, "Characters of retrieved context put into prompts."
+        ),
+        prompt_context_chunks=SummedCounter(
+            meter, sc.RAG_PROMPT_CONTEXT_CHUNKS, sc.UNIT_CHUNK, "Chunks of retrieved context put into prompts."
+        ),
+        attribute_overflow=meter.create_counter(
+            sc.RAG_METRIC_ATTRIBUTE_OVERFLOW, unit=sc.UNIT_VALUE,
+            description="Metric attribute values recorded as _other because their key reached its cap.",
         ),
         cost=meter.create_counter(sc.RAG_COST, unit=sc.UNIT_USD, description="Cost of model calls."),
         http_server_duration=histogram(

@@ -55,11 +55,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from ragotel import cost, logs
 from ragotel import semconv as sc
+from ragotel._runtime import runtime
 from ragotel._safe import report_internal_error
 from ragotel._version import __version__
 from ragotel.content import CAPTURE_ENV, Redactor, redact_query
 from ragotel.content import policy as content_policy
-from ragotel.steps import runtime
 
 logger = logging.getLogger("ragotel")
 SDK_INTERNAL_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"

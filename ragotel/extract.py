@@ -16,9 +16,11 @@ For other shapes pass ``extractor=`` to the step: it is called with the return v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, Final
 
 _ID_KEYS = ("id", "doc_id", "document_id", "chunk_id")
 _SCORE_KEYS = ("score", "similarity", "relevance_score")
@@ -51,7 +53,7 @@ def _field(item: Any, keys: tuple[str, ...]) -> Any:
 def _score(value: Any) -> float | None:
     try:
         return None if value is None else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -71,11 +73,83 @@ def to_document(item: Any) -> Document:
     )
 
 
-def documents(result: Any) -> list[Document] | None:
-    """The hits in ``result``, or ``None`` when it is not a sequence of hits."""
+def hit_list(result: Any) -> Sequence[Any] | None:
+    """``result`` when it is a sequence of hits (not a string, a mapping or an iterator), else ``None``."""
     if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Sequence):
         return None
-    return [to_document(item) for item in result]
+    return result
+
+
+def documents(result: Any) -> list[Document] | None:
+    """The hits in ``result``, or ``None`` when it is not a sequence of hits."""
+    items = hit_list(result)
+    return None if items is None else [to_document(item) for item in items]
+
+
+# Score statistics look at this many hits at most: a runaway result costs a bounded scan.
+MAX_SCORED_HITS: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Statistics of the scores of a list of hits (hits without a usable score are left out)."""
+
+    top: float
+    low: float
+    mean: float
+    scored: int
+
+
+def score_of(item: Any) -> float | None:
+    """The score of one hit, read the way :func:`to_document` reads it."""
+    if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[1], (str, Mapping)):
+        return _score(item[1])
+    if isinstance(item, str):
+        return None
+    return _score(_field(item, _SCORE_KEYS))
+
+
+def scores(items: Sequence[Any]) -> Scores | None:
+    """Score statistics of ``items``, or ``None`` when none has a score.
+
+    Hits of one list share a shape, so the shape of the first decides one getter for all; a list that
+    turns out mixed falls back to reading each hit on its own.
+    """
+    if len(items) > MAX_SCORED_HITS:
+        items = items[:MAX_SCORED_HITS]
+    if not items:
+        return None
+    values: list[float] | None = None
+    getter = _getter(items[0])
+    if getter is not None:
+        try:
+            values = [float(getter(item)) for item in items]
+        except Exception:
+            values = None
+    if values is None:
+        values = [v for v in map(score_of, items) if v is not None]
+        if not values:
+            return None
+    total = sum(values)
+    if not math.isfinite(total):
+        values = [v for v in values if math.isfinite(v)]
+        if not values:
+            return None
+        total = sum(values)
+    return Scores(top=max(values), low=min(values), mean=total / len(values), scored=len(values))
+
+
+def _getter(first: Any) -> Any:
+    """One fast getter for the score of hits shaped like ``first``, or ``None``."""
+    if type(first) is dict:
+        key = next((k for k in _SCORE_KEYS if first.get(k) is not None), None)
+        return None if key is None else itemgetter(key)
+    if type(first) is tuple:
+        return itemgetter(1) if len(first) == 2 and not isinstance(first[1], (str, Mapping)) else None
+    if isinstance(first, (str, bytes, Mapping, Sequence)):
+        return None
+    attr = next((k for k in _SCORE_KEYS if getattr(first, k, None) is not None), None)
+    return None if attr is None else attrgetter(attr)
 
 
 def embedding_shape(result: Any) -> tuple[int, int] | None:

@@ -16,8 +16,8 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import _instruments
 from ragotel import semconv as sc
+from ragotel._runtime import runtime
 from ragotel._safe import report_internal_error
-from ragotel.steps import runtime
 
 
 def record_index(

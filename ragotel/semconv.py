@@ -41,6 +41,16 @@ class Operation(StrEnum):
     INVOKE_WORKFLOW = "invoke_workflow"
 
 
+class RetrievalQuality(StrEnum):
+    """Values of ``rag.retrieval.quality``."""
+
+    OK = "ok"
+    EMPTY = "empty"
+    # The best hit scored under the low-score threshold (``RAGOTEL_RETRIEVAL_LOW_SCORE`` or the step's
+    # ``min_score``): the model will answer from weak context.
+    LOW_SCORE = "low_score"
+
+
 class Outcome(StrEnum):
     """Values of ``rag.outcome``: how a step ended."""
 
@@ -141,6 +151,11 @@ RAG_RERANK_INPUT_DOCUMENTS: Final = "rag.rerank.input_documents"
 """Documents handed to the reranker."""
 RAG_RERANK_TOP_N: Final = "rag.rerank.top_n"
 """Documents the reranker was asked to keep."""
+RAG_RETRIEVAL_QUALITY: Final = "rag.retrieval.quality"
+"""One of :class:`RetrievalQuality`: whether a retrieval found anything worth using; metric attribute of
+:data:`RAG_STEP_DURATION` for retrieval and rerank steps whose hits were read."""
+RAG_METRIC_ATTRIBUTE: Final = "rag.metric.attribute"
+"""The attribute key whose values hit the cap; metric attribute of :data:`RAG_METRIC_ATTRIBUTE_OVERFLOW`."""
 
 RAG_INDEX_PART: Final = "rag.index.part"
 """Which part of a retrieval index a gauge describes: ``model``, ``index``, ``vectorizer``, ``matrix``,
@@ -174,7 +189,8 @@ CLOUD_REGION: Final = "cloud.region"
 
 # --- Metrics ---------------------------------------------------------------------------------------
 GEN_AI_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
-"""Histogram, s: a GenAI operation (retrieval, embeddings, chat, text_completion) from the caller."""
+"""Histogram, s: a model call (chat, text_completion, embeddings) as the HTTP client instrumentation sees it.
+Steps record it only with ``RAGOTEL_DETAILED_METRICS`` (a second record of the step's own duration)."""
 GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 """Histogram, {token}: tokens per operation, by ``gen_ai.token.type``."""
 GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
@@ -182,17 +198,26 @@ GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_firs
 GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
 """Histogram, s: gap between consecutive streamed chunks after the first."""
 GEN_AI_WORKFLOW_DURATION: Final = "gen_ai.workflow.duration"
-"""Histogram, s: a whole pipeline, end to end."""
+"""Histogram, s: a whole pipeline, end to end (the pipeline step's one duration record)."""
 RAG_STEP_DURATION: Final = "rag.step.duration"
-"""Histogram, s: every step of every kind, by ``rag.step.kind`` (the latency breakdown)."""
+"""Histogram, s: every step but the pipeline, by ``rag.step.kind`` (the latency breakdown); one record per step."""
 RAG_STEP_ERRORS: Final = "rag.step.errors"
 """Counter, {error}: failed steps by ``rag.step.kind`` and ``error.type``."""
 RAG_RETRIEVAL_DOCUMENTS: Final = "rag.retrieval.documents"
-"""Histogram, {document}: documents returned per retrieval."""
+"""Counter, {document}: documents retrievals returned (per retrieval: divide by the step count)."""
+RAG_RETRIEVAL_DOCUMENTS_KEPT: Final = "rag.retrieval.documents.kept"
+"""Counter, {document}: documents left after filtering, when the code records ``results_kept``."""
+RAG_RETRIEVAL_TOP_SCORE: Final = "rag.retrieval.top_score"
+"""Histogram, 1: the best score of each retrieval (its exemplar points at the retrieval span). Opt-in
+(``RAGOTEL_DETAILED_METRICS``): one record per retrieval; ``rag.retrieval.quality`` is the default signal."""
 RAG_RETRIEVAL_SCORE: Final = "rag.retrieval.score"
-"""Histogram, 1: similarity score of each returned document."""
+"""Histogram, 1: score of every returned document. Opt-in (``RAGOTEL_DETAILED_METRICS``): one record per hit."""
 RAG_PROMPT_CONTEXT_SIZE: Final = "rag.prompt.context.size"
-"""Histogram, {char}: characters of context put into each prompt."""
+"""Counter, {char}: characters of retrieved context put into prompts (per prompt: divide by the step count)."""
+RAG_PROMPT_CONTEXT_CHUNKS: Final = "rag.prompt.context.chunks"
+"""Counter, {chunk}: chunks placed in prompts (seed 002 ``rag.chunks_sent``; per prompt: divide by the step count)."""
+RAG_METRIC_ATTRIBUTE_OVERFLOW: Final = "rag.metric.attribute.overflow"
+"""Counter, {value}: metric attribute values recorded as ``_other`` because their key reached its cap."""
 RAG_INDEX_ITEMS: Final = "rag.index.items"
 """Gauge, {item}: items in a loaded index part (vectors, matrix rows, metadata records)."""
 RAG_INDEX_LOAD_DURATION: Final = "rag.index.load.duration"
@@ -212,6 +237,8 @@ UNIT_CHAR: Final = "{char}"
 UNIT_SCORE: Final = "1"
 UNIT_USD: Final = "{USD}"
 UNIT_ITEM: Final = "{item}"
+UNIT_CHUNK: Final = "{chunk}"
+UNIT_VALUE: Final = "{value}"
 UNIT_REQUEST: Final = "{request}"
 
 # Bucket advice. The GenAI ones are the conventions' own; the rest are chosen for RAG workloads.
@@ -231,9 +258,7 @@ TIME_PER_CHUNK_BUCKETS: Final = (
 HTTP_DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 # Steps such as prompt building take well under the GenAI advice's first 10 ms bucket.
 STEP_DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, *DURATION_BUCKETS)
-DOCUMENT_COUNT_BUCKETS: Final = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
 SCORE_BUCKETS: Final = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 5.0, 10.0, 20.0)
-CONTEXT_CHARS_BUCKETS: Final = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 METRIC_ATTRIBUTES: Final = frozenset(
     {
@@ -250,6 +275,8 @@ METRIC_ATTRIBUTES: Final = frozenset(
         SERVER_ADDRESS,
         SERVER_PORT,
         RAG_INDEX_PART,
+        RAG_RETRIEVAL_QUALITY,
+        RAG_METRIC_ATTRIBUTE,
         HTTP_REQUEST_METHOD,
         HTTP_ROUTE,
         HTTP_RESPONSE_STATUS_CODE,

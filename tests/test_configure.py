@@ -160,8 +160,7 @@ def test_prometheus_endpoint_serves_step_metrics_with_placement_labels(unused_tc
     body = out["body"]
     assert 'rag_step_duration_seconds_bucket{' in body
     assert 'rag_step_kind="retrieval"' in body
-    assert 'gen_ai_client_operation_duration_seconds_count{' in body
-    assert 'rag_retrieval_documents_bucket{' in body
+    assert 'rag_retrieval_documents_total{' in body
     assert 'k8s_cluster_name="rag-ray-dev"' in body
 
 

@@ -80,8 +80,9 @@ def test_non_streamed_chat(recorded: Recorded, server: RecordedOpenAIServer, cli
     assert duration.attributes[sc.GEN_AI_REQUEST_MODEL] == "tiny-llama"
     usage = {p.attributes[sc.GEN_AI_TOKEN_TYPE]: p.sum for p in recorded.points(sc.GEN_AI_CLIENT_TOKEN_USAGE)}
     assert usage == {"input": 41, "output": 7}
-    (step,) = recorded.points(sc.RAG_STEP_DURATION)
-    assert step.attributes[sc.RAG_STEP_KIND] == "generation"
+    # Outside a generation step the call is that step: one duration record, which says so.
+    assert recorded.points(sc.RAG_STEP_DURATION) == []
+    assert (duration.attributes[sc.RAG_STEP_KIND], duration.attributes[sc.RAG_STEP_NAME]) == ("generation", "chat")
     assert recorded.points(sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK) == []  # only for streams
 
 
@@ -178,8 +179,9 @@ def test_embeddings(recorded: Recorded, client: httpx.Client) -> None:
     assert span.name == "embeddings minilm"
     assert span.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 5
     assert span.attributes[sc.GEN_AI_REQUEST_ENCODING_FORMATS] == ("float",)
-    (step,) = recorded.points(sc.RAG_STEP_DURATION)
-    assert step.attributes[sc.RAG_STEP_KIND] == "embedding"
+    (duration,) = recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
+    assert (duration.attributes[sc.RAG_STEP_KIND], duration.attributes[sc.RAG_STEP_NAME]) == ("embedding", "embeddings")
+    assert recorded.points(sc.RAG_STEP_DURATION) == []
 
 
 def test_other_requests_get_no_span_but_carry_the_trace_context(
@@ -203,7 +205,8 @@ def test_inside_a_generation_step_nothing_is_counted_twice(recorded: Recorded, c
     (outer,) = [s for s in recorded.spans() if s.kind is SpanKind.INTERNAL]
     assert outer.attributes[sc.RAG_STEP_NAME] == "answer"
     assert call.parent.span_id == outer.context.span_id
-    assert len(recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)) == 1
+    (call_duration,) = recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
+    assert sc.RAG_STEP_NAME not in call_duration.attributes  # a call inside a step is not a step of its own
     assert sorted(p.sum for p in recorded.points(sc.GEN_AI_CLIENT_TOKEN_USAGE)) == [7, 41]
     (step_duration,) = recorded.points(sc.RAG_STEP_DURATION)  # the step's, not a second one from the call
     assert step_duration.attributes[sc.RAG_STEP_NAME] == "answer"

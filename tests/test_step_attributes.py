@@ -12,7 +12,7 @@ import pytest
 import ragotel
 from ragotel import semconv as sc
 from ragotel.content import policy
-from ragotel.steps import runtime
+from ragotel._runtime import runtime
 from tests.conftest import Recorded
 
 SECRET_QUERY = "what is the door code of ward 7"
@@ -77,7 +77,7 @@ def test_span_names_and_semconv_attributes(recorded: Recorded) -> None:
     assert retrieval[sc.RAG_RETRIEVAL_SCORE_MAX] == pytest.approx(0.82)
     assert retrieval[sc.RAG_RETRIEVAL_SCORE_MIN] == pytest.approx(0.2)
     assert retrieval[sc.RAG_RETRIEVAL_SCORE_AVG] == pytest.approx((0.82 + 0.41 + 0.2) / 3)
-    assert json.loads(retrieval[sc.GEN_AI_RETRIEVAL_DOCUMENTS])[0] == {"id": "faq-1", "score": 0.82}
+    assert sc.GEN_AI_RETRIEVAL_DOCUMENTS not in retrieval  # serialised only with content capture on
     assert retrieval[sc.RAG_STEP_NAME] == "search"
 
     emb = recorded.span("embeddings all-MiniLM-L6-v2").attributes
@@ -108,17 +108,55 @@ def test_span_names_and_semconv_attributes(recorded: Recorded) -> None:
 
 def test_step_metrics(recorded: Recorded) -> None:
     chat(SECRET_QUERY)
-    kinds = {p.attributes[sc.RAG_STEP_KIND] for p in recorded.points(sc.RAG_STEP_DURATION)}
-    assert kinds == {"retrieval", "embedding", "rerank", "prompt", "generation", "pipeline"}
-    operations = {p.attributes[sc.GEN_AI_OPERATION_NAME] for p in recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)}
-    assert operations == {"retrieval", "embeddings", "chat"}
-    assert [p.attributes[sc.GEN_AI_WORKFLOW_NAME] for p in recorded.points(sc.GEN_AI_WORKFLOW_DURATION)] == ["chat"]
+    durations = recorded.points(sc.RAG_STEP_DURATION)
+    # One duration record per step: the pipeline's is gen_ai.workflow.duration, none is recorded twice.
+    assert sorted(p.attributes[sc.RAG_STEP_KIND] for p in durations) == [
+        "embedding", "generation", "prompt", "rerank", "retrieval"]
+    assert all(p.count == 1 for p in durations)
+    assert recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION) == []
+    (workflow,) = recorded.points(sc.GEN_AI_WORKFLOW_DURATION)
+    assert workflow.attributes == {sc.RAG_STEP_KIND: "pipeline", sc.GEN_AI_WORKFLOW_NAME: "chat", sc.RAG_OUTCOME: "ok"}
+    (retrieval,) = [p for p in durations if p.attributes[sc.RAG_STEP_KIND] == "retrieval"]
+    assert retrieval.attributes == {sc.RAG_STEP_KIND: "retrieval", sc.RAG_STEP_NAME: "search", sc.RAG_OUTCOME: "ok",
+                                    sc.GEN_AI_DATA_SOURCE_ID: "faiss", sc.RAG_RETRIEVAL_QUALITY: "ok"}
     usage = {p.attributes[sc.GEN_AI_TOKEN_TYPE]: p.sum for p in recorded.points(sc.GEN_AI_CLIENT_TOKEN_USAGE)}
     assert usage == {"input": 42, "output": 7}
     docs = recorded.points(sc.RAG_RETRIEVAL_DOCUMENTS)
-    assert sorted((p.attributes[sc.RAG_STEP_KIND], p.sum) for p in docs) == [("rerank", 2), ("retrieval", 3)]
+    assert sorted((p.attributes[sc.RAG_STEP_KIND], p.value) for p in docs) == [("rerank", 2), ("retrieval", 3)]
+    assert recorded.points(sc.RAG_RETRIEVAL_TOP_SCORE) == recorded.points(sc.RAG_RETRIEVAL_SCORE) == []
+
+
+def test_detailed_metrics_add_document_scores_and_genai_durations(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "detailed_metrics", True)
+    chat(SECRET_QUERY)
     scores = [p for p in recorded.points(sc.RAG_RETRIEVAL_SCORE) if p.attributes[sc.RAG_STEP_KIND] == "retrieval"]
     assert scores[0].count == 3 and scores[0].sum == pytest.approx(1.43)
+    top = {p.attributes[sc.RAG_STEP_KIND]: (p.count, p.sum) for p in recorded.points(sc.RAG_RETRIEVAL_TOP_SCORE)}
+    assert top["retrieval"] == (1, pytest.approx(0.82)) and top["rerank"] == (1, pytest.approx(1.0))
+    operations = {p.attributes[sc.GEN_AI_OPERATION_NAME] for p in recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)}
+    assert operations == {"retrieval", "embeddings", "chat"}
+
+
+@pytest.mark.parametrize(
+    ("hits", "low_score", "quality"),
+    [([], None, "empty"), ([{"id": "a", "score": 0.1}], 0.5, "low_score"), ([{"id": "a", "score": 0.9}], 0.5, "ok"),
+     ([{"id": "a", "score": 0.1}], None, "low_score"), ([{"id": "a"}], 0.5, "ok")],
+)
+def test_retrieval_quality_labels_the_duration(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch, hits: list[dict[str, Any]], low_score: float | None,
+    quality: str,
+) -> None:
+    monkeypatch.setattr(runtime, "low_score", low_score)
+
+    @ragotel.retrieval(data_source="faiss", min_score=0.2)  # the threshold when no low_score is set
+    def find(query: str) -> list[dict[str, Any]]:
+        return hits
+
+    find("q")
+    (point,) = recorded.points(sc.RAG_STEP_DURATION)
+    assert point.attributes[sc.RAG_RETRIEVAL_QUALITY] == quality
 
 
 def test_metric_attributes_are_allow_listed_and_carry_no_user_text(recorded: Recorded) -> None:
@@ -232,8 +270,10 @@ def test_custom_extractor_records_other_shapes(recorded: Recorded) -> None:
 def test_record_sets_model_as_metric_dimension(recorded: Recorded) -> None:
     with ragotel.generation("call") as step:
         step.record(model="tiny-llama", input_tokens=3, output_tokens=2)
-    (point,) = recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
+    (point,) = recorded.points(sc.RAG_STEP_DURATION)
     assert point.attributes[sc.GEN_AI_REQUEST_MODEL] == "tiny-llama"
+    assert {p.attributes[sc.GEN_AI_REQUEST_MODEL] for p in recorded.points(sc.GEN_AI_CLIENT_TOKEN_USAGE)} == {
+        "tiny-llama"}
     assert recorded.span("chat call").attributes[sc.GEN_AI_REQUEST_MODEL] == "tiny-llama"
 
 
@@ -260,4 +300,6 @@ def test_step_facts_recorded_on_context_manager(recorded: Recorded) -> None:
     assert (prompt[sc.RAG_PROMPT_CHUNKS], prompt[sc.RAG_PROMPT_CONTEXT_CHARS]) == (1, 812)
     assert prompt[sc.RAG_PROMPT_CONTEXT_TOKENS] == 190
     (size,) = recorded.points(sc.RAG_PROMPT_CONTEXT_SIZE)
-    assert size.sum == 812
+    (chunks,) = recorded.points(sc.RAG_PROMPT_CONTEXT_CHUNKS)
+    (kept,) = recorded.points(sc.RAG_RETRIEVAL_DOCUMENTS_KEPT)
+    assert (size.value, chunks.value, kept.value) == (812, 1, 1)

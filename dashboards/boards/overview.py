@@ -13,7 +13,6 @@ CHAT_ROUTES = q.re(q.ROUTE, "/chat.*")
 def build() -> Dashboard:
     app, by_model = q.sel(), q.sel(model=q.MODEL)
     chat_5xx = q.sel(CHAT_ROUTES, q.re(q.STATUS, "5.."))
-    steps = q.sel(q.ne(q.STEP_KIND, "pipeline"))
     requests = f"sum({q.rate(q.HTTP_DURATION + '_count', q.sel(CHAT_ROUTES))})"
     failed = f"sum({q.rate(q.HTTP_DURATION + '_count', chat_5xx)})"
     tokens = q.rate(q.TOKEN_USAGE + "_sum", by_model)
@@ -56,13 +55,13 @@ def build() -> Dashboard:
                         "exemplar dots link to their traces."))
         .with_panel(p.series(
             "p95 by step", p.SECONDS,
-            p.Query(q.quantile(0.95, q.STEP_DURATION, app, by=f"job, {q.STEP_KIND}, {q.STEP_NAME}"),
+            p.Query(q.step_quantile(0.95, f"job, {q.STEP_KIND}, {q.STEP_NAME}"),
                     q.legend("job", q.STEP_KIND, q.STEP_NAME), exemplar=True),
-            description="Where the time goes: every instrumented step (rag.step.duration) by kind and name."))
+            description="Where the time goes: every instrumented step (rag.step.duration, and model calls made "
+                        "outside a step, gen_ai.client.operation.duration) by kind and name."))
         .with_panel(p.series(
             "Time share by step kind", p.SECONDS,
-            p.Query(f"sum by ({q.STEP_KIND}) ({q.rate(q.STEP_DURATION + '_sum', steps)})",
-                    q.legend(q.STEP_KIND)),
+            p.Query(q.step_durations("_sum", q.STEP_KIND), q.legend(q.STEP_KIND)),
             description="Seconds spent per second of wall time in each kind of step, stacked: the latency "
                         "breakdown.", stack=True))
         .with_row(p.row("Tokens and cost"))

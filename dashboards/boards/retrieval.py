@@ -15,6 +15,8 @@ SUB_STEPS = q.re(q.STEP_NAME, "dense_encode|faiss_search|sparse_vectorize|sparse
 def build() -> Dashboard:
     app = q.sel()
     retrieval = q.sel(RETRIEVAL)
+    read_hits = q.sel(RETRIEVAL, q.ne(q.QUALITY, ""))  # retrievals whose hits ragotel read
+    prompts = q.sel(q.eq(q.STEP_KIND, "prompt"))
     return (
         p.dashboard("rag-retrieval", "RAG retrieval",
                     "Search latency and its sub-steps, documents returned, scores, index size and load times.",
@@ -33,24 +35,38 @@ def build() -> Dashboard:
             description="Inside a search: query embedding, FAISS inner-product search, TF-IDF vectorize and "
                         "dot product."))
         .with_panel(p.series(
-            "Documents returned", p.COUNT,
-            p.Query(q.mean(q.RETRIEVAL_DOCUMENTS, app, by="job"), "mean {{job}}"),
-            p.Query(q.quantile(0.95, q.RETRIEVAL_DOCUMENTS, app, by="job"), "p95 {{job}}"),
-            description="Documents each retrieval returned (rag.retrieval.documents)."))
-        .with_panel(p.distribution(
-            "Score distribution", p.COUNT,
-            p.Query(f"sum by (le) (increase({q.RETRIEVAL_SCORE}_bucket{app}[{q.RATE}]))"),
-            description="Similarity score of every returned document (rag.retrieval.score): a shift left means "
-                        "the index stopped matching the questions."))
+            "Documents per retrieval: returned vs kept", p.COUNT,
+            p.Query(q.per_step(q.RETRIEVAL_DOCUMENTS, retrieval, read_hits, f"job, {q.STEP_NAME}"),
+                    f"returned {q.legend('job', q.STEP_NAME)}"),
+            p.Query(q.per_step(q.RETRIEVAL_DOCUMENTS_KEPT, retrieval, read_hits, f"job, {q.STEP_NAME}"),
+                    f"kept {q.legend('job', q.STEP_NAME)}"),
+            description="Mean documents each retrieval returned (rag.retrieval.documents) and kept after "
+                        "filtering (rag.retrieval.documents.kept)."))
         .with_panel(p.series(
-            "Score p50 / p10", p.COUNT,
-            p.Query(q.quantile(0.5, q.RETRIEVAL_SCORE, app, by="job"), "p50 {{job}}"),
-            p.Query(q.quantile(0.1, q.RETRIEVAL_SCORE, app, by="job"), "p10 {{job}}"),
-            description="Median and low-end similarity scores of returned documents."))
+            "Retrieval quality: ok, empty, low score", p.PERCENT_UNIT,
+            p.Query(f"sum by (job, {q.QUALITY}) ({q.rate(q.STEP_DURATION + '_count', read_hits)}) / "
+                    f"on (job) group_left sum by (job) ({q.rate(q.STEP_DURATION + '_count', read_hits)})",
+                    q.legend("job", q.QUALITY)),
+            description="Share of retrievals that found nothing (empty) or whose best hit scored under the "
+                        "low-score threshold (rag.retrieval.quality): the model answers from weak context.",
+            stack=True))
+        .with_panel(p.distribution(
+            "Best-score distribution", p.COUNT,
+            p.Query(f"sum by (le) (increase({q.RETRIEVAL_TOP_SCORE}_bucket{retrieval}[{q.RATE}]))"),
+            description="Best score of each retrieval (rag.retrieval.top_score, with RAGOTEL_DETAILED_METRICS=true): "
+                        "a shift left means the index stopped matching the questions."))
+        .with_panel(p.series(
+            "Best score p50 / p10", p.COUNT,
+            p.Query(q.quantile(0.5, q.RETRIEVAL_TOP_SCORE, retrieval, by="job"), "p50 {{job}}", exemplar=True),
+            p.Query(q.quantile(0.1, q.RETRIEVAL_TOP_SCORE, retrieval, by="job"), "p10 {{job}}", exemplar=True),
+            description="Median and low-end best scores (detailed metrics); an exemplar opens the retrieval span "
+                        "it came from."))
         .with_panel(p.series(
             "Context put in prompts", p.COUNT,
-            p.Query(q.mean(q.PROMPT_CONTEXT_SIZE, app, by="job"), "mean chars {{job}}"),
-            description="Characters of retrieved context placed in each prompt (rag.prompt.context.size)."))
+            p.Query(q.per_step(q.PROMPT_CONTEXT_SIZE, app, prompts, "job"), "mean chars {{job}}"),
+            p.Query(q.per_step(q.PROMPT_CONTEXT_CHUNKS, app, prompts, "job"), "mean chunks {{job}}"),
+            description="Characters (rag.prompt.context.size) and chunks (rag.prompt.context.chunks) of "
+                        "retrieved context placed in each prompt."))
         .with_row(p.row("Index"))
         .with_panel(p.series(
             "Index size", p.COUNT,

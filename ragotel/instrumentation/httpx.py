@@ -55,11 +55,13 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import _instruments, cost
 from ragotel import semconv as sc
+from ragotel._cardinality import limiter
+from ragotel._runtime import error_type, runtime
 from ragotel._safe import report_internal_error
+from ragotel._step import current_step
 from ragotel.content import policy as content_policy
 from ragotel.instrumentation import openai_protocol as proto
 from ragotel.semconv import Operation, Outcome, StepKind
-from ragotel.steps import current_step, error_type, runtime
 
 # Modules with httpx's client API: httpx itself, and httpx2 (used by openai >= 3).
 CLIENT_MODULES: Final = ("httpx", "httpx2")
@@ -297,12 +299,15 @@ class _Call:
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         attrs[sc.SERVER_PORT] = port
         attrs.update(info.attributes)
-        self.metric_attributes = {k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES}
-
         step = current_step()
         if step is not None and step.spec.kind is self.kind:
             step.client_call_recorded = True  # the step must not count this call again
             self.owns_step = False
+        else:
+            # Outside a step of its kind the call is that step: its one duration record says so.
+            attrs[sc.RAG_STEP_NAME] = self.operation.value
+        # The model comes from the request body: capped, like every value a client can choose.
+        self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
 
         name = f"{self.operation.value} {info.model}" if info.model else self.operation.value
         self.span = _instruments.tracer().start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
@@ -367,13 +372,13 @@ class _Call:
         attrs = self.metric_attributes
         if self.first_chunk_at is None:
             self.first_chunk_at = now
-            ins.time_to_first_chunk.record(now - self.start, attrs)
+            ins.time_to_first_chunk.record(now - self.start, attrs, context=self.context)
             new -= 1
         elif self.last_chunk_at is not None:
-            ins.time_per_output_chunk.record(now - self.last_chunk_at, attrs)
+            ins.time_per_output_chunk.record(now - self.last_chunk_at, attrs, context=self.context)
             new -= 1
         for _ in range(new):  # several chunks in one read arrived together
-            ins.time_per_output_chunk.record(0.0, attrs)
+            ins.time_per_output_chunk.record(0.0, attrs, context=self.context)
         self.last_chunk_at = now
 
     def end_of_body(self) -> bytes:
@@ -448,26 +453,21 @@ class _Call:
         ):
             if tokens is not None:
                 span.set_attribute(key, tokens)
-                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
+                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type}, context=self.context)
         if facts.input_tokens is not None or facts.output_tokens is not None:
             cost.record(attrs, facts.input_tokens or 0, facts.output_tokens or 0)
 
         if error is not None:
             span.set_attribute(sc.ERROR_TYPE, error)
             span.set_status(Status(StatusCode.ERROR, error))
-            attrs[sc.ERROR_TYPE] = error
+            attrs[sc.ERROR_TYPE] = limiter.value(sc.ERROR_TYPE, error)
         outcome = Outcome.ERROR if error else Outcome.CANCELLED if cancelled else Outcome.OK
         if cancelled and error is None:
             span.set_attribute(sc.RAG_OUTCOME, Outcome.CANCELLED.value)
-        ins.operation_duration.record(duration, attrs)
-        if self.owns_step:
-            step_attrs = {**attrs, sc.RAG_OUTCOME: outcome.value}
-            ins.step_duration.record(duration, step_attrs)
-            if error is not None:
-                ins.step_errors.add(1, step_attrs)
-        elif error is not None:
-            # The enclosing step may succeed (its code caught the error); the failed call still counts.
-            ins.step_errors.add(1, {**attrs, sc.RAG_OUTCOME: Outcome.ERROR.value})
+        ins.operation_duration.record(duration, attrs, context=self.context)
+        if error is not None:
+            # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
+            ins.step_errors.add(1, {**attrs, sc.RAG_OUTCOME: outcome.value}, context=self.context)
 
 
 def _with_body(request: Any, body: bytes) -> Any:
