@@ -6,7 +6,8 @@ messages, generation returning an OpenAI-style completion with usage, an async-g
 and a pipeline around retrieval, prompt and generation. Each is timed, sync and async, as
 
 * ``plain``      — the function, uninstrumented;
-* ``(a) span``   — a bare span with the same name and attributes the ragotel step's span ends with;
+* ``(a) span``   — a bare span with the same name and attributes the ragotel step's span ends with (set
+  as ragotel sets them: the ones known up front at start, the ones read off the result after the call);
 * ``(b) +hist``  — that span plus one histogram record (the step's duration record);
 * ``(c) same``   — the identical telemetry by hand: that span and every metric record the ragotel
   step made (same instruments, values and attributes), all read off one real ragotel call of the same
@@ -66,14 +67,17 @@ class DiscardingExporter(SpanExporter):
 
 
 class ProbeProcessor(SpanProcessor):
-    """Keeps the spans of one probe call, to read off what a ragotel step emitted; idle otherwise."""
+    """Keeps the spans of one probe call, and the attributes each had when it started, to read off what a
+    ragotel step emitted; idle otherwise."""
 
     def __init__(self) -> None:
         self.enabled = False
         self.spans: list[ReadableSpan] = []
+        self.at_start: dict[int, dict[str, Any]] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
+        if self.enabled:
+            self.at_start[span.context.span_id] = dict(span.attributes or {})
 
     def on_end(self, span: ReadableSpan) -> None:
         if self.enabled:
@@ -161,6 +165,8 @@ class Emitted:
     name: str
     kind: SpanKind
     attributes: dict[str, Any]
+    """Those the span started with; ``later`` are the ones set once the result was known."""
+    later: dict[str, Any]
     records: list[Record] = field(default_factory=list)
 
     @property
@@ -172,6 +178,7 @@ def read_off(call: Callable[[], Any]) -> list[Emitted]:
     """Run ``call`` once and return what it emitted: its spans, innermost first, each with its records."""
     READER.get_metrics_data()  # drop what was recorded before
     PROBE.spans.clear()
+    PROBE.at_start.clear()
     PROBE.enabled = True
     try:
         call()
@@ -194,7 +201,11 @@ def read_off(call: Callable[[], Any]) -> list[Emitted]:
                                                   point.sum / point.count, attrs, tuple(point.explicit_bounds)))
                     elif getattr(point, "value", 0):
                         records.append(Record(metric.name, "counter", float(point.value), attrs))
-    emitted = [Emitted(s.name, s.kind, dict(s.attributes or {})) for s in spans]
+    emitted = []
+    for span in spans:
+        first = PROBE.at_start[span.context.span_id]
+        later = {k: v for k, v in (span.attributes or {}).items() if k not in first}
+        emitted.append(Emitted(span.name, span.kind, first, later))
     # Records belong to the span whose step kind (and name) they carry; the rest to the outermost span.
     for record in records:
         owner = next((e for e in emitted if _owns(e, record)), emitted[-1])
@@ -239,13 +250,15 @@ class ByHand:
 
     def sync(self, emitted: Emitted, level: str, body: Callable[[], Any]) -> Callable[[], Any]:
         plan, tracer, perf = self.plan(emitted, level), self.tracer, time.perf_counter
-        name, kind, attrs = emitted.name, emitted.kind, emitted.attributes
+        name, kind, attrs, later = emitted.name, emitted.kind, emitted.attributes, emitted.later
 
         def call() -> Any:
-            with tracer.start_as_current_span(name, kind=kind, attributes=attrs):
+            with tracer.start_as_current_span(name, kind=kind, attributes=attrs) as span:
                 start = perf()
                 result = body()
                 elapsed = perf() - start
+                if later:
+                    span.set_attributes(later)
                 for record, value, rattrs in plan:
                     record(elapsed if value is None else value, rattrs)
             return result
@@ -254,13 +267,15 @@ class ByHand:
 
     def asynchronous(self, emitted: Emitted, level: str, body: Callable[[], Any]) -> Callable[[], Any]:
         plan, tracer, perf = self.plan(emitted, level), self.tracer, time.perf_counter
-        name, kind, attrs = emitted.name, emitted.kind, emitted.attributes
+        name, kind, attrs, later = emitted.name, emitted.kind, emitted.attributes, emitted.later
 
         async def call() -> Any:
-            with tracer.start_as_current_span(name, kind=kind, attributes=attrs):
+            with tracer.start_as_current_span(name, kind=kind, attributes=attrs) as span:
                 start = perf()
                 result = await body()
                 elapsed = perf() - start
+                if later:
+                    span.set_attributes(later)
                 for record, value, rattrs in plan:
                     record(elapsed if value is None else value, rattrs)
             return result
@@ -385,6 +400,20 @@ def measure(variants: Variants, asynchronous: bool, calls: int, rounds: int) -> 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def exemplar_cost(calls: int, rounds: int) -> dict[str, float]:
+    """One histogram record with the step's (sampled) span as its context — an exemplar is offered, as
+    ragotel records — against the same record with no span in its context."""
+    tracer, histogram = trace.get_tracer("by-hand"), metrics.get_meter("by-hand").create_histogram("bench.exemplar")
+    attrs = {"rag.step.kind": "retrieval", "rag.step.name": "search", "rag.outcome": "ok"}
+    with tracer.start_as_current_span("step") as span:
+        with_span = trace.set_span_in_context(span)
+    without = Context()
+    return measure({
+        "no span": lambda: histogram.record(0.01, attrs, context=without),
+        "step span": lambda: histogram.record(0.01, attrs, context=with_span),
+    }, False, calls, rounds)
+
+
 def rss_kib() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
@@ -401,6 +430,13 @@ def rss_over(calls: int) -> tuple[int, int]:
     return early, rss_kib()
 
 
+def peer_python(lib: str, default: str) -> str:
+    """The Python that has ``lib``: ``var/peers/<lib>/bin/python`` when there is one (peers pin OpenTelemetry
+    versions of their own, so each may live in its own virtualenv), else ``default``."""
+    own = BENCH_DIR.parent / "var" / "peers" / lib / "bin" / "python"
+    return str(own) if lib != "ragotel" and own.exists() else default
+
+
 def peers(rounds: int, calls: int, python: str) -> dict[str, float | str]:
     """Median ratio lib / (b) per library, each in a fresh process per round."""
     ratios: dict[str, list[float]] = {}
@@ -409,7 +445,7 @@ def peers(rounds: int, calls: int, python: str) -> dict[str, float | str]:
         for lib in ("ragotel", "traceloop", "openlit", "openinference", "logfire"):
             if lib in missing:
                 continue
-            done = subprocess.run([python, str(BENCH_DIR / "peers.py"), lib, "--calls", str(calls)],
+            done = subprocess.run([peer_python(lib, python), str(BENCH_DIR / "peers.py"), lib, "--calls", str(calls)],
                                   capture_output=True, text=True, timeout=600)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             if done.returncode != 0 or not lines:
@@ -429,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per variant per round")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", action="append", help="scenario name (repeatable); pipeline, disabled, rss too")
+    parser.add_argument("--only", action="append",
+                        help="scenario name (repeatable); also pipeline, disabled, exemplars, rss")
     parser.add_argument("--rss-calls", type=int, default=200_000)
     parser.add_argument("--peers", action="store_true", help="also time the peers (pip install ragotel[bench])")
     parser.add_argument("--peer-rounds", type=int, default=5)
@@ -477,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nOTEL_SDK_DISABLED=true: plain {disabled_ns['plain']:.0f} ns, ragotel step "
               f"{disabled_ns['disabled']:.0f} ns (+{disabled_ns['disabled'] - disabled_ns['plain']:.0f} ns; "
               "target ≤ 1000 ns)")
+    if chosen("exemplars"):
+        ex = exemplar_cost(args.calls * 5, args.rounds)
+        print(f"a record with the step's span as context (exemplar offered): {ex['step span']:.0f} ns, with no span "
+              f"{ex['no span']:.0f} ns (+{ex['step span'] - ex['no span']:.0f} ns per record)")
     if chosen("rss"):
         early, late = rss_over(args.rss_calls)
         print(f"RSS over {args.rss_calls} 3-hit retrievals: {early} KiB after {args.rss_calls // 10}, {late} KiB "

@@ -37,7 +37,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _instruments, extract
+from ragotel import _instruments, cost, extract
 from ragotel import semconv as sc
 from ragotel._cardinality import limiter
 from ragotel._runtime import error_type, runtime
@@ -64,6 +64,9 @@ MAX_DOCUMENTS_ON_SPAN: Final = 20
 CANCELLATIONS: Final = (GeneratorExit, asyncio.CancelledError)
 
 _STEP_KEY: Final = otel_context.create_key("ragotel-step")
+# The key OpenTelemetry keeps the current span under, read through its public API, so that a step's
+# context (its span and the step) is one copy of the caller's context, not two.
+_SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
 
 
 def current_step() -> Step | None:
@@ -191,6 +194,15 @@ class StepSpec:
         for key, value in derived.items():
             object.__setattr__(self, key, value)
 
+    def usage_attributes(self, dims: MetricAttributes, token_type: str) -> MetricAttributes:
+        """``gen_ai.client.token.usage`` attributes: the dimensions, the operation and the token type."""
+        if dims is self.dimensions:
+            attrs = self._by_quality.get(token_type)  # token types and qualities never share a value
+            if attrs is None:
+                attrs = self._by_quality[token_type] = _usage_attributes(self, dims, token_type)
+            return attrs
+        return _usage_attributes(self, dims, token_type)
+
     def with_quality(self, quality: str) -> MetricAttributes:
         """The success attributes plus ``rag.retrieval.quality``, built once per value."""
         attrs = self._by_quality.get(quality)
@@ -234,6 +246,13 @@ class StepSpec:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _usage_attributes(spec: StepSpec, dims: MetricAttributes, token_type: str) -> MetricAttributes:
+    attrs = {**dims, sc.GEN_AI_TOKEN_TYPE: token_type}
+    if spec.operation is not None:
+        attrs[sc.GEN_AI_OPERATION_NAME] = spec.operation.value
+    return attrs
 
 
 def _dimensions(kind: StepKind, name: str, attrs: Mapping[str, AttributeValue]) -> MetricAttributes:
@@ -309,7 +328,10 @@ class Step:
         # Set by the HTTP client instrumentation when it recorded the model call inside this step,
         # so the step does not count the same operation and tokens a second time.
         self.client_call_recorded = False
-        self._context: Context = otel_context.set_value(_STEP_KEY, self, trace.set_span_in_context(span))
+        values = dict(otel_context.get_current())
+        values[_SPAN_KEY] = span
+        values[_STEP_KEY] = self
+        self._context = Context(values)
         self._token: object = None
         self._dims = spec.dimensions
         self._dims_key = spec.dimensions_key
@@ -500,16 +522,23 @@ class Step:
             out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
         if self.client_call_recorded or (input_tokens is None and output_tokens is None):
             return
-        attrs = dict(self._dims)
-        if self.spec.operation is not None:
-            attrs[sc.GEN_AI_OPERATION_NAME] = self.spec.operation.value
-        usage = _instruments.instruments().token_usage
+        usage, spec, dims = _instruments.instruments().token_usage, self.spec, self._dims
         for tokens, token_type in ((input_tokens, "input"), (output_tokens, "output")):
             if tokens is not None:
-                usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type}, context=self._context)
-        from ragotel import cost  # only generation steps with usage get here
+                usage.record(tokens, spec.usage_attributes(dims, token_type), context=self._context)
+        cost.record(spec.usage_attributes(dims, "input"), input_tokens or 0, output_tokens or 0)
 
-        cost.record(attrs, input_tokens or 0, output_tokens or 0)
+    def _record_completion(self, done: extract.Completion, out: dict[str, AttributeValue]) -> None:
+        for key, value in ((sc.GEN_AI_RESPONSE_MODEL, done.model), (sc.GEN_AI_RESPONSE_ID, done.response_id),
+                           (sc.RAG_GENERATION_REASONING_CHARS, done.reasoning_chars)):
+            if value is not None:
+                out[key] = value
+        if done.finish_reasons:
+            out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(done.finish_reasons)
+        if done.text is not None:
+            self._record_response(done.text, out, count=True)
+        if done.input_tokens is not None or done.output_tokens is not None:
+            self._record_usage(done.input_tokens, done.output_tokens, out)
 
     # -- reading facts from calls (decorators) -----------------------------------------------------
     def read_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -558,11 +587,7 @@ class Step:
         elif kind is StepKind.GENERATION:
             done = extract.completion(result)
             if done is not None:
-                self._apply({
-                    "response": done.text, "response_model": done.model, "response_id": done.response_id,
-                    "input_tokens": done.input_tokens, "output_tokens": done.output_tokens,
-                    "finish_reasons": done.finish_reasons or None, "reasoning_chars": done.reasoning_chars,
-                })
+                self._record_completion(done, out)
         if out:
             self.span.set_attributes(out)
 

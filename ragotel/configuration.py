@@ -53,7 +53,7 @@ from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-from ragotel import cost, logs
+from ragotel import _runtime, cost, logs
 from ragotel import semconv as sc
 from ragotel._runtime import runtime
 from ragotel._safe import report_internal_error
@@ -163,6 +163,9 @@ def configure(
     redact: Redactor | None = None,
     prices: cost.PriceSource = None,
     export_logs: bool = True,
+    detailed_metrics: bool | None = None,
+    retrieval_low_score: float | None = None,
+    metric_value_limit: int | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process; returns a :class:`Telemetry` handle.
 
@@ -181,7 +184,13 @@ def configure(
       (``RAGOTEL_CAPTURE_CONTENT`` wins); off by default;
     - ``prices``: a :class:`ragotel.cost.PriceTable`, a mapping or a file path
       (``RAGOTEL_PRICES_FILE`` is used when this is not given);
-    - ``export_logs``: send ``logging`` records as OpenTelemetry logs.
+    - ``export_logs``: send ``logging`` records as OpenTelemetry logs;
+    - ``detailed_metrics``: also record every document score, each retrieval's best score and a GenAI
+      duration per step, one SDK record each (``RAGOTEL_DETAILED_METRICS`` wins);
+    - ``retrieval_low_score``: a retrieval whose best score is under this is ``rag.retrieval.quality=low_score``
+      (``RAGOTEL_RETRIEVAL_LOW_SCORE`` wins; by default the step's own ``min_score``);
+    - ``metric_value_limit``: distinct values per metric attribute before new ones are recorded as
+      ``_other`` (``RAGOTEL_METRIC_VALUE_LIMIT`` wins; default 100).
     """
     global _telemetry
     with _lock:
@@ -190,6 +199,7 @@ def configure(
             return _telemetry
 
         _configure_content(capture_content, max_content_chars, redact)
+        _configure_runtime(detailed_metrics, retrieval_low_score, metric_value_limit)
         cost.set_prices(prices)
         resource = _resource(
             service_name, service_version, environment, provider, cluster, region, resource_attributes
@@ -275,6 +285,16 @@ def _is_unset(provider: Any) -> bool:
         "ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider",
         "ProxyLoggerProvider", "NoOpLoggerProvider",
     }
+
+
+def _configure_runtime(detailed: bool | None, low_score: float | None, value_limit: int | None) -> None:
+    """Arguments apply where the environment says nothing (``Runtime`` read the environment at import)."""
+    if detailed is not None and _env(_runtime.DETAILED_METRICS_ENV) is None:
+        runtime.detailed_metrics = detailed
+    if low_score is not None and _env(_runtime.LOW_SCORE_ENV) is None:
+        runtime.low_score = float(low_score)
+    if value_limit is not None and value_limit > 0 and _env(_runtime.VALUE_LIMIT_ENV) is None:
+        runtime.value_limit = int(value_limit)
 
 
 def _configure_content(enabled: bool | None, max_chars: int | None, redact: Redactor | None) -> None:

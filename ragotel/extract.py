@@ -37,7 +37,7 @@ class Document:
 
 
 def _field(item: Any, keys: tuple[str, ...]) -> Any:
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):  # the exact-type check skips the slow ABC one
         for key in keys:
             value = item.get(key)
             if value is not None:
@@ -75,6 +75,8 @@ def to_document(item: Any) -> Document:
 
 def hit_list(result: Any) -> Sequence[Any] | None:
     """``result`` when it is a sequence of hits (not a string, a mapping or an iterator), else ``None``."""
+    if type(result) is list:
+        return result
     if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Sequence):
         return None
     return result
@@ -193,7 +195,7 @@ def completion(result: Any) -> Completion | None:
     if isinstance(result, str):
         return Completion(text=result)
     choices = _field(result, ("choices",))
-    if not isinstance(choices, Sequence) or isinstance(choices, str):
+    if type(choices) is not list and (not isinstance(choices, Sequence) or isinstance(choices, str)):
         return None
     texts: list[str] = []
     reasons: list[str] = []

@@ -256,3 +256,18 @@ def test_contradictory_batch_settings_fall_back_to_defaults_instead_of_failing(t
         )
     assert out == {"ok": True}
     assert [s["name"] for s in read_jsonl(tmp_path / "spans.jsonl")] == ["retrieval search"]
+
+
+def test_metric_settings_from_arguments_and_the_environment_winning() -> None:
+    script = """
+        import json, ragotel
+        from ragotel._runtime import runtime
+        ragotel.configure(service_name="x", detailed_metrics=True, retrieval_low_score=0.5, metric_value_limit=7)
+        print(json.dumps({"detailed": runtime.detailed_metrics, "low": runtime.low_score,
+                          "limit": runtime.value_limit}))
+        """
+    quiet = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    assert run_python(script, env=quiet) == {"detailed": True, "low": 0.5, "limit": 7}
+    env = {**quiet, "RAGOTEL_DETAILED_METRICS": "false", "RAGOTEL_RETRIEVAL_LOW_SCORE": "0.25",
+           "RAGOTEL_METRIC_VALUE_LIMIT": "50"}
+    assert run_python(script, env=env) == {"detailed": False, "low": 0.25, "limit": 50}
