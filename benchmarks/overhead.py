@@ -437,9 +437,12 @@ def peer_python(lib: str, default: str) -> str:
     return str(own) if lib != "ragotel" and own.exists() else default
 
 
-def peers(rounds: int, calls: int, python: str) -> dict[str, float | str]:
-    """Median ratio lib / (b) per library, each in a fresh process per round."""
+def peers(rounds: int, calls: int, python: str) -> dict[str, tuple[float, float, str] | str]:
+    """Per library, each in a fresh process per round: the median ratio lib / (b), the median ns per call
+    and the OpenTelemetry SDK version it ran on; or why it did not run."""
     ratios: dict[str, list[float]] = {}
+    absolute: dict[str, list[float]] = {}
+    sdks: dict[str, str] = {}
     missing: dict[str, str] = {}
     for _ in range(rounds):
         for lib in ("ragotel", "traceloop", "openlit", "openinference", "logfire"):
@@ -456,7 +459,10 @@ def peers(rounds: int, calls: int, python: str) -> dict[str, float | str]:
                 missing[lib] = str(out["missing"])
                 continue
             ratios.setdefault(lib, []).append(out["lib_ns"] / out["span_hist_ns"])
-    result: dict[str, float | str] = {lib: statistics.median(v) for lib, v in ratios.items()}
+            absolute.setdefault(lib, []).append(out["lib_ns"])
+            sdks[lib] = str(out.get("sdk", "?"))
+    result: dict[str, tuple[float, float, str] | str] = {
+        lib: (statistics.median(v), statistics.median(absolute[lib]), sdks[lib]) for lib, v in ratios.items()}
     result.update(missing)
     return result
 
@@ -531,11 +537,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\npeers, 3-hit retrieval, fresh process per library per round ({args.peer_rounds} rounds), "
               "median × (b) in its own process:")
         for lib in ("ragotel", "traceloop", "openlit", "openinference", "logfire"):
-            value = found.get(lib, "not run")
-            print(f"  {lib:<15}{value:>6.2f}× (b)" if isinstance(value, float) else f"  {lib:<15}{value}")
-        ours, theirs = found.get("ragotel"), found.get("traceloop")
-        if isinstance(ours, float) and isinstance(theirs, float):
-            print(f"ragotel / traceloop @task: {ours / theirs:.2f}× (target ≤ 0.75×)")
+            row = found.get(lib, "not run")
+            if isinstance(row, tuple):
+                print(f"  {lib:<15}{row[0]:>6.2f}× (b)  {row[1]:>8.0f} ns/call  (opentelemetry-sdk {row[2]})")
+            else:
+                print(f"  {lib:<15}{row}")
+        mine, theirs = found.get("ragotel"), found.get("traceloop")
+        if isinstance(mine, tuple) and isinstance(theirs, tuple):
+            print(f"ragotel / traceloop @task: {mine[0] / theirs[0]:.2f}× in ratios to (b) (target ≤ 0.75×), "
+                  f"{mine[1] / theirs[1]:.2f}× in ns per call")
     return 0
 
 

@@ -14,6 +14,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -130,7 +131,9 @@ def main() -> int:
     for _ in range(args.rounds):
         samples["lib_ns"].append(timed(lib, args.calls // args.rounds))
         samples["span_hist_ns"].append(timed(by_hand, args.calls // args.rounds))
-    print(json.dumps({name: statistics.median(values) for name, values in samples.items()}))
+    out: dict[str, Any] = {name: statistics.median(values) for name, values in samples.items()}
+    out["sdk"] = version("opentelemetry-sdk")
+    print(json.dumps(out))
     return 0
 
 

@@ -444,33 +444,25 @@ def _prometheus_port(port: int | None) -> int | None:
 
 
 def _prometheus_reader(port: int, host: str | None) -> MetricReader:
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import start_http_server
 
+    from ragotel._prometheus import ExemplarPrometheusReader
+
     placement = set(_PLACEMENT_ENV)
-    reader = PrometheusMetricReader(resource_attribute_filter=placement.__contains__)
+    reader = ExemplarPrometheusReader(resource_attribute_filter=placement.__contains__)
     if port:
         start_http_server(port, addr=_env("OTEL_EXPORTER_PROMETHEUS_HOST") or host or "0.0.0.0")
     return reader
 
 
 def prometheus_app() -> Any:
-    """An ASGI app serving the Prometheus exposition of ragotel's metrics, to route at ``/metrics``.
+    """An ASGI app serving the Prometheus exposition of ragotel's metrics, to route at ``/metrics``;
+    OpenMetrics with exemplars to a scraper that asks for it (see :mod:`ragotel._prometheus`).
 
     Use with ``configure(prometheus_port=0)`` (reader, no separate server)::
 
         app.add_route("/metrics", ragotel.prometheus_app())
     """
-    from prometheus_client import make_asgi_app
+    from ragotel import _prometheus
 
-    return _AsgiApp(make_asgi_app())
-
-
-class _AsgiApp:
-    """Wraps an ASGI function so routers treat it as an app, not as a request handler."""
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self._app(scope, receive, send)
+    return _prometheus.prometheus_app()

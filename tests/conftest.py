@@ -76,6 +76,7 @@ class Point:
     value: float | None = None  # counters
     count: int | None = None  # histograms
     sum: float | None = None  # histograms
+    span_ids: tuple[int, ...] = ()  # histograms: the spans their exemplars name
 
 
 class Recorded:
@@ -102,7 +103,9 @@ class Recorded:
                         attrs = dict(p.attributes or {})
                         if hasattr(p, "bucket_counts"):
                             if p.count:
-                                self._points.append(Point(metric.name, attrs, count=p.count, sum=p.sum))
+                                spans = tuple(e.span_id for e in p.exemplars if e.span_id)
+                                self._points.append(Point(metric.name, attrs, count=p.count, sum=p.sum,
+                                                          span_ids=spans))
                         elif p.value:
                             self._points.append(Point(metric.name, attrs, value=p.value))
         return [p for p in self._points if name is None or p.name == name]

@@ -303,3 +303,17 @@ def test_step_facts_recorded_on_context_manager(recorded: Recorded) -> None:
     (chunks,) = recorded.points(sc.RAG_PROMPT_CONTEXT_CHUNKS)
     (kept,) = recorded.points(sc.RAG_RETRIEVAL_DOCUMENTS_KEPT)
     assert (size.value, chunks.value, kept.value) == (812, 1, 1)
+
+
+async def test_exemplars_point_at_the_step_that_was_timed(recorded: Recorded) -> None:
+    @ragotel.retrieval(data_source="faiss")
+    async def find(query: str) -> list[dict[str, Any]]:
+        return [{"id": "a", "score": 0.8}]
+
+    async with ragotel.pipeline("chat"):  # a root span: recorded after it is detached it would name nothing
+        await find("q")
+    retrieval, pipeline = recorded.span("retrieval faiss"), recorded.span("invoke_workflow chat")
+    (step,) = recorded.points(sc.RAG_STEP_DURATION)
+    (workflow,) = recorded.points(sc.GEN_AI_WORKFLOW_DURATION)
+    assert step.span_ids == (retrieval.context.span_id,)
+    assert workflow.span_ids == (pipeline.context.span_id,)
