@@ -25,7 +25,7 @@ from ragotel.configuration import QueryRedactor, Telemetry, configure, get_telem
 from ragotel.cost import ModelPrice, PriceTable, set_prices
 from ragotel.extract import Document
 from ragotel.index import record_index
-from ragotel.instrumentation.asgi import RagotelMiddleware, instrument_fastapi
+from ragotel.instrumentation.asgi import RagotelMiddleware, fail_response, instrument_fastapi
 from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
 from ragotel.semconv import Operation, StepKind
 from ragotel.steps import (
@@ -59,6 +59,7 @@ __all__ = [
     "current_step",
     "current_trace_id",
     "embedding",
+    "fail_response",
     "generation",
     "get_telemetry",
     "instrument_fastapi",

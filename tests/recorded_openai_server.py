@@ -14,12 +14,19 @@ anything else              200: recorded completion / SSE stream (usage chunk on
 ``fault-malformed``        200 with a truncated JSON body / a broken SSE chunk
 ``fault-slow``             answers after 2 s (for client timeouts)
 ``fault-drop``             streams two chunks, then drops the connection
+``fault-400-context``      400 with vLLM's context-length error (message under
+                           ``error.message``)
 =========================  =============================================================
+
+``GET /v1/models`` lists ``served_model`` with ``max_model_len``; ``POST /tokenize`` counts a
+message list the way this double's pretend tokenizer would (one token per 4 characters, plus 4 per
+message): enough to test context budgeting against, not vLLM's tokenizer.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -33,8 +40,11 @@ RECORDINGS = Path(__file__).parent / "recordings"
 class RecordedOpenAIServer(HttpDouble):
     """Context manager; ``.base_url`` ends in ``/v1``; ``.requests`` holds what was received."""
 
-    def __init__(self, chunk_delay: float = 0.005) -> None:
+    def __init__(self, chunk_delay: float = 0.005, *, served_model: str = "tiny-llama",
+                 max_model_len: int = 1024) -> None:
         self.chunk_delay = chunk_delay
+        self.served_model, self.max_model_len = served_model, max_model_len
+        self.tokenize = True  # False: no /tokenize endpoint (404), as on servers other than vLLM
         self.requests: list[dict[str, Any]] = []
         super().__init__(_handler(self))
 
@@ -50,6 +60,13 @@ def _handler(server: RecordedOpenAIServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") != "/v1/models":
+                return self._send(404, b'{"detail":"Not Found"}')
+            listing = {"object": "list", "data": [{"id": server.served_model, "object": "model",
+                                                   "max_model_len": server.max_model_len}]}
+            self._send(200, json.dumps(listing).encode())
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             try:
@@ -59,6 +76,17 @@ def _handler(server: RecordedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
             model = body.get("model", "")
             stream = body.get("stream") is True
+            if self.path == "/tokenize" and not server.tokenize:
+                return self._send(404, b'{"detail":"Not Found"}')
+            if self.path == "/tokenize":
+                count = sum(math.ceil(len(m["content"]) / 4) + 4 for m in body.get("messages", []))
+                return self._send(200, json.dumps({"count": count, "max_model_len": server.max_model_len,
+                                                   "tokens": []}).encode())
+            if model == "fault-400-context":
+                message = (f"This model's maximum context length is {server.max_model_len} tokens. However, you "
+                           f"requested {server.max_model_len + 100} tokens.")
+                return self._send(400, json.dumps({"error": {"message": message, "type": "BadRequestError",
+                                                             "param": None, "code": 400}}).encode())
             if model == "fault-slow":
                 time.sleep(2)
             if model == "fault-404":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -101,3 +102,50 @@ async def test_fastapi_builtin_telemetry_is_configured_not_duplicated(recorded: 
     names = sorted(s.name for s in recorded.spans())
     assert names == ["GET /ask", "retrieval lookup"]  # one server span, no operation spans, no /health
     assert len(recorded.points(sc.HTTP_SERVER_REQUEST_DURATION)) == 1
+
+
+CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def fastapi_app(**options: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/ask")
+    async def ask() -> dict[str, str | None]:
+        async with ragotel.retrieval("lookup"):
+            return {"trace_id": ragotel.current_trace_id()}
+
+    return ragotel.instrument_fastapi(app, **options)
+
+
+async def ask(app: FastAPI, flags: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        headers = {"traceparent": f"00-{CLIENT_TRACE}-b7ad6b7169203331-{flags}"}
+        return dict((await client.get("/ask", headers=headers)).json())
+
+
+async def test_public_endpoint_starts_its_own_trace_and_links_the_callers(recorded: Recorded) -> None:
+    app = fastapi_app(trust_incoming_context=False)
+    for flags in ("01", "00"):  # the client asks to be sampled / not to be traced
+        assert (await ask(app, flags))["trace_id"] != CLIENT_TRACE
+    spans = sorted(server_spans(recorded), key=lambda s: s.start_time)
+    assert len(spans) == 2, "flag 00 did not turn tracing off"
+    for span in spans:
+        assert span.parent is None and f"{span.context.trace_id:032x}" != CLIENT_TRACE
+        (link,) = span.links
+        assert f"{link.context.trace_id:032x}" == CLIENT_TRACE and link.context.span_id == 0xB7AD6B7169203331
+        step = [s for s in recorded.spans() if s.name == "retrieval lookup" and s.context.trace_id
+                == span.context.trace_id]
+        assert step and step[0].parent.span_id == span.context.span_id
+    # Counted once each: FastAPI's own telemetry is off, not doubled.
+    assert sum(p.count or 0 for p in recorded.points(sc.HTTP_SERVER_REQUEST_DURATION)) == 2
+
+
+async def test_internal_endpoint_adopts_the_callers_context(recorded: Recorded) -> None:
+    app = fastapi_app()  # the default: an internal service continues its caller's trace
+    assert (await ask(app, "01"))["trace_id"] == CLIENT_TRACE
+    (span,) = server_spans(recorded)
+    assert f"{span.context.trace_id:032x}" == CLIENT_TRACE and span.parent.span_id == 0xB7AD6B7169203331
+    assert not span.links
+    await ask(app, "00")  # the caller decided not to sample: nothing is recorded
+    assert len(server_spans(recorded)) == 1

@@ -46,7 +46,8 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 @pytest.fixture(scope="module")
 def chat() -> Iterator[TestClient]:
     with RecordedOpenAIServer() as vllm, RetrieverDouble() as search:
-        app = create_app(ChatSettings(retriever_url=search.url, vllm_url=vllm.base_url))
+        # Debug output on, so that every body the model accepts is served (off, "debug": true is a 403).
+        app = create_app(ChatSettings(retriever_url=search.url, vllm_url=vllm.base_url, debug_endpoints=True))
         with TestClient(app, raise_server_exceptions=False) as client:
             yield client
 

@@ -45,7 +45,9 @@ async def test_chat_exports_no_content_by_default(recorded: Recorded, caplog: py
     policy.enabled = False
     hits = [{**HITS[0], "text": DOCUMENT}, HITS[1]]
     with RecordedOpenAIServer() as vllm, RetrieverDouble(hits=hits) as retriever:
-        app = create_app(ChatSettings(retriever_url=retriever.url, vllm_url=vllm.base_url, min_score=0.0))
+        # /dryrun on: it shows the prompt to the caller, and must still export none of it.
+        app = create_app(ChatSettings(retriever_url=retriever.url, vllm_url=vllm.base_url, min_score=0.0,
+                                      debug_endpoints=True))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chat") as client:
             answer = await client.post("/chat", json={"question": QUESTION, "max_tokens": 8})
             streamed = await client.post("/chat/stream", json={"question": QUESTION, "max_tokens": 8})

@@ -11,8 +11,8 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel.content import policy
 from ragotel._runtime import runtime
+from ragotel.content import policy
 from tests.conftest import Recorded
 
 SECRET_QUERY = "what is the door code of ward 7"

@@ -8,6 +8,12 @@ Endpoints: ``POST /search {query, k}``, ``POST /reload``, ``GET /health``, ``GET
 the reason until the index is loaded), ``GET /metrics``. A reload builds the new index aside and
 swaps one reference, so a search uses either the old index or the new one, never half of each.
 
+An internal service: it continues the caller's trace, listens on 127.0.0.1 unless ``RAG_HOST`` says
+otherwise, refuses bodies over ``RAG_MAX_BODY_BYTES`` (413) and unknown or mistyped fields (422), and
+``/reload`` needs ``Authorization: Bearer <token>`` with the token from ``RAG_RELOAD_TOKEN_FILE`` (a
+mounted Secret) or ``RAG_RELOAD_TOKEN`` (401 without it; 403 when no token is configured). Error
+bodies name the problem, never a path or an exception's text (the log has those).
+
 Telemetry (all through ragotel): a ``search`` retrieval step with the dense sub-steps
 ``dense_encode`` (embedding) and ``faiss_search``, or the sparse ones ``sparse_vectorize`` and
 ``sparse_dot``; load times and item counts of each index part as gauges; errors by stage.
@@ -15,10 +21,12 @@ Telemetry (all through ragotel): a ``search`` retrieval step with the dense sub-
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
 import pickle
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -27,25 +35,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import ragotel
 from examples.reference_app import rejections
-from examples.reference_app.config import EMBEDDING_MODEL, MAX_QUESTION_CHARS, RETRIEVER_PORT, RetrieverSettings
+from examples.reference_app.config import (
+    EMBEDDING_MODEL,
+    MAX_QUESTION_CHARS,
+    NOT_BLANK,
+    RETRIEVER_PORT,
+    RetrieverSettings,
+    listen_host,
+)
+from examples.reference_app.rejections import ErrorBody, JsonInt, error_responses
 
 log = logging.getLogger("rag.retriever")
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="What to search for.")
-    k: int = Field(default=4, ge=1, le=20, description="How many hits to return.")
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="What to search for.",
+                       strict=True, json_schema_extra={"pattern": NOT_BLANK})
+    k: JsonInt = Field(default=4, ge=1, le=20, description="How many hits to return.")
 
     @field_validator("query")
     @classmethod
     def not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not re.search(NOT_BLANK, value):
             raise ValueError("query must not be blank")
         return value
 
@@ -62,6 +81,20 @@ class Hit(BaseModel):
 class SearchResponse(BaseModel):
     backend: str
     hits: list[Hit]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    backend: str | None = None
+    items: int | None = None
+    reason: str | None = Field(default=None, description="Why not ready")
+
+
+class Reloaded(BaseModel):
+    reloaded: bool
+    backend: str
+    items: int
+    seconds: float
 
 
 class SearchFailed(Exception):
@@ -200,10 +233,13 @@ class IndexHolder:
                 self.not_ready_reason = f"unknown backend {backend!r} (dense or sparse)"
                 raise ValueError(self.not_ready_reason)
             try:
+                if not (self.settings.index_dir / "meta.jsonl").is_file():
+                    raise FileNotFoundError(self.settings.index_dir / "meta.jsonl")
                 fresh = LOADERS[backend](self.settings.index_dir)
-            except FileNotFoundError as exc:
+            except FileNotFoundError:
+                log.error("no index at %s (run the ingest step)", self.settings.index_dir)
                 if self.current is None:
-                    self.not_ready_reason = f"no index at {self.settings.index_dir} (run the ingest step): {exc}"
+                    self.not_ready_reason = "no index found (run the ingest step)"
                 raise
             self.current = fresh  # one reference assignment: atomic for every reader
             return fresh
@@ -215,8 +251,8 @@ class IndexHolder:
                 log.info("index loaded: backend=%s items=%d", index.backend, index.size)
             except Exception as exc:
                 log.error("index load failed: %s", exc)
-                if self.current is None:
-                    self.not_ready_reason = f"index load failed: {exc}"
+                if self.current is None and not self.not_ready_reason.startswith("no index"):
+                    self.not_ready_reason = f"index load failed ({type(exc).__name__}; see the log)"
 
         threading.Thread(target=run, name="index-loader", daemon=True).start()
 
@@ -233,28 +269,28 @@ def create_app(settings: RetrieverSettings | None = None, *, load: bool = True) 
 
     app = FastAPI(title="RAG retriever", version=ragotel.__version__, lifespan=lifespan)
     app.state.index = holder
-    ragotel.instrument_fastapi(app)
+    rejections.install(app, log, settings.max_body_bytes)
+    ragotel.instrument_fastapi(app)  # internal: continues the chat API's trace
     app.add_route("/metrics", ragotel.prometheus_app())
-
-    rejections.install(app, log)
 
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", response_model=Readiness, responses={503: {"model": Readiness, "description": "Not ready"}})
     def ready() -> JSONResponse:
         index = holder.current
         if index is None:
             return JSONResponse(status_code=503, content={"ready": False, "reason": holder.not_ready_reason})
         return JSONResponse({"ready": True, "backend": index.backend, "items": index.size})
 
-    @app.post("/search", response_model=SearchResponse)
+    @app.post("/search", response_model=SearchResponse, responses=error_responses(413, 422, 500, 503))
     def search(body: SearchRequest) -> Any:
         index = holder.current  # this search keeps this index, whatever a reload does meanwhile
         if index is None:
             ragotel.record_error("retrieval", "not_ready", message=holder.not_ready_reason)
-            return JSONResponse(status_code=503, content={"detail": f"retriever not ready: {holder.not_ready_reason}"})
+            return JSONResponse(status_code=503, content={"detail": f"retriever not ready: {holder.not_ready_reason}",
+                                                          "stage": "retrieval"})
         try:
             with ragotel.retrieval("search") as step:
                 step.record(data_source=index.backend, top_k=body.k, index_size=index.size)
@@ -265,16 +301,29 @@ def create_app(settings: RetrieverSettings | None = None, *, load: bool = True) 
             return JSONResponse(status_code=500, content={"detail": str(exc), "stage": exc.stage})
         return SearchResponse(backend=index.backend, hits=hits)
 
-    @app.post("/reload")
-    def reload() -> Any:
+    @app.post("/reload", response_model=Reloaded, responses={
+        **error_responses(401, 403, 500), 401: {"model": ErrorBody, "description": "Missing or wrong token",
+                                                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}}})
+    def reload(request: Request) -> Any:
+        if not settings.reload_token:
+            return rejections.reject(request, "reload over HTTP is turned off (no RAG_RELOAD_TOKEN_FILE)", log,
+                                     status=403, error_type="forbidden")
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), settings.reload_token.encode()):
+            response = rejections.reject(request, "reload needs Authorization: Bearer <token>", log, status=401,
+                                         error_type="unauthorized")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         started = time.perf_counter()
         try:
             index = holder.load()
         except Exception as exc:
             log.error("reload failed, still serving the previous index: %s", exc)
-            return JSONResponse(status_code=500, content={"detail": f"reload failed: {exc}"})
-        return {"reloaded": True, "backend": index.backend, "items": index.size,
-                "seconds": round(time.perf_counter() - started, 3)}
+            return JSONResponse(status_code=500, content={"detail": "reload failed; still serving the previous index "
+                                                                    "(the retriever's log says why)",
+                                                          "stage": "retrieval"})
+        return Reloaded(reloaded=True, backend=index.backend, items=index.size,
+                        seconds=round(time.perf_counter() - started, 3))
 
     return app
 
@@ -285,7 +334,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s %(message)s")
     ragotel.configure(service_name="rag-retriever", prometheus_port=0)
-    uvicorn.run(create_app(), host="0.0.0.0", port=int(os.environ.get("PORT", RETRIEVER_PORT)), log_level="warning")
+    uvicorn.run(create_app(), host=listen_host(), port=int(os.environ.get("PORT", RETRIEVER_PORT)), log_level="warning")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -103,6 +104,8 @@ class LocalStack:
         self.log = log
         self.processes: dict[str, ManagedProcess] = {}
         self.telemetry_dir = var_dir / "telemetry"
+        self.local_receiver = False  # True when spans land in telemetry_dir (no external endpoint)
+        self.reload_token = secrets.token_urlsafe(24)  # what the retriever's POST /reload asks for
         self.prometheus_url: str | None = None
         self._stack = contextlib.ExitStack()
 
@@ -136,6 +139,7 @@ class LocalStack:
                                     logs_path=self.telemetry_dir / LOGS_FILENAME)
             self._stack.enter_context(receiver)
             self.otlp_endpoint = receiver.endpoint
+            self.local_receiver = True
             self.log(f"• telemetry: local OTLP receiver {receiver.endpoint} → {self.telemetry_dir}/")
         else:
             self.log(f"• telemetry: OTLP to {self.otlp_endpoint}")
@@ -170,7 +174,7 @@ class LocalStack:
             "retriever", [sys.executable, "-m", "examples.reference_app.retriever"],
             ready_url=f"{self.retriever_url}/ready", log_path=logs / "retriever.log", cwd=REPO_ROOT,
             env={**common, "PORT": str(retriever_port), "RAG_INDEX_DIR": str(self.var_dir / "index"),
-                 "RAG_BACKEND": self.backend},
+                 "RAG_BACKEND": self.backend, "RAG_RELOAD_TOKEN": self.reload_token},
         ))
         chat_port = self._port(CHAT_PORT)
         self.chat_url = f"http://127.0.0.1:{chat_port}"
@@ -205,7 +209,7 @@ class LocalStack:
             "Prometheus",
             [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=2d",
-             "--web.enable-lifecycle"],
+             "--web.enable-lifecycle", "--enable-feature=exemplar-storage"],
             ready_url=f"{self.prometheus_url}/-/ready", log_path=logs / "prometheus.log", startup_timeout=60,
         ))
 
@@ -268,11 +272,15 @@ def _show(stack: LocalStack, questions: tuple[str, ...]) -> None:
     print(f"\nStreamed the first question again: first chunk after {ttfc * 1000:.0f} ms")
 
     trace_id = last.get("trace_id")
-    if trace_id and stack.otlp_endpoint and stack.spans_path.exists():
+    # Only spans this run received locally: with an external endpoint, var/telemetry/ is an earlier run's.
+    if trace_id and stack.local_receiver and stack.spans_path.exists():
         complete = wait_for_trace(stack.spans_path, trace_id, {"rag-chat-api", "rag-retriever", "vllm"})
         print("\n── Trace of the last question " + "─" * 41)
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 120
-        print(render_waterfall(load_spans(stack.spans_path), trace_id, width=width))
+        try:
+            print(render_waterfall(load_spans(stack.spans_path), trace_id, width=width))
+        except LookupError:
+            print(f"(no spans of trace {trace_id} arrived in {stack.telemetry_dir}/)")
         if not complete:
             print("(vLLM's llm_request span had not arrived yet: run `ragotel trace " + trace_id + "` again)")
     elif trace_id:
@@ -280,7 +288,7 @@ def _show(stack: LocalStack, questions: tuple[str, ...]) -> None:
 
     print("\n── Where to look " + "─" * 54)
     print(f"Metrics:    {stack.chat_url}/metrics   {stack.retriever_url}/metrics   {stack.vllm_url}/metrics")
-    if stack.spans_path.exists():
+    if stack.local_receiver:
         print(f"Traces:     ragotel trace [TRACE_ID] --dir {stack.telemetry_dir}   (spans and logs are there too)")
     if stack.prometheus_url:
         print(f"Prometheus: {stack.prometheus_url}/graph — try:")

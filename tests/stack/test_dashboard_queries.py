@@ -14,6 +14,7 @@ import pytest
 from dashboards import exporters, traceql
 from dashboards.queries import PromQuery, alert_queries, dashboard_queries
 from examples.reference_app.run_local import LocalStack, stream_once
+from examples.reference_app.vllm_server import VllmServer
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import load_spans
 
@@ -35,11 +36,22 @@ def send_traffic(stack: LocalStack) -> None:
         # Bad input: rejected by the chat API and by the retriever (request-stage errors).
         assert chat.post("/chat", json={"question": ""}).status_code == 422
         assert chat.post("/chat", json={"question": "hi", "k": 99}).status_code == 422
-        # A question of 2000 odd characters plus the context overflows the model's 1024-token window:
-        # vLLM refuses it, the chat API answers 502 naming the generation stage.
-        failed = chat.post("/chat", json={"question": ("qz7x " * 400)[:2000], "max_tokens": 16})
-        assert failed.status_code == 502 and failed.json()["stage"] == "generation", failed.text
+        # A question of 2000 odd characters does not fit the model's 1024-token window: refused up front.
+        refused = chat.post("/chat", json={"question": ("qz7x " * 400)[:2000], "max_tokens": 16})
+        assert refused.status_code == 422 and "context window of 1024" in refused.json()["detail"], refused.text
     assert httpx.post(f"{stack.retriever_url}/search", json={"query": ""}, timeout=30).status_code == 422
+
+
+def fail_requests(stack: LocalStack, vllm: VllmServer) -> None:
+    """Real faults: the retriever, then vLLM, stopped and started again; meanwhile the chat API
+    answers 503 naming retrieval, then 502 naming generation."""
+    for process, status, stage in ((stack.processes["retriever"], 503, "retrieval"), (vllm, 502, "generation")):
+        process.stop()
+        try:
+            failed = httpx.post(f"{stack.chat_url}/chat", json={"question": "Is there parking?"}, timeout=60)
+            assert failed.status_code == status and failed.json()["stage"] == stage, failed.text
+        finally:
+            process.start()
 
 
 def series(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
@@ -49,9 +61,10 @@ def series(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
     return list(body["data"]["result"])
 
 
-def test_every_dashboard_and_alert_query_returns_data(stack: LocalStack) -> None:
+def test_every_dashboard_and_alert_query_returns_data(stack: LocalStack, vllm: VllmServer) -> None:
     assert stack.prometheus_url, "Prometheus is not installed (scripts/install_tools.sh)"
     send_traffic(stack)
+    fail_requests(stack, vllm)
     queries = dashboard_queries() + alert_queries()
     local = [query for query in queries if not cluster_only(query)]
     assert len(local) > 60

@@ -52,7 +52,7 @@ def assert_chat_tree(spans: dict[str, SpanRecord], pipeline: str) -> SpanRecord:
     encode = child(spans, search, "rag-retriever:embeddings all-MiniLM-L6-v2:dense_encode")
     faiss = child(spans, search, "rag-retriever:retrieval faiss:faiss_search")
     prompt = child(spans, pipe, "rag-chat-api:prompt rag-v1:build_prompt")
-    generate = child(spans, pipe, f"rag-chat-api:chat {SERVED_MODEL}:")
+    generate = child(spans, pipe, f"rag-chat-api:chat {SERVED_MODEL}:chat")  # rag.step.name: the operation
     child(spans, generate, "vllm:llm_request:")
 
     r = retrieve.attributes  # seed 002's rag.* attributes, in ragotel's names
@@ -280,7 +280,8 @@ def test_reload_under_concurrent_searches_loses_no_request(stack: LocalStack) ->
         t.start()
     try:
         for _ in range(2):
-            assert httpx.post(f"{stack.retriever_url}/reload", timeout=120).json()["reloaded"] is True
+            assert httpx.post(f"{stack.retriever_url}/reload", timeout=120,
+                              headers={"Authorization": f"Bearer {stack.reload_token}"}).json()["reloaded"] is True
     finally:
         stop.set()
         for t in threads:
@@ -289,13 +290,46 @@ def test_reload_under_concurrent_searches_loses_no_request(stack: LocalStack) ->
     assert set(results) == {200}
 
 
-def test_dryrun_shows_what_would_be_sent_without_calling_vllm(stack: LocalStack) -> None:
-    reply = httpx.post(f"{stack.chat_url}/dryrun", json={"question": "Where is the emergency department?"},
-                      timeout=30).json()
-    messages = reply["would_send"]["messages"]
-    assert messages[0]["role"] == "system" and "Context:" in messages[0]["content"]
-    assert reply["citations"]
-    assert httpx.post(f"{stack.chat_url}/dryrun", json={"question": " "}, timeout=30).status_code == 422
+async def test_dryrun_is_off_by_default_and_shows_what_would_be_sent_when_on(
+    stack: LocalStack, vllm: VllmServer, chat_app_with: Callable[..., httpx.AsyncClient],
+) -> None:
+    off = httpx.post(f"{stack.chat_url}/dryrun", json={"question": "Where is the emergency department?"}, timeout=30)
+    assert off.status_code == 403 and "RAG_DEBUG_ENDPOINTS" in off.json()["detail"]
+    async with chat_app_with(retriever_url=stack.retriever_url, vllm_url=f"{vllm.base_url}/v1", model=SERVED_MODEL,
+                             debug_endpoints=True) as client:
+        reply = (await client.post("/dryrun", json={"question": "Where is the emergency department?"})).json()
+        messages = reply["would_send"]["messages"]
+        assert messages[0]["role"] == "system" and "Context:" in messages[0]["content"]
+        assert reply["citations"]
+        assert (await client.post("/dryrun", json={"question": " "})).status_code == 422
+
+
+LONG_QUESTION = ("Which documents do I need to bring and how early should I arrive for my appointment? " * 20)[:1500]
+
+
+def test_questions_are_fitted_to_the_models_context_window(stack: LocalStack) -> None:
+    # 1500 characters of question plus context used to overflow the tiny model's 1024 tokens (a 502):
+    # the context is trimmed and the answer gets the room that is left.
+    with httpx.Client(base_url=stack.chat_url, timeout=120) as chat:
+        answer = chat.post("/chat", json={"question": LONG_QUESTION, "max_tokens": 64})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["usage"]["prompt_tokens"] + answer.json()["usage"]["completion_tokens"] <= 1024
+        streamed = chat.post("/chat/stream", json={"question": LONG_QUESTION, "max_tokens": 64})
+        assert streamed.status_code == 200 and "event: done" in streamed.text, streamed.text[-500:]
+        refused = chat.post("/chat", json={"question": ("qz7x " * 400)[:2000], "max_tokens": 16})
+        assert refused.status_code == 422 and "context window of 1024 tokens" in refused.json()["detail"]
+
+
+async def test_vllms_own_error_text_reaches_the_502(
+    stack: LocalStack, vllm: VllmServer, chat_app_with: Callable[..., httpx.AsyncClient],
+) -> None:
+    # Told a wrong (larger) window, the chat API sends what vLLM must refuse: the caller reads vLLM's reason.
+    async with chat_app_with(retriever_url=stack.retriever_url, vllm_url=f"{vllm.base_url}/v1", model=SERVED_MODEL,
+                             max_model_len=8192) as client:
+        failed = await client.post("/chat", json={"question": ("qz7x " * 400)[:2000], "max_tokens": 16})
+    assert failed.status_code == 502 and failed.json()["stage"] == "generation"
+    assert failed.json()["detail"].startswith("vLLM answered 400: ") and len(failed.json()["detail"]) > 30, failed.text
+    assert "1024" in failed.json()["detail"]  # vLLM names its limit
 
 
 def test_dense_retrieval_finds_the_documented_source(stack: LocalStack) -> None:
