@@ -81,7 +81,9 @@ def variants(vllm_url: str) -> Iterator[dict[str, LocalStack]]:
         running = {}
         for name, endpoint in endpoints.items():
             # The SDK's default export interval, not the local stack's quick one.
-            env = {"OTEL_SDK_DISABLED": "true" if name == "off" else "false", "OTEL_BSP_SCHEDULE_DELAY": "5000"}
+            # /dryrun (the memory run's endpoint) is off unless a deployment turns it on.
+            env = {"OTEL_SDK_DISABLED": "true" if name == "off" else "false", "OTEL_BSP_SCHEDULE_DELAY": "5000",
+                   "RAG_DEBUG_ENDPOINTS": "true"}
             if name == "on, 10% traces":
                 env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
             print(f"starting app: {name}", file=sys.stderr)

@@ -7,7 +7,9 @@
 
 Each request gets one SERVER span, named ``{method} {route}`` once routing has matched (the route
 template, never the raw path), joined to the caller's trace through the incoming ``traceparent``,
-and is recorded in ``http.server.request.duration`` and ``http.server.active_requests``. On a public
+and is recorded in ``http.server.request.duration``, ``http.server.active_requests`` and the body-size
+histograms ``http.server.request.body.size`` / ``http.server.response.body.size`` (``Content-Length``
+where given, else the bytes that passed). On a public
 endpoint (``trust_incoming_context=False``) the span starts a new trace instead and only links the
 incoming context: a client can neither turn tracing off (flag ``00``) nor pick the trace id.
 
@@ -116,6 +118,8 @@ class RagotelMiddleware:
             message = await receive()
             if message["type"] == "http.disconnect":
                 exchange.disconnected = True
+            else:
+                exchange.sizes.on_receive(message)
             return message
 
         token = otel_context.attach(exchange.context)
@@ -131,10 +135,92 @@ class RagotelMiddleware:
             exchange.finish(scope)
 
 
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            try:
+                return max(0, int(value))
+            except ValueError:
+                return None
+    return None
+
+
+class _BodySizes:
+    """Request and response body sizes of one exchange: ``Content-Length`` where given (a body refused
+    unread still has its size), else the bytes that passed. A few integer additions per message."""
+
+    __slots__ = ("received", "request_length", "response_length", "sent")
+
+    def __init__(self, scope: Scope) -> None:
+        self.request_length = _content_length(scope.get("headers", ()))
+        self.response_length: int | None = None
+        self.received = 0
+        self.sent = 0
+
+    def on_receive(self, message: Message) -> None:
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+
+    def on_send(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        elif message["type"] == "http.response.start":
+            self.response_length = _content_length(message.get("headers", ()))
+
+    def record(self, attributes: dict[str, AttributeValue], context: otel_context.Context | None = None) -> None:
+        ins = _instruments.instruments()
+        request = self.request_length if self.request_length is not None else self.received
+        response = self.response_length if self.response_length is not None else self.sent
+        ins.http_request_body_size.record(request, attributes, context=context)
+        ins.http_response_body_size.record(response, attributes, context=context)
+
+
+class BodySizeMiddleware:
+    """``http.server.request.body.size`` and ``http.server.response.body.size`` alone, beside an HTTP server
+    instrumentation that records durations but no body sizes (FastAPI's built-in telemetry)."""
+
+    def __init__(self, app: ASGIApp, excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS) -> None:
+        self.app = app
+        self.excluded_paths = frozenset(excluded_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths:
+            await self.app(scope, receive, send)
+            return
+        sizes, status = _BodySizes(scope), [0]
+
+        async def observed_send(message: Message) -> None:
+            sizes.on_send(message)
+            if message["type"] == "http.response.start":
+                status[0] = int(message.get("status", 0))
+            await send(message)
+
+        async def observed_receive() -> Message:
+            message = await receive()
+            sizes.on_receive(message)
+            return message
+
+        try:
+            await self.app(scope, observed_receive, observed_send)
+        finally:
+            try:
+                attrs: dict[str, AttributeValue] = {sc.HTTP_REQUEST_METHOD: str(scope.get("method", "GET")),
+                                                    sc.URL_SCHEME: str(scope.get("scheme", "http"))}
+                route = getattr(scope.get("route"), "path", None)
+                if isinstance(route, str):
+                    attrs[sc.HTTP_ROUTE] = route
+                if status[0]:
+                    attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status[0]
+                sizes.record(attrs)
+            except Exception as exc:
+                report_internal_error("recording HTTP body sizes", exc)
+
+
 class _Exchange:
     """One request/response exchange."""
 
-    def __init__(self, span: Span, context: otel_context.Context, attributes: dict[str, AttributeValue]) -> None:
+    def __init__(self, span: Span, context: otel_context.Context, attributes: dict[str, AttributeValue],
+                 sizes: _BodySizes | None = None) -> None:
         self.span = span
         self.context = context
         self.attributes = attributes
@@ -144,6 +230,7 @@ class _Exchange:
         self.complete = False  # the last byte of the body went out
         self.disconnected = False  # the client went away
         self.failure: str | None = None  # error.type of a failure after the headers (fail_response)
+        self.sizes = sizes if sizes is not None else _BodySizes({})
 
     @classmethod
     def begin(cls, scope: Scope, trust_incoming_context: bool = True) -> _Exchange | None:
@@ -174,12 +261,13 @@ class _Exchange:
                 method, context=parent, kind=SpanKind.SERVER, attributes=span_attrs, links=links
             )
             _instruments.instruments().active_requests.add(1, attrs)
-            return cls(span, trace.set_span_in_context(span, parent), attrs)
+            return cls(span, trace.set_span_in_context(span, parent), attrs, _BodySizes(scope))
         except Exception as exc:
             report_internal_error("starting an HTTP server span", exc)
             return None
 
     def on_send(self, message: Message) -> None:
+        self.sizes.on_send(message)
         if message["type"] == "http.response.start":
             self.status = int(message.get("status", 0))
 
@@ -225,6 +313,7 @@ class _Exchange:
         elif self.failure is not None:  # fail_response() has set the span's status and error.type
             attrs[sc.ERROR_TYPE] = self.failure
         ins.http_server_duration.record(perf_counter() - self.start, attrs, context=self.context)
+        self.sizes.record(attrs, self.context)
 
 
 def instrument_fastapi(
@@ -251,6 +340,8 @@ def instrument_fastapi(
             if native.get("exclude") is None:
                 native["exclude"] = lambda scope: scope.get("path") in paths
             native["operation_spans"] = operation_spans
+            if native.get("metrics", True):
+                app.add_middleware(BodySizeMiddleware, excluded_paths=tuple(paths))  # FastAPI records none
             return app
         native["tracing"] = native["metrics"] = False
     app.add_middleware(RagotelMiddleware, excluded_paths=tuple(paths), trust_incoming_context=trust_incoming_context)
