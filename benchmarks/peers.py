@@ -91,8 +91,12 @@ def decorated(lib: str) -> Callable[[], Any]:
 
 
 def span_and_histogram() -> Callable[[], Any]:
-    tracer = trace.get_tracer("by-hand")
-    histogram = metrics.get_meter("by-hand").create_histogram("rag.step.duration", unit="s")
+    """(b) on providers of its own, the same kind in every process, whatever the library installed."""
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DiscardingExporter(), max_queue_size=1 << 16))
+    tracer = provider.get_tracer("by-hand")
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    histogram = meters.get_meter("by-hand").create_histogram("rag.step.duration", unit="s")
 
     def call() -> Any:
         with tracer.start_as_current_span(SPAN_NAME, attributes=SPAN_ATTRIBUTES) as span:

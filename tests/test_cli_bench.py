@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,16 @@ def test_cli_writes_json_and_fails_when_every_request_fails(tmp_path: Path) -> N
     data = json.loads(out.read_text())
     assert data["statuses"] == {"connection": 2} and data["labels"]["region"] == "eu"
     assert data["labels"]["git_revision"]
+
+
+def test_a_dead_port_stops_early_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    assert main(["bench", "http://127.0.0.1:9", "-d", "60", "-c", "2", "--timeout", "2"]) == 1
+    assert time.monotonic() - started < 15  # not the 60 s asked for
+    assert "nothing answered at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_url_without_scheme_is_refused_up_front(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "localhost:8768", "-n", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "http://" in err and "http://localhost:8768" in err

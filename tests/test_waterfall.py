@@ -354,3 +354,20 @@ def test_trace_command_renders_what_the_receiver_wrote(tmp_path: Path, capsys: p
 
     names = span_column(capsys.readouterr().out)
     assert names == ["POST /chat", "├─ rag.retrieve", "└─ vllm.generate"]
+
+
+def test_scrapes_are_not_the_latest_trace_and_list_shows_the_rest(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    chat = SpanRecord("a" * 32, "1" * 16, None, "POST /chat", "rag-chat-api", 1_000, 5_000_000,
+                      attributes={"url.path": "/chat"})
+    scrape = SpanRecord("b" * 32, "2" * 16, None, "GET /metrics", "rag-chat-api", 6_000_000, 7_000_000,
+                        attributes={"url.path": "/metrics"})
+    path = tmp_path / "spans.jsonl"
+    path.write_text("\n".join(json.dumps(s.to_json()) for s in (chat, scrape)) + "\n")
+    assert latest_trace_id([chat, scrape]) == "a" * 32  # the scrape ended later
+    assert latest_trace_id([scrape]) == "b" * 32  # but a scrape alone is still shown
+    assert main(["trace", "--list", "--dir", str(tmp_path)]) == 0
+    listed = capsys.readouterr().out
+    assert "a" * 32 in listed and "POST /chat" in listed and "b" * 32 not in listed
+    assert main(["trace", "--list", "--all", "--dir", str(tmp_path)]) == 0
+    assert "b" * 32 in capsys.readouterr().out

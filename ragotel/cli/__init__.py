@@ -8,6 +8,8 @@ Usage::
     ragotel trace 4bf92f35               # a given trace, by id or unique id prefix
     ragotel bench URL -c 8 -d 60 --out a.json   # load a chat API; figures to the terminal and a.json
     ragotel bench compare a.json b.json  # runs side by side, with ratios against the first
+    ragotel trace --list                 # the traces received, newest first
+    ragotel dashboards --check           # in a source checkout: dashboards and rules up to date?
 
 From Python, ``main(["trace", "--dir", "var/telemetry"])`` returns the exit code.
 
@@ -23,6 +25,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 __all__ = ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "SPANS_FILENAME", "Command", "build_parser", "main"]
@@ -115,6 +118,8 @@ def _run_receive(args: argparse.Namespace) -> int:
 
 def _configure_trace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace_id", nargs="?", help="trace id or unique prefix (default: the latest trace)")
+    parser.add_argument("--list", action="store_true", help="list the traces, newest first, instead of drawing one")
+    parser.add_argument("--all", action="store_true", help="with --list: include scrapes and probes (/metrics, ...)")
     _add_dir_argument(parser)
     parser.add_argument("--width", type=int, default=None, help="output width (default: terminal width)")
 
@@ -128,7 +133,7 @@ def _stdout_is_unicode() -> bool:
 
 
 def _run_trace(args: argparse.Namespace) -> int:
-    from ragotel.cli.waterfall import find_trace_ids, latest_trace_id, load_spans, render_waterfall
+    from ragotel.cli.waterfall import find_trace_ids, latest_trace_id, list_traces, load_spans, render_waterfall
 
     spans_path: Path = args.dir / SPANS_FILENAME
     try:
@@ -140,6 +145,14 @@ def _run_trace(args: argparse.Namespace) -> int:
     if not spans:
         return _error("trace", f"no spans in {spans_path} yet")
 
+    if args.list:
+        traces = list_traces(spans, include_background=args.all)
+        if not traces:
+            return _error("trace", f"only scrapes and probes in {spans_path} (--all lists them)")
+        for t in traces:
+            ended = datetime.fromtimestamp(t.end_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{t.trace_id}  {ended}  {t.duration_ms:9.1f} ms  {t.spans:3d} spans  {t.service}: {t.root}")
+        return 0
     if args.trace_id:
         matches = find_trace_ids(spans, args.trace_id)
         if not matches:
@@ -219,7 +232,27 @@ def _run_bench(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(result.to_json())
         print(f"written to {args.out}")
+    if samples and all(sample.status == bench.CONNECTION for sample in samples):
+        return _error("bench", f"nothing answered at {config.url} (every connection failed; stopped early): "
+                               "is the chat API running, on that host and port?")
     return 0 if any(sample.ok for sample in samples) else 1  # every request failed: say so to scripts
+
+
+# --------------------------------------------------------------------------- dashboards
+
+
+def _configure_dashboards(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="report what is out of date, change nothing")
+
+
+def _run_dashboards(args: argparse.Namespace) -> int:
+    # The generator lives beside the library in the repository (dashboards/), not in the wheel.
+    try:
+        from dashboards.__main__ import main as generate
+    except ImportError as exc:
+        return _error("dashboards", f"the generator needs a ragotel source checkout and the dashboards extra "
+                                    f"(missing: {exc.name}); run it there: pip install -e '.[dashboards]'")
+    return generate(["--check"] if args.check else [])
 
 
 COMMANDS: dict[str, Command] = {
@@ -231,11 +264,16 @@ COMMANDS: dict[str, Command] = {
     "trace": Command("print a trace as a waterfall (the latest one by default)", _configure_trace, _run_trace),
     "bench": Command("load a chat API and report latency, time to first chunk, throughput, errors; compare runs",
                      _configure_bench, _run_bench),
+    "dashboards": Command("generate the Grafana dashboards and alert rules (--check: report drift)",
+                          _configure_dashboards, _run_dashboards),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ragotel._version import __version__
+
     parser = argparse.ArgumentParser(prog="ragotel", description="ragotel local trace tooling")
+    parser.add_argument("--version", action="version", version=f"ragotel {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in COMMANDS.items():
         command.configure(subparsers.add_parser(name, help=command.help, description=command.help))

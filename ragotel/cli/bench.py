@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -54,6 +55,10 @@ class BenchConfig:
     timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"the URL must start with http:// or https:// and name a host (got {self.url!r}); "
+                             f"e.g. http://{self.url.split('://')[-1] or '127.0.0.1:8080'}")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if (self.requests is None) == (self.duration_s is None):
@@ -169,9 +174,15 @@ async def run(config: BenchConfig, progress: Callable[[int, int, float], None] |
         issued += 1
         return config.questions[(issued - 1) % len(config.questions)]
 
+    unreachable = False
+
     async def worker(client: httpx.AsyncClient) -> None:
-        while (question := next_question()) is not None:
+        nonlocal unreachable
+        while not unreachable and (question := next_question()) is not None:
             samples.append(await _one(client, config, question))
+            # Nothing answers at all: stop now rather than fail every request until the end.
+            first = samples[: config.concurrency]
+            unreachable = len(first) == config.concurrency and all(s.status == CONNECTION for s in first)
             if progress is not None:
                 progress(len(samples), sum(not s.ok for s in samples), time.perf_counter() - started)
 

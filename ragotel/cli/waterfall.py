@@ -207,21 +207,61 @@ def find_trace_ids(spans: Iterable[SpanRecord], prefix: str) -> list[str]:
     return sorted({s.trace_id for s in spans if s.trace_id.startswith(wanted)})
 
 
+# Server spans of endpoints that probes and scrapers call: a trace of nothing else is not "the latest".
+_BACKGROUND_PATHS = frozenset({"/metrics", "/health", "/healthz", "/ready", "/readyz", "/livez"})
+
+
+def is_background(members: Sequence[SpanRecord]) -> bool:
+    """True for a trace of a scrape or a probe only (``GET /metrics``, ``GET /health``, ...)."""
+    for span in members:
+        path = span.attributes.get("url.path") or span.attributes.get("http.route")
+        if path is None and " " in span.name:
+            path = span.name.split(" ", 1)[1]
+        if path not in _BACKGROUND_PATHS:
+            return False
+    return True
+
+
 def latest_trace_id(spans: Iterable[SpanRecord]) -> str | None:
     """The trace whose root span ended last, or ``None`` when there are no spans.
 
     A trace counts only once its root (a span without a parent) has arrived, so a
     request still in flight, whose child spans are exported first, does not hide the
     last finished one. When no trace has a root yet, the trace with the latest ending
-    span is chosen instead.
+    span is chosen instead. Scrapes and probes are chosen only when nothing else is there.
     """
-    best: tuple[bool, int, str] | None = None
+    best: tuple[bool, bool, int, str] | None = None
     for trace_id, members in group_by_trace(spans).items():
         roots = [s.end_ns for s in members if s.parent_span_id is None]
-        key = (True, max(roots), trace_id) if roots else (False, max(s.end_ns for s in members), trace_id)
+        end = max(roots) if roots else max(s.end_ns for s in members)
+        key = (not is_background(members), bool(roots), end, trace_id)
         if best is None or key > best:
             best = key
-    return None if best is None else best[2]
+    return None if best is None else best[3]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """One line of ``ragotel trace --list``."""
+
+    trace_id: str
+    root: str
+    service: str
+    spans: int
+    duration_ms: float
+    end_ns: int
+
+
+def list_traces(spans: Iterable[SpanRecord], *, include_background: bool = False) -> list[TraceSummary]:
+    """Every trace, newest first; scrapes and probes left out unless asked for."""
+    found = []
+    for trace_id, members in group_by_trace(spans).items():
+        if not include_background and is_background(members):
+            continue
+        root = next((s for s in members if s.parent_span_id is None), min(members, key=lambda s: s.start_ns))
+        start, end = min(s.start_ns for s in members), max(s.end_ns for s in members)
+        found.append(TraceSummary(trace_id, root.name, root.service_name, len(members), (end - start) / 1e6, end))
+    return sorted(found, key=lambda t: t.end_ns, reverse=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,5 @@
+"""``python -m ragotel`` runs the ``ragotel`` command line."""
+
+from ragotel.cli import main
+
+raise SystemExit(main())
