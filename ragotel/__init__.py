@@ -23,8 +23,9 @@ Names emitted are listed in :mod:`ragotel.semconv`.
 from ragotel._version import __version__
 from ragotel.configuration import QueryRedactor, Telemetry, configure, get_telemetry, prometheus_app
 from ragotel.cost import ModelPrice, PriceTable, set_prices
+from ragotel.evaluation import record_evaluation
 from ragotel.extract import Document
-from ragotel.index import record_index
+from ragotel.index import record_index, record_index_write
 from ragotel.instrumentation.asgi import RagotelMiddleware, fail_response, instrument_fastapi
 from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
 from ragotel.semconv import Operation, StepKind
@@ -68,7 +69,9 @@ __all__ = [
     "prometheus_app",
     "prompt",
     "record_error",
+    "record_evaluation",
     "record_index",
+    "record_index_write",
     "rerank",
     "retrieval",
     "set_prices",

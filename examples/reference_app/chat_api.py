@@ -39,13 +39,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry import trace
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.types import Send
 
 import ragotel
@@ -83,6 +83,49 @@ class ChatRequest(BaseModel):
         if not re.search(NOT_BLANK, value):
             raise ValueError("question must not be blank")
         return value
+
+
+class FeedbackRequest(BaseModel):
+    """A user's verdict on an answer (thumbs up/down from a UI), attached to the answer's trace."""
+
+    # The schema says what the validator below checks: a score or a label, not null.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["score"], "properties": {"score": {"type": "number"}}},
+        {"required": ["label"], "properties": {"label": {"type": "string"}}},
+    ]})
+
+    trace_id: str = Field(pattern="^[0-9a-f]{32}$", strict=True,
+                          description="The trace_id the answer carried (32 lowercase hex digits).")
+    score: float | None = Field(default=None, ge=0.0, le=1.0, strict=True, description="0 (bad) to 1 (good).")
+    label: Literal["up", "down"] | None = Field(default=None, description="Thumbs up or down.")
+    comment: str | None = Field(default=None, max_length=1000, strict=True,
+                                description="Free text; kept only where content capture is on.")
+
+    @model_validator(mode="after")
+    def says_something(self) -> FeedbackRequest:
+        if self.score is None and self.label is None:
+            raise ValueError("give a score or a label")
+        return self
+
+
+class FeedbackAccepted(BaseModel):
+    recorded: bool
+    trace_id: str
+
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def check_citations(answer: str, citations: list[Citation], response_id: str | None) -> None:
+    """Online checks without a judge model, as evaluations of the current (pipeline) span: does the answer
+    cite at all, and does every ``[n]`` it cites name a chunk that was retrieved?"""
+    cited = {int(n) for n in _CITATION.findall(answer)}
+    ragotel.record_evaluation("cites_sources", score=1.0 if cited else 0.0, label="cited" if cited else "uncited",
+                              response_id=response_id)
+    if cited:
+        exist = cited & {c.n for c in citations}
+        ragotel.record_evaluation("citations_exist", score=len(exist) / len(cited),
+                                  label="all" if exist == cited else "missing", response_id=response_id)
 
 
 class Citation(BaseModel):
@@ -266,8 +309,10 @@ class ChatService:
             generation_started = time.perf_counter()
             body = await self.generate(req, prepared)
             choice = body["choices"][0]
+            answer = choice["message"]["content"] or ""
+            check_citations(answer, prepared.citations, body.get("id"))
             return ChatResponse(
-                answer=choice["message"]["content"] or "",
+                answer=answer,
                 citations=prepared.citations,
                 usage={k: int(v) for k, v in body.get("usage", {}).items() if isinstance(v, int)},
                 latency_ms={
@@ -294,7 +339,7 @@ class ChatService:
         body = self.completion_request(req, prepared, True)
         body["stream_options"] = {"include_usage": True}
         usage: dict[str, int] = {}
-        finish_reason = None
+        finish_reason, response_id, parts = None, None, []
         try:
             try:
                 async with self.vllm.stream("POST", "/chat/completions", json=body) as response:
@@ -307,9 +352,11 @@ class ChatService:
                             continue
                         chunk = json.loads(line[6:])
                         usage = chunk.get("usage") or usage
+                        response_id = chunk.get("id") or response_id
                         for choice in chunk.get("choices", []):
                             finish_reason = choice.get("finish_reason") or finish_reason
                             if choice.get("delta", {}).get("content"):
+                                parts.append(choice["delta"]["content"])
                                 yield _sse("delta", {"content": choice["delta"]["content"]})
             except httpx.TimeoutException as error:
                 raise StageError("generation", 504, "vLLM did not answer in time") from error
@@ -319,6 +366,7 @@ class ChatService:
             # The pipeline span (current here) names the stage; the step records the exception itself.
             trace.get_current_span().add_event("rag.error", {sc.RAG_STEP_KIND: exc.stage, "message": exc.detail})
             raise
+        check_citations("".join(parts), prepared.citations, response_id)
         yield _sse("done", {"usage": usage, "finish_reason": finish_reason,
                             "latency_ms": {"total": round((time.perf_counter() - started) * 1000, 1),
                                            "retrieval": round(prepared.retrieval_ms, 1)}})
@@ -490,6 +538,13 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     })
     async def chat_stream(req: ChatRequest) -> EventStream:
         return await service.stream_events(req, await service.admit(req))
+
+    @app.post("/feedback", status_code=202, response_model=FeedbackAccepted, responses=error_responses(413, 422))
+    async def feedback(req: FeedbackRequest) -> FeedbackAccepted:
+        # A trace id this service never issued is fine: the event lands beside nothing.
+        ragotel.record_evaluation("user_feedback", score=req.score, label=req.label, explanation=req.comment,
+                                  context=req.trace_id)
+        return FeedbackAccepted(recorded=True, trace_id=req.trace_id)
 
     # A POST, not a GET with ?question=: user text in a URL ends up in access logs and in the server
     # span's url.query.
