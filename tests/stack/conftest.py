@@ -1,9 +1,15 @@
 """Real services for stack tests, started once per test session: a local OTLP receiver, vLLM (CPU build,
 tiny random-weight model) exporting its own spans there, and the reference app (retriever, chat API,
-Prometheus scraping all three) sending its telemetry to the same receiver."""
+a node exporter, Alertmanager, and Prometheus scraping them all and evaluating the alert rules) sending
+its telemetry to the same receiver.
+
+Prometheus, Alertmanager and the node exporter are Debian packages (scripts/install_tools.sh). Where
+one is missing the local stack runs without it and the tests that need it skip; in CI (``CI=true``)
+they are required and a missing one fails the stack tests."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +24,31 @@ from ragotel.cli.waterfall import SpanRecord, load_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVED_MODEL = "tiny-llama"
+# What the local stack starts only when installed: LocalStack attribute → Debian package.
+OPTIONAL_PARTS = {"prometheus_url": "prometheus", "alertmanager_url": "prometheus-alertmanager",
+                  "node_exporter_url": "prometheus-node-exporter"}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(stack: LocalStack, part: str) -> str:
+    """The URL of an optional part of ``stack``; without it, skip here and fail in CI."""
+    url = getattr(stack, part)
+    if url:
+        return str(url)
+    message = f"{OPTIONAL_PARTS[part]} is not installed (scripts/install_tools.sh)"
+    if in_ci():
+        pytest.fail(f"{message}: CI requires it")
+    pytest.skip(message)
+
+
+def check_parts(stack: LocalStack) -> None:
+    """In CI every optional part must have started."""
+    missing = [package for part, package in OPTIONAL_PARTS.items() if not getattr(stack, part)]
+    if missing and in_ci():
+        pytest.fail(f"not installed: {', '.join(missing)} (scripts/install_tools.sh); CI requires them")
 
 
 @pytest.fixture(scope="session")
@@ -65,4 +96,5 @@ def stack(vllm: VllmServer, vllm_receiver: OtlpReceiver) -> Iterator[LocalStack]
     with LocalStack(ROOT / "var" / "stack-test", otlp_endpoint=vllm_receiver.endpoint, vllm_url=vllm.base_url,
                     served_model=SERVED_MODEL, fixed_ports=False, log=lambda *a: None,
                     env={DETAILED_METRICS_ENV: "true"}) as running:
+        check_parts(running)
         yield running
