@@ -64,6 +64,18 @@ def _p95(histogram: str, selector: str, by: str) -> str:
             f"(rate({histogram}_bucket{selector}[{WINDOW}])))")
 
 
+def _retrieval_share(quality: str) -> str:
+    """Share of retrievals (those whose hits ragotel read) with this ``rag.retrieval.quality``, per namespace,
+    job and step: 0, not "no data", while none has it."""
+    by = f"namespace, job, {q.STEP_NAME}"
+    retrieval = q.eq(q.STEP_KIND, "retrieval")
+    total = f"sum by ({by}) (rate({q.STEP_DURATION}_count{{{retrieval}, {q.ne(q.QUALITY, '')}}}[{WINDOW}]))"
+    part = f"sum by ({by}) (rate({q.STEP_DURATION}_count{{{retrieval}, {q.eq(q.QUALITY, quality)}}}[{WINDOW}]))"
+    return f"({part} or {total} * 0) / {total}"
+
+
+STALE_INDEX_DAYS: Final = 7
+
 CHAT_ROUTES: Final = q.re(q.ROUTE, "/chat.*")
 # A failed request: a 5xx, or a stream that failed after its 200 went out. Both server instrumentations
 # (ragotel's and FastAPI's) put error.type on http.server.request.duration for either; a 4xx has none.
@@ -129,6 +141,39 @@ ALERTS: Final = (
         summary="{{ $labels.job }}: retrieval {{ $labels.rag_step_name }} p95 is {{ $value | humanizeDuration }}",
         description="Retrieval p95 above 500 ms for 10 minutes; the retrieval dashboard splits encode, FAISS "
                     "and sparse search.",
+        dashboard="rag-retrieval",
+    ),
+    Alert(
+        name="RagRetrievalEmptyRateHigh", stage="retrieval", severity="warning", for_="10m",
+        query=_retrieval_share("empty"),
+        op=">", threshold=0.1,
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of retrievals by {{ $labels.rag_step_name }} "
+                "find nothing",
+        description="More than 10% of retrievals returned no document for 10 minutes (rag.retrieval.quality=empty). "
+                    "The model answers without context: check the index size and the retriever's filters on the "
+                    "retrieval dashboard.",
+        dashboard="rag-retrieval",
+    ),
+    Alert(
+        name="RagRetrievalLowScoreRateHigh", stage="retrieval", severity="warning", for_="15m",
+        query=_retrieval_share("low_score"),
+        op=">", threshold=0.25,
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of retrievals by {{ $labels.rag_step_name }} "
+                "score under the threshold",
+        description="More than a quarter of retrievals had their best hit under the low-score threshold for 15 "
+                    "minutes (rag.retrieval.quality=low_score; RAGOTEL_RETRIEVAL_LOW_SCORE or the step's min_score). "
+                    "Questions the index does not cover, or an embedding model that no longer matches it.",
+        dashboard="rag-retrieval",
+    ),
+    Alert(
+        name="RagIndexStale", stage="retrieval", severity="warning", for_="30m",
+        query=(f"max by (namespace, job, {q.INDEX_PART}, {q.DATA_SOURCE}) ({q.INDEX_AGE}) / 86400"),
+        op=">", threshold=STALE_INDEX_DAYS,
+        summary="{{ $labels.job }}: index {{ $labels.rag_index_part }} ({{ $labels.gen_ai_data_source_id }}) was "
+                "built {{ $value | humanize }} days ago",
+        description=f"The index in service was built more than {STALE_INDEX_DAYS} days ago (rag.index.age). The "
+                    "ingest job stopped rebuilding it, or the retriever did not load what it built; answers come "
+                    "from old documents.",
         dashboard="rag-retrieval",
     ),
     Alert(

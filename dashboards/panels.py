@@ -155,6 +155,37 @@ def service_variable() -> db.QueryVariable:
                          description="Scrape job: the service (rag-chat-api, rag-retriever, ...)")
 
 
+def deployment_variable() -> db.QueryVariable:
+    return label_values_variable("deployment", "Deployment", q.DEPLOYMENT, 'up{namespace=~"$namespace"}',
+                                 description="Kubernetes Deployment (or Compose service) the series came from")
+
+
+def placement_variables() -> list[db.QueryVariable]:
+    """provider, cluster, region, environment: each offers the values left by the ones before it."""
+    found: list[db.QueryVariable] = []
+    before: list[str] = []
+    descriptions = {"provider": "Cloud provider (cloud.provider)", "cluster": "Kubernetes cluster (k8s.cluster.name)",
+                    "region": "Cloud region (cloud.region)",
+                    "environment": "Deployment environment (deployment.environment.name)"}
+    for variable, label in q.PLACEMENT:
+        source = "target_info{" + ", ".join(before) + "}" if before else "target_info"
+        found.append(label_values_variable(variable, variable.capitalize(), label, source,
+                                           description=descriptions[variable]))
+        before.append(f'{label}=~"${variable}"')
+    return found
+
+
+def app_variables(board: db.Dashboard, model_metric: str | None = None) -> db.Dashboard:
+    """The app dashboards' variables: datasource, placement, namespace, deployment, service (and model).
+    Cross-deployment comparison picks several providers or clusters; a per-deployment view picks one."""
+    board = board.with_variable(prometheus_variable())
+    for variable in placement_variables():
+        board = board.with_variable(variable)
+    board = (board.with_variable(namespace_variable()).with_variable(deployment_variable())
+             .with_variable(service_variable()))
+    return board.with_variable(model_variable(model_metric)) if model_metric else board
+
+
 def model_variable(metric: str) -> db.QueryVariable:
     return label_values_variable("model", "Model", "gen_ai_request_model", f'{metric}{{namespace=~"$namespace"}}',
                          description="Model asked for (gen_ai.request.model; vLLM's model_name)")

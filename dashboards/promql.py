@@ -2,7 +2,10 @@
 
 Names are the ones a Prometheus scrape (or Alloy's ``otelcol.exporter.prometheus``) produces from
 :mod:`ragotel.semconv`; vLLM's are its own ``vllm:*`` families. Selectors filter on the dashboards'
-variables: ``$namespace`` and ``$service`` (the scrape job) for the app, ``$model`` for generation.
+variables: ``$namespace`` everywhere; for the app also the placement (``$provider``, ``$cluster``,
+``$region``, ``$environment``: labels ragotel copies from its resource onto every series), ``$deployment``
+and ``$service`` (the scrape job); ``$model`` for generation. Every "All" is ``.*``, which also matches a
+series without the label (a local Prometheus has no namespace, deployment or placement).
 """
 
 from __future__ import annotations
@@ -29,6 +32,13 @@ INDEX_ITEMS: Final = sc.prometheus_name(sc.RAG_INDEX_ITEMS, sc.UNIT_ITEM)
 INDEX_LOAD_DURATION: Final = sc.prometheus_name(sc.RAG_INDEX_LOAD_DURATION, sc.UNIT_SECONDS)
 HTTP_DURATION: Final = sc.prometheus_name(sc.HTTP_SERVER_REQUEST_DURATION, sc.UNIT_SECONDS)
 HTTP_ACTIVE: Final = sc.prometheus_name(sc.HTTP_SERVER_ACTIVE_REQUESTS, sc.UNIT_REQUEST)
+HTTP_REQUEST_BODY_SIZE: Final = sc.prometheus_name(sc.HTTP_SERVER_REQUEST_BODY_SIZE, sc.UNIT_BYTES)
+HTTP_RESPONSE_BODY_SIZE: Final = sc.prometheus_name(sc.HTTP_SERVER_RESPONSE_BODY_SIZE, sc.UNIT_BYTES)
+INDEX_DIMENSION: Final = sc.prometheus_name(sc.RAG_INDEX_DIMENSION, sc.UNIT_DIMENSION)
+INDEX_AGE: Final = sc.prometheus_name(sc.RAG_INDEX_AGE, sc.UNIT_SECONDS)
+INDEX_DOCUMENTS_WRITTEN: Final = sc.prometheus_name(sc.RAG_INDEX_DOCUMENTS_WRITTEN, sc.UNIT_DOCUMENT, counter=True)
+INDEX_CHUNKS_WRITTEN: Final = sc.prometheus_name(sc.RAG_INDEX_CHUNKS_WRITTEN, sc.UNIT_CHUNK, counter=True)
+INDEX_CHUNKS_EMBEDDED: Final = sc.prometheus_name(sc.RAG_INDEX_CHUNKS_EMBEDDED, sc.UNIT_CHUNK, counter=True)
 COST: Final = sc.prometheus_name(sc.RAG_COST, sc.UNIT_USD, counter=True)
 
 
@@ -49,6 +59,16 @@ OPERATION: Final = label(sc.GEN_AI_OPERATION_NAME)
 WORKFLOW: Final = label(sc.GEN_AI_WORKFLOW_NAME)
 INDEX_PART: Final = label(sc.RAG_INDEX_PART)
 ROUTE: Final = label(sc.HTTP_ROUTE)
+DATA_SOURCE: Final = label(sc.GEN_AI_DATA_SOURCE_ID)
+# Placement labels, as the Prometheus endpoint copies them from the resource onto every series.
+CLOUD_PROVIDER: Final = label(sc.CLOUD_PROVIDER)
+CLUSTER: Final = label(sc.K8S_CLUSTER_NAME)
+REGION: Final = label(sc.CLOUD_REGION)
+ENVIRONMENT: Final = label(sc.DEPLOYMENT_ENVIRONMENT)
+# Grafana variable → the label it filters, in the order the dashboards show them.
+PLACEMENT: Final = (("provider", CLOUD_PROVIDER), ("cluster", CLUSTER), ("region", REGION),
+                    ("environment", ENVIRONMENT))
+DEPLOYMENT: Final = "deployment"
 STATUS: Final = label(sc.HTTP_RESPONSE_STATUS_CODE)
 
 # Grafana's own interval variables; the stack test substitutes real durations.
@@ -62,11 +82,13 @@ def legend(*labels: str) -> str:
 
 
 def sel(*extra: str, app: bool = True, model: str | None = None) -> str:
-    """A label selector: the app's namespace/service filters, ``model`` filtered by ``$model``, then
-    any further matchers given verbatim (``'rag_step_kind="retrieval"'``)."""
+    """A label selector: the namespace filter, for the app also its placement, deployment and service
+    filters, ``model`` filtered by ``$model``, then any further matchers given verbatim
+    (``'rag_step_kind="retrieval"'``). vLLM's series (``app=False``) carry no placement of ragotel's."""
     matchers = ['namespace=~"$namespace"']
     if app:
-        matchers.append('job=~"$service"')
+        matchers += [f'{name}=~"${variable}"' for variable, name in PLACEMENT]
+        matchers += [f'{DEPLOYMENT}=~"$deployment"', 'job=~"$service"']
     if model:
         matchers.append(f'{model}=~"$model"')
     return "{" + ", ".join([*matchers, *extra]) + "}"
@@ -85,6 +107,12 @@ def quantile(q: float, histogram: str, selector: str, by: str = "", window: str 
 def ratio(numerator: str, denominator: str) -> str:
     """A share that reads 0, not "no data", while the numerator has no series yet."""
     return f"(({numerator}) or vector(0)) / ({denominator})"
+
+
+def share(counter: str, part: str, whole: str, by: str, window: str = RATE) -> str:
+    """The part's share of the whole, per ``by``: 0, not "no data", for a group where the part has no series."""
+    total = f"sum by ({by}) ({rate(counter, whole, window)})"
+    return f"(sum by ({by}) ({rate(counter, part, window)}) or {total} * 0) / {total}"
 
 
 def mean(histogram: str, selector: str, by: str = "", window: str = RATE) -> str:
@@ -140,6 +168,8 @@ VLLM_E2E: Final = "vllm:e2e_request_latency_seconds"
 VLLM_QUEUE: Final = "vllm:request_queue_time_seconds"
 VLLM_PREFILL: Final = "vllm:request_prefill_time_seconds"
 VLLM_DECODE: Final = "vllm:request_decode_time_seconds"
+VLLM_INFERENCE: Final = "vllm:request_inference_time_seconds"
+"""First scheduled → last token (prefill plus decode, preemptions included), vLLM v1's RUNNING phase."""
 VLLM_RUNNING: Final = "vllm:num_requests_running"
 VLLM_WAITING: Final = "vllm:num_requests_waiting"
 VLLM_KV_CACHE: Final = "vllm:kv_cache_usage_perc"

@@ -23,8 +23,10 @@ GENERATED: Final = Path(__file__).resolve().parent / "generated"
 SUBSTITUTIONS: Final = {
     "$__rate_interval": "1m", "$__interval": "15s", "$__range": "10m",
     "$namespace": ".*", "$service": ".*", "$model": ".*", "$deployment": ".*", "$node": ".*",
+    "$provider": ".*", "$cluster": ".*", "$region": ".*", "$environment": ".*",
 }
-_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+# A Grafana variable; label_replace's "$1" is not one.
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_]\w*)\}?")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ reader collects, which costs a step a fraction of one SDK record.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -54,6 +55,33 @@ class SummedCounter:
         return [Observation(total, attrs) for attrs, total in entries]  # type: ignore[arg-type]
 
 
+class IndexAges:
+    """When each loaded index part was built; ``rag.index.age`` is observed from it at collection, so the
+    age keeps growing between loads without anything recording it."""
+
+    __slots__ = ("_built", "_lock")
+
+    def __init__(self, meter: Meter) -> None:
+        self._built: dict[frozenset[tuple[str, AttributeValue]], tuple[dict[str, AttributeValue], float]] = {}
+        self._lock = threading.Lock()
+        meter.create_observable_gauge(sc.RAG_INDEX_AGE, callbacks=[self._observe], unit=sc.UNIT_SECONDS,
+                                      description="Seconds since the loaded index part was built.")
+
+    def set(self, built_at: float, attributes: dict[str, AttributeValue]) -> None:
+        with self._lock:
+            self._built[frozenset(attributes.items())] = (dict(attributes), built_at)
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        from ragotel._runtime import runtime
+
+        if runtime.disabled:
+            return []
+        now = time.time()
+        with self._lock:
+            entries = list(self._built.values())
+        return [Observation(max(0.0, now - built), attrs) for attrs, built in entries]
+
+
 @dataclass(frozen=True, slots=True)
 class Instruments:
     step_duration: Histogram
@@ -75,6 +103,13 @@ class Instruments:
     active_requests: UpDownCounter
     index_items: _Gauge
     index_load_duration: _Gauge
+    index_dimension: _Gauge
+    index_ages: IndexAges
+    index_documents_written: Counter
+    index_chunks_written: Counter
+    index_chunks_embedded: Counter
+    http_request_body_size: Histogram
+    http_response_body_size: Histogram
 
 
 @cache
@@ -154,5 +189,26 @@ def instruments() -> Instruments:
         ),
         index_load_duration=meter.create_gauge(
             sc.RAG_INDEX_LOAD_DURATION, unit=sc.UNIT_SECONDS, description="Duration of the last index part load."
+        ),
+        index_dimension=meter.create_gauge(
+            sc.RAG_INDEX_DIMENSION, unit=sc.UNIT_DIMENSION, description="Length of the embedding vectors in an index."
+        ),
+        index_ages=IndexAges(meter),
+        index_documents_written=meter.create_counter(
+            sc.RAG_INDEX_DOCUMENTS_WRITTEN, unit=sc.UNIT_DOCUMENT, description="Documents written into an index."
+        ),
+        index_chunks_written=meter.create_counter(
+            sc.RAG_INDEX_CHUNKS_WRITTEN, unit=sc.UNIT_CHUNK, description="Chunks written into an index."
+        ),
+        index_chunks_embedded=meter.create_counter(
+            sc.RAG_INDEX_CHUNKS_EMBEDDED, unit=sc.UNIT_CHUNK, description="Chunks embedded for an index."
+        ),
+        http_request_body_size=histogram(
+            sc.HTTP_SERVER_REQUEST_BODY_SIZE, sc.UNIT_BYTES, "Size of HTTP server request bodies.",
+            sc.BODY_SIZE_BUCKETS,
+        ),
+        http_response_body_size=histogram(
+            sc.HTTP_SERVER_RESPONSE_BODY_SIZE, sc.UNIT_BYTES, "Size of HTTP server response bodies.",
+            sc.BODY_SIZE_BUCKETS,
         ),
     )

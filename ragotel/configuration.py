@@ -448,7 +448,8 @@ def _prometheus_reader(port: int, host: str | None) -> MetricReader:
 
     from ragotel._prometheus import ExemplarPrometheusReader
 
-    placement = set(_PLACEMENT_ENV)
+    # Placement and the environment go on every series, so dashboards can filter and compare by them.
+    placement = {*_PLACEMENT_ENV, sc.DEPLOYMENT_ENVIRONMENT}
     reader = ExemplarPrometheusReader(resource_attribute_filter=placement.__contains__)
     if port:
         start_http_server(port, addr=_env("OTEL_EXPORTER_PROMETHEUS_HOST") or host or "0.0.0.0")

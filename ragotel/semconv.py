@@ -112,6 +112,17 @@ ERROR_TYPE: Final = "error.type"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+"""What was judged (``user_feedback``, ``citations_exist``, ...); metric attribute, bounded by code."""
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+"""The score, a number."""
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+"""The verdict as a word (``up``/``down``, ``cited``/``uncited``); metric attribute, capped like every value."""
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+"""Why: content, recorded only when content capture is on."""
+GEN_AI_EVALUATION_RESULT_EVENT: Final = "gen_ai.evaluation.result"
+"""Name of the event (a log record) an evaluation is, parented to the span it judges."""
+
 # --- RAG attributes (not covered by the conventions) ---------------------------------------------
 RAG_STEP_KIND: Final = "rag.step.kind"
 """One of :class:`StepKind`; on every ragotel span and metric, so queries can group by stage."""
@@ -222,12 +233,31 @@ RAG_INDEX_ITEMS: Final = "rag.index.items"
 """Gauge, {item}: items in a loaded index part (vectors, matrix rows, metadata records)."""
 RAG_INDEX_LOAD_DURATION: Final = "rag.index.load.duration"
 """Gauge, s: how long the last load of an index part took."""
+RAG_INDEX_DIMENSION: Final = "rag.index.dimension"
+"""Gauge, {dimension}: length of the embedding vectors in a loaded index part."""
+RAG_INDEX_AGE: Final = "rag.index.age"
+"""Gauge, s: seconds since the loaded index part was built, observed at each collection (a stale index grows)."""
+RAG_INDEX_DOCUMENTS_WRITTEN: Final = "rag.index.documents.written"
+"""Counter, {document}: documents written into an index by ingestion."""
+RAG_INDEX_CHUNKS_WRITTEN: Final = "rag.index.chunks.written"
+"""Counter, {chunk}: chunks written into an index by ingestion (vectors, matrix rows)."""
+RAG_INDEX_CHUNKS_EMBEDDED: Final = "rag.index.chunks.embedded"
+"""Counter, {chunk}: chunks embedded by ingestion (fewer than written when unchanged chunks keep their vectors)."""
 HTTP_SERVER_REQUEST_DURATION: Final = "http.server.request.duration"
 """Histogram, s: HTTP requests served, by method, route and status (requests/s and errors too)."""
 HTTP_SERVER_ACTIVE_REQUESTS: Final = "http.server.active_requests"
 """UpDownCounter, {request}: requests in flight."""
+HTTP_SERVER_REQUEST_BODY_SIZE: Final = "http.server.request.body.size"
+"""Histogram, By: size of each request body (its ``Content-Length``, or the bytes received), same attributes as
+:data:`HTTP_SERVER_REQUEST_DURATION`."""
+HTTP_SERVER_RESPONSE_BODY_SIZE: Final = "http.server.response.body.size"
+"""Histogram, By: size of each response body (its ``Content-Length``, or the bytes sent: a stream in full)."""
 RAG_COST: Final = "rag.cost.usd"
 """Counter, {USD}: money spent on model calls, by model (see :mod:`ragotel.cost`)."""
+RAG_EVALUATION_SCORE: Final = "rag.evaluation.score"
+"""Histogram, 1: evaluation scores, by ``gen_ai.evaluation.name`` and ``gen_ai.evaluation.score.label`` only."""
+RAG_EVALUATIONS: Final = "rag.evaluations"
+"""Counter, {evaluation}: evaluations recorded, scored or not, by name and label (the share of a label)."""
 
 UNIT_SECONDS: Final = "s"
 UNIT_TOKEN: Final = "{token}"
@@ -239,7 +269,10 @@ UNIT_USD: Final = "{USD}"
 UNIT_ITEM: Final = "{item}"
 UNIT_CHUNK: Final = "{chunk}"
 UNIT_VALUE: Final = "{value}"
+UNIT_EVALUATION: Final = "{evaluation}"
 UNIT_REQUEST: Final = "{request}"
+UNIT_BYTES: Final = "By"
+UNIT_DIMENSION: Final = "{dimension}"
 
 # Bucket advice. The GenAI ones are the conventions' own; the rest are chosen for RAG workloads.
 DURATION_BUCKETS: Final = (
@@ -258,6 +291,8 @@ TIME_PER_CHUNK_BUCKETS: Final = (
 HTTP_DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 # Steps such as prompt building take well under the GenAI advice's first 10 ms bucket.
 STEP_DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, *DURATION_BUCKETS)
+# Request and response bodies: a chat question is a few hundred bytes, an answer a few KiB, the body limit 64 KiB.
+BODY_SIZE_BUCKETS: Final = (0, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 SCORE_BUCKETS: Final = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 5.0, 10.0, 20.0)
 
 METRIC_ATTRIBUTES: Final = frozenset(
@@ -277,6 +312,8 @@ METRIC_ATTRIBUTES: Final = frozenset(
         RAG_INDEX_PART,
         RAG_RETRIEVAL_QUALITY,
         RAG_METRIC_ATTRIBUTE,
+        GEN_AI_EVALUATION_NAME,
+        GEN_AI_EVALUATION_SCORE_LABEL,
         HTTP_REQUEST_METHOD,
         HTTP_ROUTE,
         HTTP_RESPONSE_STATUS_CODE,
@@ -287,7 +324,7 @@ METRIC_ATTRIBUTES: Final = frozenset(
 user text, ids or queries."""
 
 # Units in braces are annotations and "1" is dimensionless: neither adds a suffix.
-_PROMETHEUS_UNITS: Final = {UNIT_SECONDS: "seconds"}
+_PROMETHEUS_UNITS: Final = {UNIT_SECONDS: "seconds", UNIT_BYTES: "bytes"}
 
 
 def prometheus_name(metric: str, unit: str, *, counter: bool = False) -> str:

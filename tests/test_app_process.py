@@ -220,7 +220,8 @@ def test_run_local_output_with_an_external_endpoint_ignores_old_local_spans(
     old.write_text(json.dumps(span.to_json()) + "\n")
     stack = SimpleNamespace(chat_url=chat_process.url, served_model="tiny-llama", local_receiver=False,
                             otlp_endpoint="http://alloy.example:4318", spans_path=old, telemetry_dir=old.parent,
-                            retriever_url="http://127.0.0.1:1", vllm_url="http://127.0.0.1:2", prometheus_url=None)
+                            retriever_url="http://127.0.0.1:1", vllm_url="http://127.0.0.1:2", prometheus_url=None,
+                            alertmanager_url=None, node_exporter_url=None, rules_path=None)
     run_local._show(stack, ("Is there parking?",))  # type: ignore[arg-type]
     out = capsys.readouterr().out
     assert "went to http://alloy.example:4318" in out and "ragotel trace" not in out

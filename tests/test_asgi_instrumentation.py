@@ -149,3 +149,47 @@ async def test_internal_endpoint_adopts_the_callers_context(recorded: Recorded) 
     assert not span.links
     await ask(app, "00")  # the caller decided not to sample: nothing is recorded
     assert len(server_spans(recorded)) == 1
+
+
+def body_sizes(recorded: Recorded, name: str) -> dict[tuple[Any, Any], float]:
+    return {(p.attributes.get(sc.HTTP_ROUTE), p.attributes.get(sc.HTTP_RESPONSE_STATUS_CODE)): p.sum
+            for p in recorded.points(name)}
+
+
+async def test_middleware_records_request_and_response_body_sizes(recorded: Recorded) -> None:
+    async def echo(request: Request) -> JSONResponse:
+        body = await request.body()
+        return JSONResponse({"n": len(body)})
+
+    app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), *starlette_app().routes])
+    ragotel.instrument_fastapi(app)
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        yield b"y" * 500
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        answer = await client.post("/echo", content=b"q" * 300)  # Content-Length: 300
+        assert answer.json() == {"n": 300}
+        assert (await client.post("/echo", content=chunked())).json() == {"n": 1500}  # no Content-Length
+        streamed = await client.get("/stream")
+    requests = body_sizes(recorded, sc.HTTP_SERVER_REQUEST_BODY_SIZE)
+    responses = body_sizes(recorded, sc.HTTP_SERVER_RESPONSE_BODY_SIZE)
+    assert requests[("/echo", 200)] == 300 + 1500  # the header's figure, then the bytes counted
+    assert responses[("/echo", 200)] == len(answer.content) + len(b'{"n":1500}')
+    assert requests[("/stream", 200)] == 0
+    assert responses[("/stream", 200)] == len(streamed.content) == 3 * len(b"data: 0\n\n")  # a stream in full
+
+
+async def test_fastapi_builtin_telemetry_gets_body_sizes_too(recorded: Recorded) -> None:
+    app = FastAPI()
+
+    @app.post("/ask")
+    async def ask(request: Request) -> dict[str, int]:
+        return {"n": len(await request.body())}
+
+    ragotel.instrument_fastapi(app)  # FastAPI's own server telemetry, which records no body sizes
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        answer = await client.post("/ask", content=b"z" * 2048)
+    assert len(recorded.points(sc.HTTP_SERVER_REQUEST_DURATION)) == 1  # still FastAPI's, once
+    assert body_sizes(recorded, sc.HTTP_SERVER_REQUEST_BODY_SIZE) == {("/ask", 200): 2048}
+    assert body_sizes(recorded, sc.HTTP_SERVER_RESPONSE_BODY_SIZE) == {("/ask", 200): len(answer.content)}

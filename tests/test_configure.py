@@ -149,7 +149,8 @@ def test_prometheus_endpoint_serves_step_metrics_with_placement_labels(unused_tc
     out = run_python(
         f"""
         import json, urllib.request, ragotel
-        ragotel.configure(service_name="chat-api", prometheus_port={unused_tcp_port}, cluster="rag-ray-dev")
+        ragotel.configure(service_name="chat-api", prometheus_port={unused_tcp_port}, cluster="rag-ray-dev",
+                          environment="staging")
         with ragotel.retrieval(data_source="faiss") as step:
             step.record(documents=[{{"id": "a", "score": 0.7}}])
         body = urllib.request.urlopen("http://127.0.0.1:{unused_tcp_port}/metrics", timeout=10).read().decode()
@@ -162,6 +163,10 @@ def test_prometheus_endpoint_serves_step_metrics_with_placement_labels(unused_tc
     assert 'rag_step_kind="retrieval"' in body
     assert 'rag_retrieval_documents_total{' in body
     assert 'k8s_cluster_name="rag-ray-dev"' in body
+    # The environment is on every series too, like the placement labels; other resource attributes are not.
+    duration = next(line for line in body.splitlines() if line.startswith("rag_step_duration_seconds_count{"))
+    assert 'deployment_environment_name="staging"' in duration and 'k8s_cluster_name="rag-ray-dev"' in duration
+    assert "service_name=" not in duration
 
 
 @pytest.fixture

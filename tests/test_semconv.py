@@ -33,6 +33,13 @@ METRICS = [
     (sc.RAG_INDEX_LOAD_DURATION, sc.UNIT_SECONDS, "gauge"),
     (sc.HTTP_SERVER_REQUEST_DURATION, sc.UNIT_SECONDS, "histogram"),
     (sc.HTTP_SERVER_ACTIVE_REQUESTS, sc.UNIT_REQUEST, "updowncounter"),
+    (sc.HTTP_SERVER_REQUEST_BODY_SIZE, sc.UNIT_BYTES, "histogram"),
+    (sc.HTTP_SERVER_RESPONSE_BODY_SIZE, sc.UNIT_BYTES, "histogram"),
+    (sc.RAG_INDEX_DIMENSION, sc.UNIT_DIMENSION, "gauge"),
+    (sc.RAG_INDEX_AGE, sc.UNIT_SECONDS, "gauge"),
+    (sc.RAG_INDEX_DOCUMENTS_WRITTEN, sc.UNIT_DOCUMENT, "counter"),
+    (sc.RAG_INDEX_CHUNKS_WRITTEN, sc.UNIT_CHUNK, "counter"),
+    (sc.RAG_INDEX_CHUNKS_EMBEDDED, sc.UNIT_CHUNK, "counter"),
 ]
 
 

@@ -14,11 +14,10 @@ def build() -> Dashboard:
     pipelines = f"sum(increase({q.WORKFLOW_DURATION}_count{q.sel()}[{q.RANGE}]))"
     model = q.legend(q.MODEL)
     return (
-        p.dashboard("rag-cost", "RAG cost",
-                    "What model calls cost (rag.cost.usd, from the price table), tokens by type and cost per "
-                    "request.", ["cost"])
-        .with_variable(p.prometheus_variable()).with_variable(p.namespace_variable())
-        .with_variable(p.service_variable()).with_variable(p.model_variable(q.TOKEN_USAGE + "_count"))
+        p.app_variables(
+            p.dashboard("rag-cost", "RAG cost",
+                        "What model calls cost (rag.cost.usd, from the price table), tokens by type and cost per "
+                        "request.", ["cost"]), q.TOKEN_USAGE + "_count")
         .with_panel(p.single("Spent in range", p.USD, p.Query(spent),
                              description="USD spent on model calls in the dashboard's time range.", width=8))
         .with_panel(p.single("Cost per 1k requests", p.USD, p.Query(f"{spent} / {pipelines} * 1000"),

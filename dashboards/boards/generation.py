@@ -21,6 +21,12 @@ def _engine_rate(counter: str) -> str:
     return f"sum by ({q.VLLM_MODEL}) ({q.rate(counter, q.vllm_sel())})"
 
 
+def _engine_mean_as_client(histogram: str) -> str:
+    """vLLM's mean of ``histogram`` per served model, labelled like the client's (``gen_ai_request_model``)."""
+    return (f'label_replace({q.mean(histogram, q.vllm_sel(), by=q.VLLM_MODEL)}, "{q.MODEL}", "$1", '
+            f'"{q.VLLM_MODEL}", "(.*)")')
+
+
 def build() -> Dashboard:
     client, engine = q.sel(model=q.MODEL), q.vllm_sel()
     chat_calls = q.sel(CHAT, model=q.MODEL)
@@ -28,11 +34,12 @@ def build() -> Dashboard:
     vllm = q.legend(q.VLLM_MODEL)
     model = q.legend(q.MODEL)
     return (
-        p.dashboard("rag-generation", "RAG generation and vLLM",
-                    "Time to first chunk, time per chunk and call latency as the client sees them, beside "
-                    "vLLM's own TTFT, inter-token latency, queue, KV cache and throughput.", ["generation", "vllm"])
-        .with_variable(p.prometheus_variable()).with_variable(p.namespace_variable())
-        .with_variable(p.service_variable()).with_variable(p.model_variable(q.TOKEN_USAGE + "_count"))
+        p.app_variables(
+            p.dashboard("rag-generation", "RAG generation and vLLM",
+                        "Time to first chunk, time per chunk and call latency as the client sees them, beside "
+                        "vLLM's own TTFT, inter-token latency, queue, KV cache and throughput.",
+                        ["generation", "vllm"]),
+            q.TOKEN_USAGE + "_count")
         .with_row(p.row("Latency: client vs engine"))
         .with_panel(p.series(
             "Time to first token p95", p.SECONDS,
@@ -54,11 +61,21 @@ def build() -> Dashboard:
             description="Whole chat calls (gen_ai.client.operation.duration) beside vLLM's end-to-end latency.",
             width=8))
         .with_panel(p.series(
+            "Time to first token outside the engine", p.SECONDS,
+            p.Query(q.mean(q.TIME_TO_FIRST_CHUNK, client, by=q.MODEL), f"client {model}"),
+            p.Query(_engine_mean_as_client(q.VLLM_TTFT), f"vLLM {model}"),
+            p.Query(f"{q.mean(q.TIME_TO_FIRST_CHUNK, client, by=q.MODEL)} - on ({q.MODEL}) "
+                    f"{_engine_mean_as_client(q.VLLM_TTFT)}", f"outside the engine {model}"),
+            description="Mean time to first chunk as the client sees it, vLLM's own mean time to first token, and "
+                        "the difference: the time spent outside the engine (HTTP, the API server, the network)."))
+        .with_panel(p.series(
             "Engine phases p95", p.SECONDS,
             _engine_p95(q.VLLM_QUEUE, "queue"),
             _engine_p95(q.VLLM_PREFILL, "prefill"),
             _engine_p95(q.VLLM_DECODE, "decode"),
-            description="Where vLLM spends a request: waiting in the queue, prefill, decode."))
+            _engine_p95(q.VLLM_INFERENCE, "inference"),
+            description="Where vLLM spends a request: waiting in the queue, prefill, decode; inference is first "
+                        "scheduled to last token (prefill plus decode, preemptions included)."))
         .with_panel(p.series(
             "Requests running / waiting", p.COUNT,
             p.Query(f"sum by ({q.VLLM_MODEL}) ({q.VLLM_RUNNING}{engine})", f"running {vllm}"),

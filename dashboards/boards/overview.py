@@ -8,6 +8,7 @@ from dashboards import panels as p
 from dashboards import promql as q
 
 CHAT_ROUTES = q.re(q.ROUTE, "/chat.*")
+RETRIEVAL = q.eq(q.STEP_KIND, "retrieval")
 
 
 def build() -> Dashboard:
@@ -18,11 +19,10 @@ def build() -> Dashboard:
     tokens = q.rate(q.TOKEN_USAGE + "_sum", by_model)
     cost = q.rate(q.COST, by_model)
     return (
-        p.dashboard("rag-overview", "RAG overview",
-                    "Requests, errors by stage, latency by step, tokens and cost of ragotel services.",
-                    ["overview"])
-        .with_variable(p.prometheus_variable()).with_variable(p.namespace_variable())
-        .with_variable(p.service_variable()).with_variable(p.model_variable(q.TOKEN_USAGE + "_count"))
+        p.app_variables(
+            p.dashboard("rag-overview", "RAG overview",
+                        "Requests, errors by stage, latency by step, tokens and cost of ragotel services.",
+                        ["overview"]), q.TOKEN_USAGE + "_count")
         .with_panel(p.single("Chat requests/s", p.REQUESTS_PER_SECOND, p.Query(requests),
                              description="POST /chat and /chat/stream served per second."))
         .with_panel(p.single("Chat 5xx ratio", p.PERCENT_UNIT, p.Query(q.ratio(failed, requests)),
@@ -47,6 +47,14 @@ def build() -> Dashboard:
                     f"{q.legend('job', q.STEP_KIND)}: {q.legend(q.ERROR_TYPE)}"),
             description="Failed steps (rag.step.errors) by the stage that failed and the error type.",
             stack=True))
+        .with_panel(p.series(
+            "Body size p95 by route", "bytes",
+            p.Query(q.quantile(0.95, q.HTTP_REQUEST_BODY_SIZE, app, by=f"job, {q.ROUTE}"),
+                    f"request {q.legend('job', q.ROUTE)}"),
+            p.Query(q.quantile(0.95, q.HTTP_RESPONSE_BODY_SIZE, app, by=f"job, {q.ROUTE}"),
+                    f"response {q.legend('job', q.ROUTE)}"),
+            description="Request and response bodies (http.server.request.body.size / response.body.size: "
+                        "Content-Length, or the bytes that passed; a streamed answer in full).", width=24))
         .with_row(p.row("Latency"))
         .with_panel(p.series(
             "End-to-end latency", p.SECONDS,
@@ -64,6 +72,21 @@ def build() -> Dashboard:
             p.Query(q.step_durations("_sum", q.STEP_KIND), q.legend(q.STEP_KIND)),
             description="Seconds spent per second of wall time in each kind of step, stacked: the latency "
                         "breakdown.", stack=True))
+        .with_row(p.row("Retrieval quality"))
+        .with_panel(p.series(
+            "Chunks sent to the model per request", p.COUNT,
+            p.Query(f"sum by (job) ({q.rate(q.PROMPT_CONTEXT_CHUNKS, app)}) / "
+                    f"sum by (job) ({q.rate(q.WORKFLOW_DURATION + '_count', app)})", "chunks {{job}}"),
+            description="Retrieved chunks placed in prompts (rag.prompt.context.chunks) per pipeline: what the "
+                        "model answers from."))
+        .with_panel(p.series(
+            "Empty and low-score retrievals", p.PERCENT_UNIT,
+            p.Query(q.share(q.STEP_DURATION + "_count", q.sel(RETRIEVAL, q.eq(q.QUALITY, "empty")),
+                            q.sel(RETRIEVAL, q.ne(q.QUALITY, "")), "job"), "empty {{job}}"),
+            p.Query(q.share(q.STEP_DURATION + "_count", q.sel(RETRIEVAL, q.eq(q.QUALITY, "low_score")),
+                            q.sel(RETRIEVAL, q.ne(q.QUALITY, "")), "job"), "low score {{job}}"),
+            description="Share of retrievals that found nothing, or whose best hit scored under the low-score "
+                        "threshold (rag.retrieval.quality); RagRetrievalEmptyRateHigh / LowScoreRateHigh alert."))
         .with_row(p.row("Tokens and cost"))
         .with_panel(p.series(
             "Tokens/s by type", p.TOKENS_PER_SECOND,

@@ -18,11 +18,10 @@ def build() -> Dashboard:
     read_hits = q.sel(RETRIEVAL, q.ne(q.QUALITY, ""))  # retrievals whose hits ragotel read
     prompts = q.sel(q.eq(q.STEP_KIND, "prompt"))
     return (
-        p.dashboard("rag-retrieval", "RAG retrieval",
-                    "Search latency and its sub-steps, documents returned, scores, index size and load times.",
-                    ["retrieval"])
-        .with_variable(p.prometheus_variable()).with_variable(p.namespace_variable())
-        .with_variable(p.service_variable())
+        p.app_variables(
+            p.dashboard("rag-retrieval", "RAG retrieval",
+                        "Search latency and its sub-steps, documents returned, scores, index size and load times.",
+                        ["retrieval"]))
         .with_panel(p.series(
             "Search latency", p.SECONDS,
             *p.percentiles(q.STEP_DURATION, retrieval, "job", q.STEP_NAME),
@@ -77,6 +76,28 @@ def build() -> Dashboard:
             p.Query(f"max by (job, {q.INDEX_PART}) ({q.INDEX_LOAD_DURATION}{app})",
                     q.legend("job", q.INDEX_PART)),
             description="How long the last load of each index part took (start-up and /reload)."))
+        .with_panel(p.series(
+            "Index age", p.SECONDS,
+            p.Query(f"max by (job, {q.INDEX_PART}, {q.DATA_SOURCE}) ({q.INDEX_AGE}{app})",
+                    q.legend("job", q.INDEX_PART, q.DATA_SOURCE)),
+            description="Time since the index in service was built (rag.index.age, observed at each scrape); "
+                        "RagIndexStale fires past 7 days.", width=8))
+        .with_panel(p.series(
+            "Embedding dimension", p.COUNT,
+            p.Query(f"max by (job, {q.INDEX_PART}, {q.DATA_SOURCE}) ({q.INDEX_DIMENSION}{app})",
+                    q.legend("job", q.INDEX_PART, q.DATA_SOURCE)),
+            description="Length of the vectors in the loaded index (rag.index.dimension): it must match the "
+                        "query encoder's.", width=8))
+        .with_panel(p.series(
+            "Index writes at ingest", p.COUNT,
+            p.Query(f"sum by (job, {q.DATA_SOURCE}) (increase({q.INDEX_DOCUMENTS_WRITTEN}{app}[{q.RATE}]))",
+                    f"documents written {q.legend('job', q.DATA_SOURCE)}"),
+            p.Query(f"sum by (job, {q.DATA_SOURCE}) (increase({q.INDEX_CHUNKS_EMBEDDED}{app}[{q.RATE}]))",
+                    f"chunks embedded {q.legend('job', q.DATA_SOURCE)}"),
+            p.Query(f"sum by (job, {q.DATA_SOURCE}) (increase({q.INDEX_CHUNKS_WRITTEN}{app}[{q.RATE}]))",
+                    f"chunks written {q.legend('job', q.DATA_SOURCE)}"),
+            description="What ingestion runs wrote (rag.index.*.written, rag.index.chunks.embedded), pushed over "
+                        "OTLP by the ingest job.", width=8))
         .with_row(p.row("Errors"))
         .with_panel(p.series(
             "Retriever errors by stage", p.PER_SECOND,

@@ -8,6 +8,11 @@ Documents are cut into chunks along their headings and paragraphs; every chunk i
 all-MiniLM-L6-v2 (normalised, so FAISS inner product is cosine similarity) and also indexed with
 TF-IDF for the sparse backend. The output directory is replaced atomically, so a running retriever
 that reloads never reads a half-written index. Unchanged corpus: nothing is rebuilt.
+
+What a build wrote is counted with ``ragotel.record_index_write`` (documents, chunks embedded and
+written, per index); the manifest's ``built_at`` is what the retriever's ``rag.index.age`` counts from.
+Run as a batch job, the CLI exports those counters over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set
+(a job ends before any scrape).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import pickle
 import re
 import shutil
@@ -25,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import ragotel
 from examples.reference_app.config import CORPUS_DIR, EMBEDDING_MODEL, VAR_DIR
 
 CHUNK_CHARS = 700
@@ -180,6 +187,7 @@ def build(corpus: Path, out: Path, *, force: bool = False, progress: bool = True
         "embedding_model": EMBEDDING_MODEL,
         "dimension": int(vectors.shape[1]),
         "built_in_seconds": round(time.perf_counter() - started, 2),
+        "built_at": round(time.time(), 3),
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
     # Swap directories: readers see either the old index or the new one, never a mix.
@@ -189,6 +197,9 @@ def build(corpus: Path, out: Path, *, force: bool = False, progress: bool = True
         out.rename(retired)
     staging.rename(out)
     shutil.rmtree(retired, ignore_errors=True)
+    documents = manifest["documents"]
+    ragotel.record_index_write(documents=documents, chunks=len(chunks), embedded=len(chunks), data_source="faiss")
+    ragotel.record_index_write(documents=documents, chunks=matrix.shape[0], data_source="tfidf")
     return manifest
 
 
@@ -198,7 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=VAR_DIR / "index")
     parser.add_argument("--force", action="store_true", help="rebuild even if the corpus is unchanged")
     args = parser.parse_args(argv)
-    manifest = build(args.corpus, args.out, force=args.force)
+    # A job that exits before any scrape: its counters go out over OTLP, if there is somewhere to send them.
+    exporting = any(os.environ.get(name) for name in ("OTEL_EXPORTER_OTLP_ENDPOINT",
+                                                      "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+    telemetry = ragotel.configure(service_name="rag-ingest") if exporting else None
+    try:
+        manifest = build(args.corpus, args.out, force=args.force)
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()  # flushes the counters
     print(f"index: {manifest['chunks']} chunks from {manifest['documents']} documents in {args.out}")
     return 0
 

@@ -120,6 +120,18 @@ def _load_meta(index_dir: Path) -> list[dict[str, str]]:
     return meta
 
 
+def _built_at(index_dir: Path) -> float:
+    """When the index was built: the manifest's ``built_at``, or (an older manifest) when it was written."""
+    from examples.reference_app.ingest import MANIFEST
+
+    path = index_dir / MANIFEST
+    try:
+        built = json.loads(path.read_text()).get("built_at")
+        return float(built) if isinstance(built, (int, float)) else path.stat().st_mtime
+    except (OSError, ValueError):
+        return (index_dir / "meta.jsonl").stat().st_mtime
+
+
 def _hits(meta: list[dict[str, str]], pairs: list[tuple[int, float]]) -> list[Hit]:
     return [Hit(**meta[i], score=round(float(score), 6)) for i, score in pairs if 0 <= i < len(meta)]
 
@@ -149,7 +161,7 @@ class DenseIndex:
         started = time.perf_counter()
         index = faiss.read_index(str(index_dir / "dense.faiss"))
         ragotel.record_index("index", items=index.ntotal, load_seconds=time.perf_counter() - started,
-                             data_source="faiss")
+                             dimension=int(index.d), built_at=_built_at(index_dir), data_source="faiss")
         return cls(model, index, _load_meta(index_dir))
 
     def search(self, query: str, k: int) -> list[Hit]:
@@ -192,7 +204,7 @@ class SparseIndex:
         started = time.perf_counter()
         matrix = sparse.load_npz(index_dir / "sparse_matrix.npz")
         ragotel.record_index("matrix", items=matrix.shape[0], load_seconds=time.perf_counter() - started,
-                             data_source="tfidf")
+                             built_at=_built_at(index_dir), data_source="tfidf")
         return cls(vectorizer, matrix, _load_meta(index_dir))
 
     def search(self, query: str, k: int) -> list[Hit]:
