@@ -74,6 +74,12 @@ def _retrieval_share(quality: str) -> str:
     return f"({part} or {total} * 0) / {total}"
 
 
+def _evaluations(verdict: str) -> str:
+    """Per namespace and job, the rate of ``cites_sources`` evaluations with this verdict ("" for all)."""
+    labels = [q.eq(q.EVALUATION, "cites_sources")] + ([q.eq(q.VERDICT, verdict)] if verdict else [])
+    return f"sum by (namespace, job) (rate({q.EVALUATIONS}{{{', '.join(labels)}}}[{WINDOW}]))"
+
+
 STALE_INDEX_DAYS: Final = 7
 
 CHAT_ROUTES: Final = q.re(q.ROUTE, "/chat.*")
@@ -208,6 +214,15 @@ ALERTS: Final = (
         summary="{{ $labels.gen_ai_request_model }}: model calls cost {{ $value | humanize }} USD/h",
         description="Spend rate above 10 USD/h for 5 minutes (rag.cost.usd from the price table).",
         dashboard="rag-cost",
+    ),
+    Alert(
+        name="RagAnswersUncitedRateHigh", stage="generation", severity="warning", for_="30m",
+        query=(f"({_evaluations('uncited')} or {_evaluations('')} * 0) / {_evaluations('')}"),
+        op=">", threshold=0.5,
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of answers cite no source",
+        description="More than half of the answers carried no [n] citation for 30 minutes (the cites_sources "
+                    "evaluation): the model ignores the retrieved context, or the prompt lost its instruction.",
+        dashboard="rag-overview",
     ),
     Alert(
         name="RagScrapeTargetDown", stage="scrape", severity="critical", for_="2m",

@@ -1,35 +1,22 @@
 """Process-wide switches every instrumentation reads on its hot path, and the ``error.type`` rule.
 
-:func:`ragotel.configure` sets the fields once; everything else only reads them, so a step pays one
+:func:`ragotel.configure` fills the fields once from the resolved settings (:mod:`ragotel.settings`);
+everything else only reads them, so a step pays one
 attribute lookup per setting and no locking.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ragotel import settings as _settings
 
 DETAILED_METRICS_ENV: Final = "RAGOTEL_DETAILED_METRICS"
 LOW_SCORE_ENV: Final = "RAGOTEL_RETRIEVAL_LOW_SCORE"
 VALUE_LIMIT_ENV: Final = "RAGOTEL_METRIC_VALUE_LIMIT"
 DEFAULT_VALUE_LIMIT: Final = 100
-
-
-def _env_float(name: str) -> float | None:
-    try:
-        raw = os.environ.get(name, "").strip()
-        return float(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        value = int(os.environ.get(name, "").strip() or default)
-    except ValueError:
-        return default
-    return value if value > 0 else default
 
 
 class Runtime:
@@ -39,15 +26,27 @@ class Runtime:
 
     def __init__(self) -> None:
         self.disabled = False
-        self.detailed_metrics = os.environ.get(DETAILED_METRICS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+        self.detailed_metrics = False
         """Per-document scores and a second, GenAI-named duration for retrieval/embedding/generation steps."""
-        self.low_score: float | None = _env_float(LOW_SCORE_ENV)
+        self.low_score: float | None = None
         """A retrieval whose best score is under this is ``low_score``; ``None``: the step's ``min_score``."""
-        self.value_limit = _env_int(VALUE_LIMIT_ENV, DEFAULT_VALUE_LIMIT)
+        self.value_limit = DEFAULT_VALUE_LIMIT
         """Distinct values one metric attribute may take before new ones become ``_other``."""
+
+    def fill(self, values: Mapping[str, Any]) -> None:
+        """Take the resolved settings (:func:`ragotel.settings.resolve`); the only writer besides ``disabled``."""
+        self.detailed_metrics = bool(values.get("detailed_metrics", self.detailed_metrics))
+        low = values.get("retrieval_low_score", self.low_score)
+        self.low_score = None if low is None else float(low)
+        self.value_limit = int(values.get("metric_value_limit") or self.value_limit)
+
+
+RUNTIME_SETTINGS: Final = ("detailed_metrics", "retrieval_low_score", "metric_value_limit")
 
 
 runtime = Runtime()
+# Before (or without) configure(): the environment alone, through the same table; configure() refills it.
+runtime.fill(_settings.resolve(only=RUNTIME_SETTINGS).values)
 
 
 def error_type(exc: BaseException) -> str:

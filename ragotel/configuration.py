@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import logging
 import os
 import threading
@@ -51,14 +52,14 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-from ragotel import _runtime, cost, logs
+from ragotel import _export, cost, logs, settings
 from ragotel import semconv as sc
 from ragotel._runtime import runtime
 from ragotel._safe import report_internal_error
 from ragotel._version import __version__
-from ragotel.content import CAPTURE_ENV, Redactor, redact_query
+from ragotel.content import Redactor, redact_query
 from ragotel.content import policy as content_policy
 
 logger = logging.getLogger("ragotel")
@@ -88,11 +89,6 @@ def _env_true(name: str) -> bool:
     return (_env(name) or "").lower() in {"1", "true", "yes", "on"}
 
 
-def _exporter_names(signal: str, default: str = "otlp") -> set[str]:
-    raw = _env(f"OTEL_{signal}_EXPORTER") or default
-    return {part.strip().lower() for part in raw.split(",") if part.strip()}
-
-
 @dataclass
 class Telemetry:
     """What :func:`configure` set up. Flush before a short-lived process exits."""
@@ -106,6 +102,7 @@ class Telemetry:
     owned: frozenset[str] = frozenset()
     """Signals whose providers ragotel created (``traces``, ``metrics``, ``logs``)."""
     _log_handler: logging.Handler | None = field(default=None, repr=False)
+    _reach: _export.Reachability | None = field(default=None, repr=False)
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         """Export everything queued, in every provider that supports it. True if all succeeded."""
@@ -117,11 +114,15 @@ class Telemetry:
         return ok
 
     def shutdown(self) -> None:
-        """Flush and stop the providers ragotel created; leave the application's own alone."""
+        """Flush and stop the providers ragotel created; leave the application's own alone.
+
+        The providers stop side by side; when the collector has not answered, what is still queued is given
+        a moment (``ragotel._export.EXIT_GRACE_S``) and then dropped, so a process without a collector exits
+        at once."""
         global _telemetry
         with _lock:
             if self._log_handler is not None:
-                logging.getLogger().removeHandler(self._log_handler)
+                logs.uninstall(self._log_handler)
                 self._log_handler = None
             # The trace_id/span_id record factory stays: format strings that use them must keep working.
             providers = {
@@ -129,18 +130,30 @@ class Telemetry:
                 "metrics": self.meter_provider,
                 "logs": self.logger_provider,
             }
-            for signal, provider in providers.items():
-                if signal in self.owned:
-                    stop = getattr(provider, "shutdown", None)
-                    if stop is not None:
-                        stop()
+            stops = [getattr(providers[signal], "shutdown", None) for signal in sorted(self.owned)]
+            timer = self._reach.start_exit() if self._reach is not None and self.owned else None
+            threads = [threading.Thread(target=_quietly, args=(stop,), daemon=True) for stop in stops if stop]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if timer is not None:
+                timer.cancel()
             self.owned = frozenset()
             if _telemetry is self:
                 _telemetry = None
 
 
+def _quietly(stop: Callable[[], Any]) -> None:
+    try:
+        stop()
+    except Exception as exc:
+        report_internal_error("stopping a provider", exc)
+
+
 _lock = threading.RLock()
 _telemetry: Telemetry | None = None
+_first_args: dict[str, Any] = {}
 
 
 def configure(
@@ -166,15 +179,22 @@ def configure(
     detailed_metrics: bool | None = None,
     retrieval_low_score: float | None = None,
     metric_value_limit: int | None = None,
+    console: bool | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process; returns a :class:`Telemetry` handle.
 
-    Calling it again returns the first handle unchanged. Arguments:
+    Never raises: a setting that cannot be used (a bad or busy port, a missing price file, an unknown
+    exporter or protocol, a missing extra) gives one WARNING naming it and its value, and only that part
+    stays off. Calling it again returns the first handle; arguments that differ from the first call's are
+    named in a warning. Every setting is a row of :data:`ragotel.settings.SETTINGS`. Arguments:
 
     - ``service_name`` / ``service_version`` / ``environment``: the resource's identity
       (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``RAGOTEL_ENVIRONMENT`` win);
     - ``endpoint`` / ``protocol``: OTLP collector base URL and ``http/protobuf`` or ``grpc``
-      (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_PROTOCOL`` win);
+      (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_PROTOCOL`` win, and the per-signal
+      ``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_{ENDPOINT,PROTOCOL}`` win over those);
+    - ``console``: development mode, each finished trace printed as a waterfall and nothing sent over OTLP
+      (``OTEL_TRACES_EXPORTER=console`` prints the waterfall too);
     - ``provider`` / ``cluster`` / ``region``: where this runs, for comparing deployments
       (``RAGOTEL_PROVIDER`` / ``RAGOTEL_CLUSTER`` / ``RAGOTEL_REGION`` win);
     - ``prometheus_port``: serve ``/metrics`` on this port (``0`` adds the reader without a
@@ -183,7 +203,7 @@ def configure(
     - ``capture_content`` / ``max_content_chars`` / ``redact``: the content policy
       (``RAGOTEL_CAPTURE_CONTENT`` wins); off by default;
     - ``prices``: a :class:`ragotel.cost.PriceTable`, a mapping or a file path
-      (``RAGOTEL_PRICES_FILE`` is used when this is not given);
+      (``RAGOTEL_PRICES_FILE`` wins);
     - ``export_logs``: send ``logging`` records as OpenTelemetry logs;
     - ``detailed_metrics``: also record every document score, each retrieval's best score and a GenAI
       duration per step, one SDK record each (``RAGOTEL_DETAILED_METRICS`` wins);
@@ -193,85 +213,148 @@ def configure(
       ``_other`` (``RAGOTEL_METRIC_VALUE_LIMIT`` wins; default 100).
     """
     global _telemetry
+    args = {key: value for key, value in locals().items() if key in settings.BY_ARG}
     with _lock:
         if _telemetry is not None:
-            logger.debug("ragotel.configure() called again; keeping the first configuration")
+            _warn_ignored(args)
             return _telemetry
-
-        _configure_content(capture_content, max_content_chars, redact)
-        _configure_runtime(detailed_metrics, retrieval_low_score, metric_value_limit)
-        cost.set_prices(prices)
-        resource = _resource(
-            service_name, service_version, environment, provider, cluster, region, resource_attributes
-        )
-
-        if _env_true("OTEL_SDK_DISABLED"):
+        try:
+            _telemetry = _configure(args)
+        except Exception as exc:  # a defect here must not stop the application from starting
+            logger.warning("ragotel: configure() failed (%s: %s); telemetry stays off", type(exc).__name__, exc)
             runtime.disabled = True
             _telemetry = Telemetry(
                 trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider(),
-                resource, disabled=True,
+                Resource.get_empty(), disabled=True,
             )
-            return _telemetry
-        runtime.disabled = False
-
-        protocol = (_env("OTEL_EXPORTER_OTLP_PROTOCOL") or protocol or "http/protobuf").lower()
-        endpoint = _env("OTEL_EXPORTER_OTLP_ENDPOINT") or endpoint
-        owned: set[str] = set()
-
-        tracer_provider = trace.get_tracer_provider()
-        if _is_unset(tracer_provider):
-            sdk_tracer = TracerProvider(resource=resource)
-            sdk_tracer.add_span_processor(QueryRedactor())
-            with _export_metrics():
-                processors = _span_processors(protocol, endpoint)
-            for processor in processors:
-                sdk_tracer.add_span_processor(processor)
-            trace.set_tracer_provider(sdk_tracer)
-            tracer_provider = sdk_tracer
-            owned.add("traces")
-        add_processor = getattr(tracer_provider, "add_span_processor", None)
-        if add_processor is not None:
-            for processor in span_processors:
-                add_processor(processor)
-
-        port = _prometheus_port(prometheus_port)
-        meter_provider = metrics.get_meter_provider()
-        if _is_unset(meter_provider):
-            readers = [*_metric_readers(protocol, endpoint), *metric_readers]
-            if port is not None:
-                readers.append(_prometheus_reader(port, prometheus_host))
-            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-            metrics.set_meter_provider(meter_provider)
-            owned.add("metrics")
-        elif port is not None or metric_readers:
-            logger.warning(
-                "ragotel: the application set its own MeterProvider; add the Prometheus or extra "
-                "metric readers to it yourself"
-            )
-            port = None
-
-        logger_provider = _logs.get_logger_provider()
-        handler: logging.Handler | None = None
-        if _is_unset(logger_provider):
-            sdk_logger = LoggerProvider(resource=resource)
-            with _export_metrics():
-                for exporter in _log_exporters(protocol, endpoint):
-                    sdk_logger.add_log_record_processor(_batching(BatchLogRecordProcessor, exporter))
-            _logs.set_logger_provider(sdk_logger)
-            logger_provider = sdk_logger
-            owned.add("logs")
-            if export_logs:
-                # Only with our own provider: an application that set its own already routes logs.
-                handler = logs.OtelLogHandler(sdk_logger)
-                logging.getLogger().addHandler(handler)
-        logs.install_trace_ids()
-
-        _telemetry = Telemetry(
-            tracer_provider, meter_provider, logger_provider, resource,
-            prometheus_port=port, owned=frozenset(owned), _log_handler=handler,
-        )
-        atexit.register(_telemetry.shutdown)
+        _first_args.update(args)
         return _telemetry
+
+
+class _Warnings:
+    """One WARNING per (setting, value), whatever how many signals it touches."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def problem(self, problem: settings.Problem) -> None:
+        self.say(problem.setting, problem.value, problem.message())
+
+    def say(self, setting: str, value: object, message: str) -> None:
+        key = (setting, repr(value))
+        if key not in self._seen:
+            self._seen.add(key)
+            logger.warning("%s", message)
+
+
+def _warn_ignored(args: Mapping[str, Any]) -> None:
+    ignored = []
+    for key, value in args.items():
+        before = _first_args.get(key, settings.BY_ARG[key].default)
+        try:
+            same = bool(value == before) or (value is None and key not in _first_args)
+        except Exception:
+            same = value is before
+        if not same and value is not None and value != ():
+            ignored.append(f"{key}={value!r} (kept {before!r})")
+    if ignored:
+        logger.warning("ragotel: configure() was already called; ignoring %s", ", ".join(ignored))
+
+
+def _configure(args: Mapping[str, Any]) -> Telemetry:
+    say = _Warnings()
+    resolved = settings.resolve(args)
+    for problem in resolved.problems:
+        say.problem(problem)
+    values = resolved.values
+
+    content_policy.fill(values)
+    runtime.fill(values)
+    _load_prices(values["prices"], say)
+    resource = _resource(
+        values["service_name"], values["service_version"], values["environment"], values["provider"],
+        values["cluster"], values["region"], values["resource_attributes"],
+    )
+
+    if _env_true("OTEL_SDK_DISABLED"):
+        runtime.disabled = True
+        return Telemetry(
+            trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider(),
+            resource, disabled=True,
+        )
+    runtime.disabled = False
+    reach = _export.Reachability()
+    builder = _Exporters(resolved, reach, say)
+    owned: set[str] = set()
+
+    tracer_provider = trace.get_tracer_provider()
+    if _is_unset(tracer_provider):
+        sdk_tracer = TracerProvider(resource=resource)
+        sdk_tracer.add_span_processor(QueryRedactor())
+        for processor in builder.span_processors():
+            sdk_tracer.add_span_processor(processor)
+        trace.set_tracer_provider(sdk_tracer)
+        tracer_provider = sdk_tracer
+        owned.add("traces")
+    add_processor = getattr(tracer_provider, "add_span_processor", None)
+    if add_processor is not None:
+        for processor in values["span_processors"]:
+            add_processor(processor)
+
+    port = _prometheus_port(values["prometheus_port"], "prometheus_port" in resolved.explicit
+                            and args.get("prometheus_port") is not None, resolved)
+    meter_provider = metrics.get_meter_provider()
+    if _is_unset(meter_provider):
+        readers = [*builder.metric_readers(), *values["metric_readers"]]
+        if port is not None:
+            reader = _prometheus_reader(port, values["prometheus_host"], say)
+            if reader is None:
+                port = None
+            else:
+                readers.append(reader)
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        metrics.set_meter_provider(meter_provider)
+        owned.add("metrics")
+    elif port is not None or values["metric_readers"]:
+        logger.warning(
+            "ragotel: the application set its own MeterProvider; add the Prometheus or extra "
+            "metric readers to it yourself"
+        )
+        port = None
+
+    logger_provider = _logs.get_logger_provider()
+    handler: logging.Handler | None = None
+    if _is_unset(logger_provider):
+        sdk_logger = LoggerProvider(resource=resource)
+        for processor in builder.log_processors():
+            sdk_logger.add_log_record_processor(processor)
+        _logs.set_logger_provider(sdk_logger)
+        logger_provider = sdk_logger
+        owned.add("logs")
+        if values["export_logs"]:
+            # Only with our own provider: an application that set its own already routes logs.
+            handler = logs.handler(sdk_logger)
+            logs.install(handler)
+    logs.install_trace_ids()
+
+    telemetry = Telemetry(
+        tracer_provider, meter_provider, logger_provider, resource,
+        prometheus_port=port, owned=frozenset(owned), _log_handler=handler, _reach=reach,
+    )
+    atexit.register(telemetry.shutdown)
+    return telemetry
+
+
+def _load_prices(prices: cost.PriceSource, say: _Warnings) -> None:
+    """``prices`` as resolved (``RAGOTEL_PRICES_FILE`` wins over the argument, like every variable)."""
+    env_file = _env(cost.PRICES_FILE_ENV)
+    setting = cost.PRICES_FILE_ENV if env_file is not None else "prices"
+    try:
+        cost.set_prices(prices if prices is not None else {})
+    except Exception as exc:
+        cost.set_prices({})
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        say.say(setting, prices, f"ragotel: {setting}={prices!r} cannot be used ({reason}); cost is not recorded")
 
 
 def get_telemetry() -> Telemetry | None:
@@ -285,27 +368,6 @@ def _is_unset(provider: Any) -> bool:
         "ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider",
         "ProxyLoggerProvider", "NoOpLoggerProvider",
     }
-
-
-def _configure_runtime(detailed: bool | None, low_score: float | None, value_limit: int | None) -> None:
-    """Arguments apply where the environment says nothing (``Runtime`` read the environment at import)."""
-    if detailed is not None and _env(_runtime.DETAILED_METRICS_ENV) is None:
-        runtime.detailed_metrics = detailed
-    if low_score is not None and _env(_runtime.LOW_SCORE_ENV) is None:
-        runtime.low_score = float(low_score)
-    if value_limit is not None and value_limit > 0 and _env(_runtime.VALUE_LIMIT_ENV) is None:
-        runtime.value_limit = int(value_limit)
-
-
-def _configure_content(enabled: bool | None, max_chars: int | None, redact: Redactor | None) -> None:
-    if _env(CAPTURE_ENV) is not None:
-        content_policy.enabled = _env_true(CAPTURE_ENV)
-    elif enabled is not None:
-        content_policy.enabled = enabled
-    if max_chars is not None:
-        content_policy.max_chars = max_chars
-    if redact is not None:
-        content_policy.redact = redact
 
 
 def _resource(
@@ -335,10 +397,6 @@ def _resource(
     # Resource.create adds the SDK's own attributes; merging the env detector last lets
     # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the code's defaults.
     return Resource.create(attrs).merge(OTELResourceDetector().detect())
-
-
-def _otlp_url(endpoint: str | None, path: str) -> str | None:
-    return None if endpoint is None else endpoint.rstrip("/") + path
 
 
 class QueryRedactor(SpanProcessor):
@@ -378,82 +436,124 @@ def _batching(processor: Callable[..., _P], exporter: Any) -> _P:
     try:
         return processor(exporter)
     except ValueError as exc:
-        logger.error("ragotel: invalid batch processor settings (%s); using the SDK defaults", exc)
+        logger.warning("ragotel: invalid batch processor settings (%s); using the SDK defaults", exc)
         return processor(exporter, max_queue_size=2048, schedule_delay_millis=5000, max_export_batch_size=512)
 
 
-def _span_processors(protocol: str, endpoint: str | None) -> list[SpanProcessor]:
-    processors: list[SpanProcessor] = []
-    names = _exporter_names("TRACES")
-    if "otlp" in names:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
-
-            processors.append(_batching(BatchSpanProcessor, Grpc(endpoint=endpoint)))
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            exporter = OTLPSpanExporter(endpoint=_otlp_url(endpoint, "/v1/traces"))
-            processors.append(_batching(BatchSpanProcessor, exporter))
-    if "console" in names:
-        processors.append(_batching(BatchSpanProcessor, ConsoleSpanExporter()))
-    return processors
+_OTLP_CLASSES: Mapping[tuple[str, str], tuple[str, str]] = {
+    ("traces", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+    ("metrics", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter"),
+    ("logs", "http/protobuf"): ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter"),
+    ("traces", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+    ("metrics", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+    ("logs", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+}
 
 
-def _metric_readers(protocol: str, endpoint: str | None) -> list[MetricReader]:
-    readers: list[MetricReader] = []
-    names = _exporter_names("METRICS")
-    if "otlp" in names:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+class _Exporters:
+    """Builds each signal's exporters from the resolved settings; a part that cannot be built stays off."""
 
-            readers.append(PeriodicExportingMetricReader(Grpc(endpoint=endpoint)))
-        else:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    def __init__(self, resolved: settings.Resolved, reach: _export.Reachability, say: _Warnings) -> None:
+        self._resolved = resolved
+        self._reach = reach
+        self._say = say
 
-            exporter = OTLPMetricExporter(endpoint=_otlp_url(endpoint, "/v1/metrics"))
+    def _otlp(self, signal: str) -> Any | None:
+        if "otlp" not in self._resolved.exporters[signal]:
+            return None
+        protocol = self._resolved.protocols[signal]
+        if protocol is None:
+            return None  # unusable protocol: warned when resolving
+        module_name, class_name = _OTLP_CLASSES[(signal, protocol)]
+        setting = _protocol_setting(signal)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            self._say.say(setting, protocol, (
+                f"ragotel: {setting}={protocol!r} needs the grpc extra (pip install 'ragotel[grpc]', "
+                f"which brings opentelemetry-exporter-otlp-proto-grpc): {exc}; OTLP export over gRPC stays off"))
+            return None
+        endpoint = self._resolved.endpoints[signal]
+        if endpoint is not None and protocol == "http/protobuf":
+            endpoint = endpoint.rstrip("/") + f"/v1/{signal}"
+        try:
+            with _export_metrics():
+                exporter = getattr(module, class_name)(endpoint=endpoint)
+        except Exception as exc:
+            self._say.say(f"OTLP {signal} exporter", endpoint, (
+                f"ragotel: the OTLP {signal} exporter cannot be built ({type(exc).__name__}: {exc}); "
+                f"{signal} are not exported"))
+            return None
+        shown = settings.display_endpoint(signal, protocol, argument=self._resolved.values.get("endpoint"))
+        guard = {"traces": _export.GuardedSpanExporter, "metrics": _export.GuardedMetricExporter,
+                 "logs": _export.GuardedLogExporter}[signal]
+        return guard(exporter, shown, self._reach)
+
+    def span_processors(self) -> list[SpanProcessor]:
+        processors: list[SpanProcessor] = []
+        exporter = self._otlp("traces")
+        if exporter is not None:
+            with _export_metrics():
+                processors.append(_batching(BatchSpanProcessor, exporter))
+        if "console" in self._resolved.exporters["traces"]:
+            processors.append(SimpleSpanProcessor(_export.WaterfallConsoleExporter()))
+        return processors
+
+    def metric_readers(self) -> list[MetricReader]:
+        readers: list[MetricReader] = []
+        exporter = self._otlp("metrics")
+        if exporter is not None:
             readers.append(PeriodicExportingMetricReader(exporter))
-    if "console" in names:
-        readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
-    return readers
+        if "console" in self._resolved.exporters["metrics"]:
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+        return readers
+
+    def log_processors(self) -> list[Any]:
+        processors: list[Any] = []
+        exporter = self._otlp("logs")
+        if exporter is not None:
+            with _export_metrics():
+                processors.append(_batching(BatchLogRecordProcessor, exporter))
+        if "console" in self._resolved.exporters["logs"]:
+            processors.append(_batching(BatchLogRecordProcessor, ConsoleLogRecordExporter()))
+        return processors
 
 
-def _log_exporters(protocol: str, endpoint: str | None) -> list[Any]:
-    names = _exporter_names("LOGS")
-    exporters: list[Any] = []
-    if "otlp" in names:
-        if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
-
-            exporters.append(Grpc(endpoint=endpoint))
-        else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
-            exporters.append(OTLPLogExporter(endpoint=_otlp_url(endpoint, "/v1/logs")))
-    if "console" in names:
-        exporters.append(ConsoleLogRecordExporter())
-    return exporters
+def _protocol_setting(signal: str) -> str:
+    specific = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
+    if _env(specific):
+        return specific
+    return "OTEL_EXPORTER_OTLP_PROTOCOL" if _env("OTEL_EXPORTER_OTLP_PROTOCOL") else "protocol="
 
 
-def _prometheus_port(port: int | None) -> int | None:
-    """Port for /metrics: ``OTEL_METRICS_EXPORTER=prometheus`` asks for it, the env port wins."""
-    env_port = _env("OTEL_EXPORTER_PROMETHEUS_PORT")
-    if "prometheus" in _exporter_names("METRICS", default=""):
-        return int(env_port or (9464 if port is None else port))
-    return int(env_port) if env_port and port is not None else port
+def _prometheus_port(port: int | None, from_code: bool, resolved: settings.Resolved) -> int | None:
+    """Port for /metrics: ``OTEL_METRICS_EXPORTER=prometheus`` or ``prometheus_port=`` asks for it; the
+    environment's port wins over the argument; ``-1``: the given port was unusable (warned)."""
+    if port == -1:
+        return None
+    if "prometheus" in resolved.exporters["metrics"]:
+        return 9464 if port is None else port
+    return port if from_code else None
 
 
-def _prometheus_reader(port: int, host: str | None) -> MetricReader:
+def _prometheus_reader(port: int, host: str, say: _Warnings) -> MetricReader | None:
     from prometheus_client import start_http_server
 
     from ragotel._prometheus import ExemplarPrometheusReader
 
+    if port:
+        try:
+            start_http_server(port, addr=host)
+        except Exception as exc:
+            setting = "OTEL_EXPORTER_PROMETHEUS_PORT" if _env("OTEL_EXPORTER_PROMETHEUS_PORT") else "prometheus_port="
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            say.say(setting.rstrip("="), port, (
+                f"ragotel: {setting.rstrip('=')}={port!r} cannot be used (cannot listen on {host}:{port}: "
+                f"{reason}); the Prometheus endpoint stays off"))
+            return None
     # Placement and the environment go on every series, so dashboards can filter and compare by them.
     placement = {*_PLACEMENT_ENV, sc.DEPLOYMENT_ENVIRONMENT}
-    reader = ExemplarPrometheusReader(resource_attribute_filter=placement.__contains__)
-    if port:
-        start_http_server(port, addr=_env("OTEL_EXPORTER_PROMETHEUS_HOST") or host or "0.0.0.0")
-    return reader
+    return ExemplarPrometheusReader(resource_attribute_filter=placement.__contains__)
 
 
 def prometheus_app() -> Any:

@@ -8,10 +8,10 @@ it is exported. Metrics never carry content, whatever this says.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ragotel import settings
 from ragotel._safe import report_internal_error
 
 Redactor = Callable[[str], str]
@@ -20,10 +20,6 @@ CAPTURE_ENV = "RAGOTEL_CAPTURE_CONTENT"
 MAX_CHARS_ENV = "RAGOTEL_CAPTURE_MAX_CHARS"
 DEFAULT_MAX_CHARS = 2048
 _TRUNCATED = "…[truncated]"
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(slots=True)
@@ -36,11 +32,19 @@ class ContentPolicy:
 
     @classmethod
     def from_env(cls) -> ContentPolicy:
-        try:
-            max_chars = int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_CHARS))
-        except ValueError:
-            max_chars = DEFAULT_MAX_CHARS
-        return cls(enabled=_env_flag(CAPTURE_ENV), max_chars=max_chars)
+        """From the environment alone, through :mod:`ragotel.settings` (unusable values give the defaults)."""
+        values = settings.resolve(only=("capture_content", "max_content_chars")).values
+        return cls(enabled=bool(values["capture_content"]), max_chars=int(values["max_content_chars"]))
+
+    def fill(self, values: Mapping[str, object]) -> None:
+        """Take the resolved settings from :func:`ragotel.configure`."""
+        self.enabled = bool(values.get("capture_content", self.enabled))
+        max_chars = values.get("max_content_chars")
+        if isinstance(max_chars, int):
+            self.max_chars = max_chars
+        redact = values.get("redact")
+        if redact is not None and callable(redact):
+            self.redact = redact
 
     def text(self, value: object, *, enabled: bool | None = None) -> str | None:
         """The text to record for ``value``, or ``None`` when capture is off (or the hook failed).

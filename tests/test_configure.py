@@ -185,8 +185,8 @@ def test_grpc_protocol_is_selected_from_env() -> None:
         from opentelemetry import trace
         ragotel.configure(service_name="x")
         processors = trace.get_tracer_provider()._active_span_processor._span_processors
-        print(json.dumps({"exporters": [type(p.span_exporter).__module__ for p in processors
-                                         if hasattr(p, "span_exporter")]}))
+        print(json.dumps({"exporters": [type(getattr(p.span_exporter, "inner", p.span_exporter)).__module__
+                                         for p in processors if hasattr(p, "span_exporter")]}))
         """,
         env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
     )

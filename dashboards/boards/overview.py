@@ -87,6 +87,14 @@ def build() -> Dashboard:
                             q.sel(RETRIEVAL, q.ne(q.QUALITY, "")), "job"), "low score {{job}}"),
             description="Share of retrievals that found nothing, or whose best hit scored under the low-score "
                         "threshold (rag.retrieval.quality); RagRetrievalEmptyRateHigh / LowScoreRateHigh alert."))
+        .with_panel(p.series(
+            "Answers by verdict", p.PERCENT_UNIT,
+            p.Query(q.share(q.EVALUATIONS, q.sel(q.eq(q.EVALUATION, "cites_sources"), q.eq(q.VERDICT, "uncited")),
+                            q.sel(q.eq(q.EVALUATION, "cites_sources")), "job"), "cite nothing {{job}}"),
+            p.Query(q.share(q.EVALUATIONS, q.sel(q.eq(q.EVALUATION, "user_feedback"), q.eq(q.VERDICT, "down")),
+                            q.sel(q.eq(q.EVALUATION, "user_feedback")), "job"), "thumbs down {{job}}"),
+            description="Online checks and feedback (rag.evaluations): answers citing no source (cites_sources, "
+                        "RagAnswersUncitedRateHigh alerts) and users' thumbs down (POST /feedback)."))
         .with_row(p.row("Tokens and cost"))
         .with_panel(p.series(
             "Tokens/s by type", p.TOKENS_PER_SECOND,

@@ -43,8 +43,12 @@ def pushed_by_ingest(query: PromQuery) -> bool:
 def send_traffic(stack: LocalStack) -> None:
     with httpx.Client(base_url=stack.chat_url, timeout=120) as chat:
         for question in QUESTIONS:
-            assert chat.post("/chat", json={"question": question, "max_tokens": 16}).status_code == 200
+            answer = chat.post("/chat", json={"question": question, "max_tokens": 16})
+            assert answer.status_code == 200
             stream_once(stack.chat_url, question)
+            # A user's verdict on the answer (the overview's feedback share reads it).
+            feedback = {"trace_id": answer.json()["trace_id"], "label": "up", "score": 1.0}
+            assert chat.post("/feedback", json=feedback).status_code == 202
         # Bad input: rejected by the chat API and by the retriever (request-stage errors).
         assert chat.post("/chat", json={"question": ""}).status_code == 422
         assert chat.post("/chat", json={"question": "hi", "k": 99}).status_code == 422

@@ -1,0 +1,274 @@
+"""Exporters around the SDK's: no collector is a normal development state, and a readable console.
+
+* :class:`Guarded` wraps each OTLP exporter ragotel builds. The first failed export logs one WARNING naming
+  the endpoint and the two ways out (``ragotel receive``, or ``OTEL_EXPORTER_OTLP_ENDPOINT``); the SDK's
+  retry messages for ragotel's own exports are left out. At exit, an export to a collector that has not
+  answered is given :data:`EXIT_GRACE_S` and then abandoned (the exporter's own ``shutdown()`` stops its
+  retries), so a short script exits at once instead of retrying for 10 s per signal.
+* :class:`WaterfallConsoleExporter` prints each finished trace as the ``ragotel trace`` waterfall.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, Any
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+logger = logging.getLogger("ragotel")
+
+EXIT_GRACE_S = 0.8
+"""How long an export still running at exit may go on when the collector has not answered yet."""
+
+_exporting = threading.local()
+
+
+class _OwnRetryNoise(logging.Filter):
+    """Drops the SDK exporters' retry/timeout lines while a :class:`Guarded` export runs on this thread:
+    ragotel says it once, with the way out. Other exporters in the process keep their messages."""
+
+    _PREFIXES = ("Transient error", "Failed to export", "Shutdown in progress", "Exporter already shutdown",
+                 "OTLP client already shutdown")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(_exporting, "active", False):
+            return True
+        return not (isinstance(record.msg, str) and record.msg.startswith(self._PREFIXES))
+
+
+_NOISY_LOGGERS = (
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+)
+_noise_filter = _OwnRetryNoise()
+for _name in _NOISY_LOGGERS:
+    logging.getLogger(_name).addFilter(_noise_filter)
+
+
+class Reachability:
+    """Shared by the exporters of one configure(): has the collector answered, and is the process exiting."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.warned = False
+        self.answered = False
+        self.failing = False
+        self.exiting = False
+        self.guards: list[Guarded] = []
+
+    def failed(self, endpoint: str) -> None:
+        with self.lock:
+            self.failing = True
+            first, self.warned = not self.warned, True
+        if first:
+            logger.warning(
+                "ragotel: cannot export telemetry to %s (nothing answers there); it is dropped until a collector "
+                "does. For local development run `ragotel receive`, or set OTEL_EXPORTER_OTLP_ENDPOINT to your "
+                "collector.", endpoint,
+            )
+
+    def succeeded(self) -> None:
+        with self.lock:
+            if self.failing and self.warned:
+                logger.info("ragotel: the collector answers again")
+            self.answered, self.failing, self.warned = True, False, False
+
+    def start_exit(self) -> threading.Timer:
+        """Mark the exit; after the grace, abandon exports to a collector that never answered."""
+        self.exiting = True
+        timer = threading.Timer(EXIT_GRACE_S, self._abandon)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _abandon(self) -> None:
+        if self.answered and not self.failing:
+            return
+        for guard in list(self.guards):
+            guard.abandon()
+
+
+class Guarded:
+    """Common part of the span/log/metric wrappers: count outcomes, report the first failure."""
+
+    def __init__(self, inner: Any, endpoint: str, reach: Reachability) -> None:
+        self.inner = inner
+        self.endpoint = endpoint
+        self.reach = reach
+        self._abandoned = False
+        self._closed = False
+        reach.guards.append(self)
+
+    def _call(self, export: Callable[[], Any], failure: Any, success: Any) -> Any:
+        reach = self.reach
+        if self._abandoned or (reach.exiting and reach.failing):
+            return failure  # exiting with no collector: drop what is left at once
+        _exporting.active = True
+        try:
+            result = export()
+        except Exception:
+            result = failure
+        finally:
+            _exporting.active = False
+        if result == success:
+            reach.succeeded()
+        else:
+            reach.failed(self.endpoint)
+        return result
+
+    def abandon(self) -> None:
+        if self._abandoned:
+            return
+        self._abandoned = True
+        self._close_inner()
+
+    def _close_inner(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        _exporting.active = True
+        try:
+            self.inner.shutdown()  # stops the exporter's retry wait
+        except Exception:
+            pass
+        finally:
+            _exporting.active = False
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        self._close_inner()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        flush = getattr(self.inner, "force_flush", None)
+        return True if flush is None else bool(flush(timeout_millis))
+
+
+class GuardedSpanExporter(Guarded, SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result: SpanExportResult = self._call(
+            lambda: self.inner.export(spans), SpanExportResult.FAILURE, SpanExportResult.SUCCESS)
+        return result
+
+
+class GuardedLogExporter(Guarded):
+    def export(self, batch: Sequence[Any]) -> Any:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        return self._call(lambda: self.inner.export(batch), LogRecordExportResult.FAILURE,
+                          LogRecordExportResult.SUCCESS)
+
+
+class GuardedMetricExporter(Guarded, MetricExporter):
+    def __init__(self, inner: MetricExporter, endpoint: str, reach: Reachability) -> None:
+        Guarded.__init__(self, inner, endpoint, reach)
+        MetricExporter.__init__(
+            self,
+            preferred_temporality=getattr(inner, "_preferred_temporality", None),
+            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
+        )
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        result: MetricExportResult = self._call(
+            lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs),
+            MetricExportResult.FAILURE, MetricExportResult.SUCCESS)
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis=timeout_millis))
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._close_inner()
+
+
+class WaterfallConsoleExporter(SpanExporter):
+    """Prints each trace as a waterfall when its local root span ends (development; use with a
+    ``SimpleSpanProcessor`` or a batch one). Holds at most ``max_traces`` unfinished traces."""
+
+    def __init__(self, out: IO[str] | None = None, width: int | None = None, max_traces: int = 256) -> None:
+        self._out = out
+        self._width = width
+        self._max_traces = max_traces
+        self._pending: OrderedDict[int, list[Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            done = self._collect(spans)
+            for records in done:
+                self._print(records)
+        except Exception as exc:
+            from ragotel._safe import report_internal_error
+
+            report_internal_error("printing the trace waterfall", exc)
+        return SpanExportResult.SUCCESS
+
+    def _collect(self, spans: Iterable[ReadableSpan]) -> list[list[Any]]:
+        done: list[list[Any]] = []
+        with self._lock:
+            for span in spans:
+                ctx = span.context
+                if ctx is None:
+                    continue
+                bucket = self._pending.setdefault(ctx.trace_id, [])
+                bucket.append(_record(span))
+                self._pending.move_to_end(ctx.trace_id)
+                parent = span.parent
+                if parent is None or parent.is_remote:
+                    done.append(self._pending.pop(ctx.trace_id))
+            while len(self._pending) > self._max_traces:
+                self._pending.popitem(last=False)
+        return done
+
+    def _print(self, records: list[Any]) -> None:
+        import shutil
+
+        from ragotel.cli.waterfall import render_waterfall
+
+        out = self._out or sys.stdout
+        width = self._width or max(80, min(shutil.get_terminal_size((120, 24)).columns, 160))
+        out.write(render_waterfall(records, records[-1].trace_id, width=width) + "\n\n")
+        out.flush()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._pending.clear()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _record(span: ReadableSpan) -> Any:
+    from ragotel.cli.waterfall import SpanRecord
+
+    ctx = span.context
+    assert ctx is not None
+    parent = span.parent
+    service = span.resource.attributes.get("service.name") if span.resource is not None else None
+    attributes: dict[str, Any] = {k: v if isinstance(v, (str, int, float, bool)) else [str(x) for x in v or ()]
+                                  for k, v in (span.attributes or {}).items()}
+    return SpanRecord(
+        trace_id=format(ctx.trace_id, "032x"),
+        span_id=format(ctx.span_id, "016x"),
+        parent_span_id=format(parent.span_id, "016x") if parent is not None and not parent.is_remote else None,
+        name=span.name,
+        service_name=str(service or "unknown_service"),
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or span.start_time or 0,
+        kind=span.kind.name,
+        status_code=span.status.status_code.name,
+        status_message=span.status.description or "",
+        attributes=attributes,
+        events=tuple(e.name for e in span.events),
+        scope=span.instrumentation_scope.name if span.instrumentation_scope is not None else "",
+    )

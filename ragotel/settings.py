@@ -1,0 +1,266 @@
+"""Every setting :func:`ragotel.configure` takes, in one table, resolved and validated in one place.
+
+Each :class:`Setting` names the ``configure()`` argument, the environment variable that wins over it, the
+default, and how a text value is parsed and checked. :func:`resolve` turns arguments plus the environment
+into plain values and a list of :class:`Problem` (a setting whose value cannot be used: it is dropped and
+named in one warning), before any provider is installed. Nothing here raises on bad input.
+
+Settings the SDK's own classes read from the environment (OTLP endpoint per signal, headers, timeout,
+compression, certificates; ``OTEL_BSP_*``; the sampler; ``OTEL_RESOURCE_ATTRIBUTES``) are left to them; the
+table names them only so the precedence is written down once (:data:`SDK_READS`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+PROTOCOLS = ("http/protobuf", "grpc")
+SIGNALS = ("traces", "metrics", "logs")
+EXPORTERS: Mapping[str, frozenset[str]] = {
+    "traces": frozenset({"otlp", "console", "none"}),
+    "metrics": frozenset({"otlp", "console", "prometheus", "none"}),
+    "logs": frozenset({"otlp", "console", "none"}),
+}
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _port(value: object) -> int:
+    port = int(str(value).strip()) if not isinstance(value, int) or isinstance(value, bool) else value
+    if not 0 <= port <= 65535:
+        raise ValueError("expected a port number from 0 to 65535")
+    return port
+
+
+def _positive_int(value: object) -> int:
+    number = int(str(value).strip()) if not isinstance(value, int) or isinstance(value, bool) else value
+    if number <= 0:
+        raise ValueError("expected a whole number above 0")
+    return number
+
+
+def _float(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+
+
+def _protocol(value: object) -> str:
+    text = str(value).strip().lower()
+    if text not in PROTOCOLS:
+        raise ValueError(f"expected one of {', '.join(PROTOCOLS)}")
+    return text
+
+
+def _text(value: object) -> str:
+    return str(value).strip()
+
+
+def _flag(value: object) -> bool:
+    return value if isinstance(value, bool) else _bool(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row: argument name, environment variable (wins over the argument), default, parser/validator."""
+
+    arg: str
+    env: str | None
+    default: Any
+    parse: Callable[[Any], Any] | None
+    """Turns a text (environment) or code value into the setting's value; raises ``ValueError`` if it is
+    unusable. ``None``: taken as given (objects only code can pass)."""
+    doc: str
+    when_invalid: str = "the default is used"
+    """What ragotel does instead, said in the warning."""
+    fallback: bool = True
+    """An unusable value falls back to the argument, then the default; ``False``: the part stays off."""
+    off: Any = None
+    """The value when ``fallback`` is ``False`` and the given one is unusable."""
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("service_name", None, None, _text, "service.name (OTEL_SERVICE_NAME, read by the SDK, wins)"),
+    Setting("service_version", None, None, _text, "service.version (OTEL_RESOURCE_ATTRIBUTES wins)"),
+    Setting("environment", "RAGOTEL_ENVIRONMENT", None, _text, "deployment.environment.name"),
+    Setting("provider", "RAGOTEL_PROVIDER", None, _text, "cloud.provider"),
+    Setting("cluster", "RAGOTEL_CLUSTER", None, _text, "k8s.cluster.name"),
+    Setting("region", "RAGOTEL_REGION", None, _text, "cloud.region"),
+    Setting("resource_attributes", None, None, None, "extra resource attributes"),
+    Setting("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", None, _text,
+            "OTLP base URL; OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT win per signal"),
+    Setting("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", _protocol,
+            "OTLP transport; OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL win per signal",
+            "OTLP export stays off", fallback=False),
+    Setting("console", None, False, _flag,
+            "development mode: each finished trace printed as a waterfall, nothing sent over OTLP"),
+    Setting("prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", None, _port,
+            "serve /metrics on this port (0: reader only)", "the Prometheus endpoint stays off",
+            fallback=False, off=-1),
+    Setting("prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0", _text, "address /metrics binds to"),
+    Setting("metric_readers", None, (), None, "extra metric readers"),
+    Setting("span_processors", None, (), None, "extra span processors"),
+    Setting("capture_content", "RAGOTEL_CAPTURE_CONTENT", False, _flag, "record user text",
+            "content capture stays off", fallback=False, off=False),
+    Setting("max_content_chars", "RAGOTEL_CAPTURE_MAX_CHARS", 2048, _positive_int, "captured text cut here"),
+    Setting("redact", None, None, None, "hook every captured string passes through"),
+    Setting("prices", "RAGOTEL_PRICES_FILE", None, None, "price table or file", "cost is not recorded"),
+    Setting("export_logs", None, True, _flag, "send logging records as OpenTelemetry logs"),
+    Setting("detailed_metrics", "RAGOTEL_DETAILED_METRICS", False, _flag, "opt-in per-document metrics"),
+    Setting("retrieval_low_score", "RAGOTEL_RETRIEVAL_LOW_SCORE", None, _float,
+            "best score under this is low_score", "each step's own min_score is used"),
+    Setting("metric_value_limit", "RAGOTEL_METRIC_VALUE_LIMIT", 100, _positive_int,
+            "distinct values per metric attribute before _other"),
+)
+BY_ARG: Mapping[str, Setting] = {s.arg: s for s in SETTINGS}
+
+SDK_READS: tuple[str, ...] = (
+    "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT", "OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS",
+    "OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT", "OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION",
+    "OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE", "OTEL_BSP_*", "OTEL_BLRP_*", "OTEL_METRIC_EXPORT_INTERVAL",
+)
+"""Read by the SDK's exporters and processors themselves; ragotel passes no value, so their chain applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A setting whose value cannot be used."""
+
+    setting: str
+    """The environment variable or ``argument=`` that carried the value."""
+    value: object
+    reason: str
+    consequence: str
+
+    def message(self) -> str:
+        return f"ragotel: {self.setting}={self.value!r} cannot be used ({self.reason}); {self.consequence}"
+
+
+@dataclass(slots=True)
+class Resolved:
+    """Values after resolution, by argument name, plus the per-signal exporter choices."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    explicit: set[str] = field(default_factory=set)
+    """Settings given by an argument or the environment (not defaulted)."""
+    exporters: dict[str, set[str]] = field(default_factory=dict)
+    protocols: dict[str, str | None] = field(default_factory=dict)
+    """Per signal; ``None``: the protocol is unusable, OTLP for that signal stays off."""
+    endpoints: dict[str, str | None] = field(default_factory=dict)
+    """Per signal, what ragotel passes to the exporter: ``None`` lets the exporter's own chain decide."""
+    problems: list[Problem] = field(default_factory=list)
+
+    def __getitem__(self, arg: str) -> Any:
+        return self.values[arg]
+
+
+def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name, "").strip()
+    return value or None
+
+
+def resolve(
+    args: Mapping[str, Any] | None = None,
+    *,
+    only: Iterable[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Resolved:
+    """Arguments and the environment to values; the environment wins, an unusable value is a Problem."""
+    args = args or {}
+    out = Resolved()
+    wanted = set(only) if only is not None else None
+    for setting in SETTINGS:
+        if wanted is not None and setting.arg not in wanted:
+            continue
+        out.values[setting.arg] = _one(setting, args.get(setting.arg), environ, out)
+    if wanted is None:
+        _resolve_exporters(out, environ)
+    return out
+
+
+def _one(setting: Setting, arg: Any, environ: Mapping[str, str] | None, out: Resolved) -> Any:
+    raw_env = env(setting.env, environ) if setting.env else None
+    # An unusable environment value falls back to the code's argument, then the default.
+    for source, value in ((setting.env, raw_env), (f"{setting.arg}=", arg)):
+        if value is None:
+            continue
+        if setting.parse is None:
+            out.explicit.add(setting.arg)
+            return value
+        try:
+            parsed = setting.parse(value)
+        except (TypeError, ValueError) as exc:
+            out.problems.append(Problem(str(source).rstrip("="), value, str(exc) or type(exc).__name__,
+                                        setting.when_invalid))
+            if not setting.fallback:
+                out.explicit.add(setting.arg)
+                return setting.off
+            continue
+        out.explicit.add(setting.arg)
+        return parsed
+    return setting.default
+
+
+def _resolve_exporters(out: Resolved, environ: Mapping[str, str] | None) -> None:
+    console = bool(out.values.get("console"))
+    default = {"traces": "console", "metrics": "none", "logs": "none"} if console else {}
+    for signal in SIGNALS:
+        name = f"OTEL_{signal.upper()}_EXPORTER"
+        raw = env(name, environ)
+        parts = [p.strip().lower() for p in (raw or default.get(signal, "otlp")).split(",") if p.strip()]
+        known = {p for p in parts if p in EXPORTERS[signal]}
+        unknown = [p for p in parts if p not in EXPORTERS[signal]]
+        if unknown:
+            out.problems.append(Problem(
+                name, raw, f"unknown exporter {', '.join(unknown)}; known: {', '.join(sorted(EXPORTERS[signal]))}",
+                f"no {signal} exporter for it" + (f", using {', '.join(sorted(known))}" if known - {"none"} else ""),
+            ))
+        out.exporters[signal] = known - {"none"}
+    # OTLP per signal (OTLP exporter spec): OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL, then the generic variable,
+    # then the argument. The resolved generic value is in out.values["protocol"] already.
+    generic_env = env("OTEL_EXPORTER_OTLP_PROTOCOL", environ)
+    generic_bad = generic_env is not None and generic_env.lower() not in PROTOCOLS
+    for signal in SIGNALS:
+        name = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
+        specific = env(name, environ)
+        if specific is not None:
+            try:
+                out.protocols[signal] = _protocol(specific)
+            except ValueError as exc:
+                out.problems.append(Problem(name, specific, str(exc), f"OTLP {signal} export stays off"))
+                out.protocols[signal] = None
+        elif generic_bad or out.values.get("protocol") is None:
+            out.protocols[signal] = None  # the Problem was recorded by _one ("OTLP export stays off")
+        else:
+            out.protocols[signal] = out.values.get("protocol") or "http/protobuf"
+        # Endpoint: any OTEL_ variable set means the exporter's own chain (signal-specific first) decides.
+        signal_endpoint = env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", environ)
+        if signal_endpoint is not None or env("OTEL_EXPORTER_OTLP_ENDPOINT", environ) is not None:
+            out.endpoints[signal] = None
+        else:
+            out.endpoints[signal] = out.values.get("endpoint")
+
+
+def display_endpoint(signal: str, protocol: str, environ: Mapping[str, str] | None = None,
+                     argument: str | None = None) -> str:
+    """The URL an OTLP exporter for ``signal`` sends to, for messages (the exporter resolves its own)."""
+    specific = env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", environ)
+    if specific:
+        return specific
+    base = env("OTEL_EXPORTER_OTLP_ENDPOINT", environ) or argument
+    if protocol == "grpc":
+        return base or "http://localhost:4317"
+    return (base or "http://localhost:4318").rstrip("/") + f"/v1/{signal}"
