@@ -312,9 +312,11 @@ class Step:
         "_dims_key",
         "_min_score",
         "_ok",
+        "_pipeline",
         "_quality",
         "_start",
         "_token",
+        "_usage",
         "client_call_recorded",
         "done",
         "span",
@@ -329,6 +331,12 @@ class Step:
         # so the step does not count the same operation and tokens a second time.
         self.client_call_recorded = False
         values = dict(otel_context.get_current())
+        parent = values.get(_STEP_KEY)
+        # The pipeline this step runs in adds up the tokens and cost of every call under it.
+        self._pipeline: Step | None = None
+        if isinstance(parent, Step):
+            self._pipeline = parent if parent.spec.kind is StepKind.PIPELINE else parent._pipeline
+        self._usage: list[float] | None = [0, 0, 0.0, 0] if spec.kind is StepKind.PIPELINE else None
         values[_SPAN_KEY] = span
         values[_STEP_KEY] = self
         self._context = Context(values)
@@ -526,7 +534,21 @@ class Step:
         for tokens, token_type in ((input_tokens, "input"), (output_tokens, "output")):
             if tokens is not None:
                 usage.record(tokens, spec.usage_attributes(dims, token_type), context=self._context)
-        cost.record(spec.usage_attributes(dims, "input"), input_tokens or 0, output_tokens or 0)
+        usd = cost.record(spec.usage_attributes(dims, "input"), input_tokens or 0, output_tokens or 0)
+        if usd is not None:
+            out[sc.RAG_COST] = usd
+        self.tally(input_tokens, output_tokens, usd)
+
+    def tally(self, input_tokens: int | None, output_tokens: int | None, usd: float | None) -> None:
+        """Add one model call's tokens and cost to the pipeline this step belongs to (its span shows the sums)."""
+        pipeline = self if self._usage is not None else self._pipeline
+        if pipeline is not None and pipeline._usage is not None:
+            totals = pipeline._usage
+            totals[0] += input_tokens or 0
+            totals[1] += output_tokens or 0
+            if usd is not None:
+                totals[2] += usd
+                totals[3] = 1
 
     def _record_completion(self, done: extract.Completion, out: dict[str, AttributeValue]) -> None:
         for key, value in ((sc.GEN_AI_RESPONSE_MODEL, done.model), (sc.GEN_AI_RESPONSE_ID, done.response_id),
@@ -619,6 +641,7 @@ class Step:
                 ins.step_errors.add(1, attrs, context=self._context)
             if spec.kind is StepKind.PIPELINE:
                 ins.workflow_duration.record(duration, attrs, context=self._context)
+                self._set_totals()
             else:
                 ins.step_duration.record(duration, attrs, context=self._context)
                 if runtime.detailed_metrics and spec.operation is not None and not self.client_call_recorded:
@@ -632,6 +655,23 @@ class Step:
                 span.end()
             except Exception as internal:
                 report_internal_error("ending a span", internal)
+
+
+    def _set_totals(self) -> None:
+        totals = self._usage
+        if totals and (totals[0] or totals[1]):
+            attrs: dict[str, AttributeValue] = {sc.GEN_AI_USAGE_INPUT_TOKENS: int(totals[0]),
+                                                sc.GEN_AI_USAGE_OUTPUT_TOKENS: int(totals[1])}
+            if totals[3]:
+                attrs[sc.RAG_COST] = totals[2]
+            self.span.set_attributes(attrs)
+
+
+def tally(input_tokens: int | None, output_tokens: int | None, usd: float | None) -> None:
+    """For HTTP client instrumentations: add a model call's tokens and cost to the current pipeline."""
+    step = current_step()
+    if step is not None:
+        step.tally(input_tokens, output_tokens, usd)
 
 
 class _NoopStep(Step):

@@ -135,19 +135,22 @@ def set_prices(prices: PriceSource) -> PriceTable:
     return _table
 
 
-def record(attributes: Mapping[str, AttributeValue], input_tokens: int, output_tokens: int) -> None:
-    """Add the cost of one call to ``rag.cost.usd``, labelled by model. Never raises."""
+def record(attributes: Mapping[str, AttributeValue], input_tokens: int, output_tokens: int) -> float | None:
+    """Add the cost of one call to ``rag.cost.usd``, labelled by model; returns it in USD, ``None`` when the
+    model has no price. Never raises."""
     try:
         model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
         price = _table.price(model if isinstance(model, str) else None)
         if price is None:
-            return
+            return None
         usd = price.cost(input_tokens, output_tokens)
         if usd > 0:
             labels = {k: v for k, v in attributes.items() if k in _COST_LABELS}
             _instruments.instruments().cost.add(usd, labels)
+        return usd
     except Exception as exc:
         report_internal_error("recording cost", exc)
+        return None
 
 
 _COST_LABELS = frozenset({sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_OPERATION_NAME})

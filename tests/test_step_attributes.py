@@ -317,3 +317,27 @@ async def test_exemplars_point_at_the_step_that_was_timed(recorded: Recorded) ->
     (workflow,) = recorded.points(sc.GEN_AI_WORKFLOW_DURATION)
     assert step.span_ids == (retrieval.context.span_id,)
     assert workflow.span_ids == (pipeline.context.span_id,)
+
+
+def test_a_pipeline_totals_the_tokens_and_cost_of_its_calls(recorded: Recorded) -> None:
+    from ragotel import cost
+
+    previous = cost.set_prices(None)
+    cost.set_prices({"tiny-llama": ragotel.ModelPrice(input_per_million=1.0, output_per_million=2.0)})
+    try:
+        with ragotel.pipeline("chat"):
+            generate([])  # 42 in, 7 out
+            with ragotel.generation("second", model="tiny-llama") as step:
+                step.record(input_tokens=100, output_tokens=50)
+            with ragotel.generation("unpriced", model="other") as step:
+                step.record(input_tokens=1, output_tokens=1)
+    finally:
+        cost.set_prices(previous)
+    by_name = {s.attributes[sc.RAG_STEP_NAME]: s.attributes for s in recorded.spans()}
+    first, second = by_name["generate"], by_name["second"]
+    assert first[sc.RAG_COST] == pytest.approx((42 * 1.0 + 7 * 2.0) / 1e6)
+    assert second[sc.RAG_COST] == pytest.approx((100 + 100) / 1e6)
+    assert sc.RAG_COST not in by_name["unpriced"]
+    pipe = recorded.span("invoke_workflow chat").attributes
+    assert (pipe[sc.GEN_AI_USAGE_INPUT_TOKENS], pipe[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (143, 58)
+    assert pipe[sc.RAG_COST] == pytest.approx(first[sc.RAG_COST] + second[sc.RAG_COST])

@@ -371,3 +371,21 @@ def test_scrapes_are_not_the_latest_trace_and_list_shows_the_rest(tmp_path: Path
     assert "a" * 32 in listed and "POST /chat" in listed and "b" * 32 not in listed
     assert main(["trace", "--list", "--all", "--dir", str(tmp_path)]) == 0
     assert "b" * 32 in capsys.readouterr().out
+
+
+def test_the_header_counts_each_model_call_once() -> None:
+    pipe = SpanRecord(TRACE, "1" * 16, None, "invoke_workflow chat", "api", T0, T0 + 10 * MS,
+                      attributes={"gen_ai.usage.input_tokens": 150, "gen_ai.usage.output_tokens": 30,
+                                  "rag.cost.usd": 0.0003})
+    step = SpanRecord(TRACE, "2" * 16, "1" * 16, "chat answer", "api", T0, T0 + 8 * MS,
+                      attributes={"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20})
+    call = SpanRecord(TRACE, "3" * 16, "2" * 16, "chat tiny-llama", "api", T0, T0 + 7 * MS,
+                      attributes={"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20,
+                                  "rag.cost.usd": 0.0002})
+    other = SpanRecord(TRACE, "4" * 16, "1" * 16, "chat tiny-llama", "api", T0, T0 + 2 * MS,
+                       attributes={"gen_ai.usage.input_tokens": 50, "gen_ai.usage.output_tokens": 10,
+                                   "rag.cost.usd": 0.0001})
+    header = render_waterfall([pipe, step, call, other], TRACE).splitlines()[0]
+    assert "tokens 150 in / 30 out" in header and "cost $0.000300" in header
+    assert "tokens" not in render_waterfall([SpanRecord(TRACE, "9" * 16, None, "x", "s", T0, T0 + MS)],
+                                            TRACE).splitlines()[0]

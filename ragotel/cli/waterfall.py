@@ -358,6 +358,39 @@ def _bar(span: SpanRecord, t0: int, total: int, width: int, glyph: str) -> str:
     return " " * start + glyph * (end - start) + " " * (width - end)
 
 
+def trace_usage(members: Sequence[SpanRecord]) -> tuple[int, int, float | None] | None:
+    """Input tokens, output tokens and USD of a trace's model calls, or ``None`` when it made none.
+
+    Each call is counted once: a span's figures count only when no span under it carries its own (a
+    pipeline's totals and a step around an HTTP call repeat what the call under them recorded).
+    """
+    has_usage = {s.span_id for s in members if "gen_ai.usage.input_tokens" in s.attributes
+                 or "gen_ai.usage.output_tokens" in s.attributes}
+    if not has_usage:
+        return None
+    parent_of = {s.span_id: s.parent_span_id for s in members}
+    covered: set[str] = set()  # spans with a usage-carrying span somewhere under them
+    for span_id in has_usage:
+        parent = parent_of.get(span_id)
+        while parent is not None and parent not in covered:
+            covered.add(parent)
+            parent = parent_of.get(parent)
+    tokens_in = tokens_out = 0
+    usd: float | None = None
+    for span in members:
+        if span.span_id in has_usage and span.span_id not in covered:
+            tokens_in += _number(span.attributes.get("gen_ai.usage.input_tokens"))
+            tokens_out += _number(span.attributes.get("gen_ai.usage.output_tokens"))
+            cost = span.attributes.get("rag.cost.usd")
+            if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+                usd = (usd or 0.0) + float(cost)
+    return tokens_in, tokens_out, usd
+
+
+def _number(value: object) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
 def render_waterfall(
     spans: Iterable[SpanRecord],
     trace_id: str,
@@ -412,6 +445,11 @@ def render_waterfall(
     header = f"trace {wanted}  {started} UTC  {_plural(len(rows), 'span')}  {total / 1e6:.1f} ms"
     if errors:
         header += f"  {_plural(len(errors), 'error')}"
+    usage = trace_usage(members)
+    if usage is not None:
+        header += f"  tokens {usage[0]} in / {usage[1]} out"
+        if usage[2] is not None:
+            header += f"  cost ${usage[2]:.6f}"
 
     lines = [
         header,
