@@ -22,7 +22,7 @@ DEFAULT_VALUE_LIMIT: Final = 100
 class Runtime:
     """What every step reads: whether telemetry is off and which optional records it makes."""
 
-    __slots__ = ("detailed_metrics", "disabled", "low_score", "value_limit")
+    __slots__ = ("detailed_metrics", "disabled", "low_score", "openinference", "value_limit")
 
     def __init__(self) -> None:
         self.disabled = False
@@ -32,6 +32,8 @@ class Runtime:
         """A retrieval whose best score is under this is ``low_score``; ``None``: the step's ``min_score``."""
         self.value_limit = DEFAULT_VALUE_LIMIT
         """Distinct values one metric attribute may take before new ones become ``_other``."""
+        self.openinference = False
+        """Spans also carry OpenInference's keys (``openinference.span.kind``, documents, model, tokens)."""
 
     def fill(self, values: Mapping[str, Any]) -> None:
         """Take the resolved settings (:func:`ragotel.settings.resolve`); the only writer besides ``disabled``."""
@@ -39,9 +41,10 @@ class Runtime:
         low = values.get("retrieval_low_score", self.low_score)
         self.low_score = None if low is None else float(low)
         self.value_limit = int(values.get("metric_value_limit") or self.value_limit)
+        self.openinference = bool(values.get("openinference", self.openinference))
 
 
-RUNTIME_SETTINGS: Final = ("detailed_metrics", "retrieval_low_score", "metric_value_limit")
+RUNTIME_SETTINGS: Final = ("detailed_metrics", "retrieval_low_score", "metric_value_limit", "openinference")
 
 
 runtime = Runtime()

@@ -160,6 +160,8 @@ class StepSpec:
     step_name: str = field(init=False)
     span_name: str = field(init=False)
     span_attributes: Mapping[str, AttributeValue] = field(init=False)
+    oi_span_attributes: Mapping[str, AttributeValue] = field(init=False, repr=False)
+    """``span_attributes`` plus OpenInference's span kind and model name (``RAGOTEL_OPENINFERENCE``)."""
     min_score: float | None = field(init=False)
     dimensions: MetricAttributes = field(init=False, repr=False)
     dimensions_key: frozenset[tuple[str, AttributeValue]] = field(init=False, repr=False)
@@ -185,6 +187,7 @@ class StepSpec:
             "step_name": name,
             "span_name": f"{verb} {suffix}" if suffix else verb,
             "span_attributes": attrs,
+            "oi_span_attributes": {**attrs, **_openinference(kind, attrs.get(sc.GEN_AI_REQUEST_MODEL))},
             "min_score": float(min_score) if isinstance(min_score, (int, float)) else None,
             "dimensions": dims,
             "dimensions_key": frozenset(dims.items()),
@@ -246,6 +249,15 @@ class StepSpec:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _openinference(kind: StepKind, model: Any) -> dict[str, AttributeValue]:
+    """OpenInference's span kind and, where the step names one, its model key."""
+    attrs: dict[str, AttributeValue] = {sc.OI_SPAN_KIND: sc.OI_SPAN_KINDS[kind]}
+    if model is not None:
+        key = sc.OI_EMBEDDING_MODEL_NAME if kind is StepKind.EMBEDDING else sc.OI_LLM_MODEL_NAME
+        attrs[key] = str(model)
+    return attrs
 
 
 def _usage_attributes(spec: StepSpec, dims: MetricAttributes, token_type: str) -> MetricAttributes:
@@ -351,9 +363,8 @@ class Step:
     @classmethod
     def start(cls, spec: StepSpec) -> Step:
         try:
-            span = _instruments.tracer().start_span(
-                spec.span_name, kind=spec.span_kind, attributes=spec.span_attributes
-            )
+            attributes = spec.oi_span_attributes if runtime.openinference else spec.span_attributes
+            span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
         except Exception as exc:
             report_internal_error("starting a span", exc)
             span = trace.INVALID_SPAN
@@ -427,6 +438,8 @@ class Step:
             self._record_response(given["response"], out, count="response_chars" not in given)
         if "query" in given:
             self._capture(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, given["query"], out)
+            if runtime.openinference:
+                self._capture(sc.OI_INPUT_VALUE, given["query"], out)
         if "input_tokens" in given or "output_tokens" in given:
             self._record_usage(given.get("input_tokens"), given.get("output_tokens"), out)
         if out:
@@ -450,6 +463,8 @@ class Step:
             if value is not None:
                 out[key] = str(value)
                 dims[key] = limiter.value(key, str(value))
+        if model is not None and runtime.openinference:
+            out.update(_openinference(self.spec.kind, model))
         self._dims, self._dims_key = dims, frozenset(dims.items())
         self._ok = {**dims, sc.RAG_OUTCOME: Outcome.OK.value}
 
@@ -462,6 +477,8 @@ class Step:
             self._record_each_score(map(extract.score_of, items[: extract.MAX_SCORED_HITS]))
         if self._capturing():
             self._record_documents(items, out)
+        if runtime.openinference:
+            self._record_openinference_documents(items, out)
 
     def record_streamed_hits(self, count: int, scores: list[float]) -> None:
         """What a generator retrieval yielded: the count and the scores of the hits (wrappers only)."""
@@ -511,6 +528,19 @@ class Step:
         if any(listed):
             out[sc.GEN_AI_RETRIEVAL_DOCUMENTS] = json.dumps(listed, ensure_ascii=False)
 
+    def _record_openinference_documents(self, items: Sequence[Any], out: dict[str, AttributeValue]) -> None:
+        """OpenInference's flattened documents: id and score, and the text only with capture on."""
+        prefix = sc.OI_RERANKER_OUTPUT_DOCUMENTS if self.spec.kind is StepKind.RERANK else sc.OI_RETRIEVAL_DOCUMENTS
+        capturing = self._capturing()
+        for i, doc in enumerate(map(extract.to_document, items[:MAX_DOCUMENTS_ON_SPAN])):
+            if doc.id is not None:
+                out[f"{prefix}.{i}.document.id"] = doc.id
+            if doc.score is not None and math.isfinite(doc.score):
+                out[f"{prefix}.{i}.document.score"] = doc.score
+            text = content_policy.text(doc.text, enabled=True) if capturing else None
+            if text is not None:
+                out[f"{prefix}.{i}.document.content"] = text
+
     def _record_messages(self, messages: Any, out: dict[str, AttributeValue]) -> None:
         if isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)):
             out[sc.RAG_PROMPT_MESSAGES] = len(messages)
@@ -520,6 +550,8 @@ class Step:
         if count and isinstance(response, str):
             out[sc.RAG_GENERATION_RESPONSE_CHARS] = len(response)
         self._capture(sc.GEN_AI_OUTPUT_MESSAGES, response, out)
+        if runtime.openinference:
+            self._capture(sc.OI_OUTPUT_VALUE, response, out)
 
     def _record_usage(self, input_tokens: Any, output_tokens: Any, out: dict[str, AttributeValue]) -> None:
         input_tokens = input_tokens if _int(input_tokens) else None
@@ -528,6 +560,8 @@ class Step:
             out[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
         if output_tokens is not None:
             out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+        if runtime.openinference:
+            out.update(openinference_tokens(input_tokens, output_tokens))
         if self.client_call_recorded or (input_tokens is None and output_tokens is None):
             return
         usage, spec, dims = _instruments.instruments().token_usage, self.spec, self._dims
@@ -580,6 +614,8 @@ class Step:
                 out[sc.RAG_RERANK_TOP_N] = value
             elif fact == "query" and isinstance(value, str):
                 self._capture(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value, out)
+                if runtime.openinference:
+                    self._capture(sc.OI_INPUT_VALUE, value, out)
             elif fact in ("inputs", "candidates"):
                 key = sc.RAG_EMBEDDING_INPUTS if fact == "inputs" else sc.RAG_RERANK_INPUT_DOCUMENTS
                 if isinstance(value, str):
@@ -665,6 +701,18 @@ class Step:
             if totals[3]:
                 attrs[sc.RAG_COST] = totals[2]
             self.span.set_attributes(attrs)
+
+
+def openinference_tokens(input_tokens: int | None, output_tokens: int | None) -> dict[str, AttributeValue]:
+    """OpenInference's token counts (for steps and the HTTP client instrumentation alike)."""
+    attrs: dict[str, AttributeValue] = {}
+    if input_tokens is not None:
+        attrs[sc.OI_TOKEN_COUNT_PROMPT] = input_tokens
+    if output_tokens is not None:
+        attrs[sc.OI_TOKEN_COUNT_COMPLETION] = output_tokens
+    if input_tokens is not None and output_tokens is not None:
+        attrs[sc.OI_TOKEN_COUNT_TOTAL] = input_tokens + output_tokens
+    return attrs
 
 
 def tally(input_tokens: int | None, output_tokens: int | None, usd: float | None) -> None:

@@ -180,6 +180,7 @@ def configure(
     retrieval_low_score: float | None = None,
     metric_value_limit: int | None = None,
     console: bool | None = None,
+    openinference: bool | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process; returns a :class:`Telemetry` handle.
 
@@ -210,7 +211,9 @@ def configure(
     - ``retrieval_low_score``: a retrieval whose best score is under this is ``rag.retrieval.quality=low_score``
       (``RAGOTEL_RETRIEVAL_LOW_SCORE`` wins; by default the step's own ``min_score``);
     - ``metric_value_limit``: distinct values per metric attribute before new ones are recorded as
-      ``_other`` (``RAGOTEL_METRIC_VALUE_LIMIT`` wins; default 100).
+      ``_other`` (``RAGOTEL_METRIC_VALUE_LIMIT`` wins; default 100);
+    - ``openinference``: spans also carry OpenInference's keys, for Phoenix and other OpenInference viewers
+      (``RAGOTEL_OPENINFERENCE`` wins; off by default).
     """
     global _telemetry
     args = {key: value for key, value in locals().items() if key in settings.BY_ARG}

@@ -172,6 +172,27 @@ RAG_INDEX_PART: Final = "rag.index.part"
 """Which part of a retrieval index a gauge describes: ``model``, ``index``, ``vectorizer``, ``matrix``,
 ``meta``; metric attribute of :data:`RAG_INDEX_ITEMS` and :data:`RAG_INDEX_LOAD_DURATION`."""
 
+# --- OpenInference (opt-in: RAGOTEL_OPENINFERENCE), for Phoenix and other OpenInference viewers ----
+OI_SPAN_KIND: Final = "openinference.span.kind"
+"""CHAIN, RETRIEVER, EMBEDDING, RERANKER or LLM, by step kind."""
+OI_LLM_MODEL_NAME: Final = "llm.model_name"
+OI_EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+OI_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+OI_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+OI_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+OI_INPUT_VALUE: Final = "input.value"
+"""Content: with capture on only."""
+OI_OUTPUT_VALUE: Final = "output.value"
+"""Content: with capture on only."""
+OI_RETRIEVAL_DOCUMENTS: Final = "retrieval.documents"
+"""Prefix of the flattened documents: ``retrieval.documents.{i}.document.id`` / ``.score`` / ``.content``."""
+OI_RERANKER_OUTPUT_DOCUMENTS: Final = "reranker.output_documents"
+"""The same for a rerank step's output."""
+OI_SPAN_KINDS: Final = {
+    StepKind.PIPELINE: "CHAIN", StepKind.PROMPT: "CHAIN", StepKind.RETRIEVAL: "RETRIEVER",
+    StepKind.EMBEDDING: "EMBEDDING", StepKind.RERANK: "RERANKER", StepKind.GENERATION: "LLM",
+}
+
 # --- HTTP server (semantic conventions), recorded by the ASGI middleware -----------------------------
 HTTP_REQUEST_METHOD: Final = "http.request.method"
 HTTP_ROUTE: Final = "http.route"

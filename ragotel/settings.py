@@ -123,6 +123,8 @@ SETTINGS: tuple[Setting, ...] = (
             "best score under this is low_score", "each step's own min_score is used"),
     Setting("metric_value_limit", "RAGOTEL_METRIC_VALUE_LIMIT", 100, _positive_int,
             "distinct values per metric attribute before _other"),
+    Setting("openinference", "RAGOTEL_OPENINFERENCE", False, _flag,
+            "spans also carry OpenInference keys (Phoenix and other OpenInference viewers)"),
 )
 BY_ARG: Mapping[str, Setting] = {s.arg: s for s in SETTINGS}
 
