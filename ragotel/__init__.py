@@ -26,7 +26,13 @@ from ragotel.cost import ModelPrice, PriceTable, set_prices
 from ragotel.evaluation import record_evaluation
 from ragotel.extract import Document
 from ragotel.index import record_index, record_index_write
-from ragotel.instrumentation.asgi import RagotelMiddleware, fail_response, instrument_fastapi
+from ragotel.instrumentation.asgi import (
+    FastApiInstrumentor,
+    RagotelMiddleware,
+    fail_response,
+    instrument_fastapi,
+    uninstrument_fastapi,
+)
 from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
 from ragotel.semconv import Operation, StepKind
 from ragotel.steps import (
@@ -45,6 +51,7 @@ from ragotel.steps import (
 
 __all__ = [
     "Document",
+    "FastApiInstrumentor",
     "HttpxInstrumentor",
     "ModelPrice",
     "Operation",
@@ -75,5 +82,6 @@ __all__ = [
     "rerank",
     "retrieval",
     "set_prices",
+    "uninstrument_fastapi",
     "uninstrument_httpx",
 ]

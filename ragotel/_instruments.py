@@ -2,7 +2,9 @@
 
 They are created on first use from the global providers, through OpenTelemetry's proxies: a
 decorator applied at import time, before :func:`ragotel.configure` runs (or before the application
-installs its own providers), still reports to whichever providers are set later.
+installs its own providers), still reports to whichever providers are set later. An instrumentation
+given its own providers (``tracer_provider=`` / ``meter_provider=``) takes its tracer and instruments
+from :func:`tracer_for` / :func:`instruments_for` instead: one set per provider, made on first use.
 
 Counts that dashboards only ever sum (documents returned and kept, chunks and characters sent) are
 :class:`SummedCounter` s: added up here under a lock and handed to the SDK as finished points when a
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation, UpDownCounter, _Gauge
@@ -119,8 +123,37 @@ def tracer() -> trace.Tracer:
 
 @cache
 def instruments() -> Instruments:
-    meter = metrics.get_meter(SCOPE, __version__)
+    return _build(metrics.get_meter(SCOPE, __version__))
 
+
+_given_lock = threading.Lock()
+_given_tracers: weakref.WeakKeyDictionary[Any, trace.Tracer] = weakref.WeakKeyDictionary()
+_given_instruments: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
+
+
+def tracer_for(provider: trace.TracerProvider | None) -> trace.Tracer:
+    """ragotel's tracer from ``provider``; the global one (:func:`tracer`) for ``None``."""
+    if provider is None:
+        return tracer()
+    with _given_lock:
+        found = _given_tracers.get(provider)
+        if found is None:
+            found = _given_tracers[provider] = provider.get_tracer(SCOPE, __version__)
+        return found
+
+
+def instruments_for(provider: metrics.MeterProvider | None) -> Instruments:
+    """ragotel's instruments from ``provider``, made once per provider; the global ones for ``None``."""
+    if provider is None:
+        return instruments()
+    with _given_lock:
+        found = _given_instruments.get(provider)
+        if found is None:
+            found = _given_instruments[provider] = _build(provider.get_meter(SCOPE, __version__))
+        return found
+
+
+def _build(meter: Meter) -> Instruments:
     def histogram(name: str, unit: str, description: str, buckets: tuple[float, ...]) -> Histogram:
         return meter.create_histogram(
             name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)

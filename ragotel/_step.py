@@ -703,6 +703,11 @@ class Step:
             self.span.set_attributes(attrs)
 
 
+def openinference_call(kind: StepKind, model: str | None) -> dict[str, AttributeValue]:
+    """OpenInference's span kind and model for an HTTP model call of ``kind`` (generation or embedding)."""
+    return _openinference(kind, model)
+
+
 def openinference_tokens(input_tokens: int | None, output_tokens: int | None) -> dict[str, AttributeValue]:
     """OpenInference's token counts (for steps and the HTTP client instrumentation alike)."""
     attrs: dict[str, AttributeValue] = {}

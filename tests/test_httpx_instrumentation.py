@@ -340,3 +340,25 @@ def test_uninstrument_is_symmetric(recorded: Recorded, server: RecordedOpenAISer
         ragotel.uninstrument_httpx(client)
         client.post("/chat/completions", json=CHAT)
     assert recorded.spans() == []
+
+
+def test_a_pipeline_adds_up_its_http_calls_once(recorded: Recorded, client: httpx.Client) -> None:
+    with ragotel.pipeline("chat"):
+        client.post("/chat/completions", json=CHAT)
+        with ragotel.generation("answer", model="tiny-llama") as step:  # a step around a call: counted once
+            body = client.post("/chat/completions", json=CHAT).json()
+            step.record(input_tokens=body["usage"]["prompt_tokens"], output_tokens=body["usage"]["completion_tokens"])
+    pipe = recorded.span("invoke_workflow chat").attributes
+    assert (pipe[sc.GEN_AI_USAGE_INPUT_TOKENS], pipe[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (82, 14)
+
+
+def test_openinference_keys_on_model_calls(recorded: Recorded, client: httpx.Client,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragotel._runtime import runtime
+
+    monkeypatch.setattr(runtime, "openinference", True)
+    client.post("/chat/completions", json=CHAT)
+    span = only_genai_span(recorded).attributes
+    assert (span[sc.OI_SPAN_KIND], span[sc.OI_LLM_MODEL_NAME]) == ("LLM", "tiny-llama")
+    assert (span[sc.OI_TOKEN_COUNT_PROMPT], span[sc.OI_TOKEN_COUNT_COMPLETION], span[sc.OI_TOKEN_COUNT_TOTAL]) == (
+        41, 7, 48)

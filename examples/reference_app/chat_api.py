@@ -500,8 +500,7 @@ def create_app(settings: ChatSettings | None = None) -> FastAPI:
     app.state.service = service
     rejections.install(app, log, service.settings.max_body_bytes)
     # A public endpoint: a client's traceparent is linked, never adopted.
-    ragotel.instrument_fastapi(app, trust_incoming_context=False)
-    app.add_route("/metrics", ragotel.prometheus_app())
+    ragotel.instrument_fastapi(app, trust_incoming_context=False, metrics_path="/metrics")
 
     @app.exception_handler(StageError)
     async def failed(request: Request, exc: StageError) -> JSONResponse:

@@ -282,8 +282,7 @@ def create_app(settings: RetrieverSettings | None = None, *, load: bool = True) 
     app = FastAPI(title="RAG retriever", version=ragotel.__version__, lifespan=lifespan)
     app.state.index = holder
     rejections.install(app, log, settings.max_body_bytes)
-    ragotel.instrument_fastapi(app)  # internal: continues the chat API's trace
-    app.add_route("/metrics", ragotel.prometheus_app())
+    ragotel.instrument_fastapi(app, metrics_path="/metrics")  # internal: continues the chat API's trace
 
     @app.get("/health")
     def health() -> dict[str, str]:

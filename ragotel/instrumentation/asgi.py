@@ -23,13 +23,17 @@ the traces.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from contextvars import ContextVar
 from time import perf_counter
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -90,19 +94,26 @@ class RagotelMiddleware:
         trust_incoming_context: ``True`` (internal services) continues the caller's trace from its
             ``traceparent``; ``False`` (public endpoints) starts a new trace, sampled by the local
             sampler, with a span link to the incoming context when there is one.
+        tracer_provider, meter_provider: record into these instead of the global providers.
+
+    Requests served inside OpenTelemetry's ``suppress_instrumentation()`` context are passed through.
     """
 
     def __init__(self, app: ASGIApp, excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS, *,
-                 trust_incoming_context: bool = True) -> None:
+                 trust_incoming_context: bool = True, tracer_provider: Any = None,
+                 meter_provider: Any = None) -> None:
         self.app = app
         self.excluded_paths = frozenset(excluded_paths)
         self.trust_incoming_context = trust_incoming_context
+        self.tracer = _instruments.tracer_for(tracer_provider)
+        self.instruments = _instruments.instruments_for(meter_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths:
+        if (scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths
+                or not is_instrumentation_enabled()):
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange.begin(scope, self.trust_incoming_context)
+        exchange = _Exchange.begin(scope, self.trust_incoming_context, self.tracer, self.instruments)
         if exchange is None:
             await self.app(scope, receive, send)
             return
@@ -167,8 +178,9 @@ class _BodySizes:
         elif message["type"] == "http.response.start":
             self.response_length = _content_length(message.get("headers", ()))
 
-    def record(self, attributes: dict[str, AttributeValue], context: otel_context.Context | None = None) -> None:
-        ins = _instruments.instruments()
+    def record(self, attributes: dict[str, AttributeValue], context: otel_context.Context | None = None,
+               ins: _instruments.Instruments | None = None) -> None:
+        ins = ins if ins is not None else _instruments.instruments()
         request = self.request_length if self.request_length is not None else self.received
         response = self.response_length if self.response_length is not None else self.sent
         ins.http_request_body_size.record(request, attributes, context=context)
@@ -179,12 +191,15 @@ class BodySizeMiddleware:
     """``http.server.request.body.size`` and ``http.server.response.body.size`` alone, beside an HTTP server
     instrumentation that records durations but no body sizes (FastAPI's built-in telemetry)."""
 
-    def __init__(self, app: ASGIApp, excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS) -> None:
+    def __init__(self, app: ASGIApp, excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS, *,
+                 meter_provider: Any = None) -> None:
         self.app = app
         self.excluded_paths = frozenset(excluded_paths)
+        self.instruments = _instruments.instruments_for(meter_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths:
+        if (scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths
+                or not is_instrumentation_enabled()):
             await self.app(scope, receive, send)
             return
         sizes, status = _BodySizes(scope), [0]
@@ -211,7 +226,7 @@ class BodySizeMiddleware:
                     attrs[sc.HTTP_ROUTE] = route
                 if status[0]:
                     attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status[0]
-                sizes.record(attrs)
+                sizes.record(attrs, ins=self.instruments)
             except Exception as exc:
                 report_internal_error("recording HTTP body sizes", exc)
 
@@ -220,7 +235,8 @@ class _Exchange:
     """One request/response exchange."""
 
     def __init__(self, span: Span, context: otel_context.Context, attributes: dict[str, AttributeValue],
-                 sizes: _BodySizes | None = None) -> None:
+                 sizes: _BodySizes | None = None, ins: _instruments.Instruments | None = None) -> None:
+        self.ins = ins if ins is not None else _instruments.instruments()
         self.span = span
         self.context = context
         self.attributes = attributes
@@ -233,7 +249,8 @@ class _Exchange:
         self.sizes = sizes if sizes is not None else _BodySizes({})
 
     @classmethod
-    def begin(cls, scope: Scope, trust_incoming_context: bool = True) -> _Exchange | None:
+    def begin(cls, scope: Scope, trust_incoming_context: bool = True, tracer: trace.Tracer | None = None,
+              ins: _instruments.Instruments | None = None) -> _Exchange | None:
         try:
             carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
             parent = propagate.extract(carrier)
@@ -257,11 +274,12 @@ class _Exchange:
                 span_attrs[sc.CLIENT_ADDRESS] = str(client[0])
             if "user-agent" in carrier:
                 span_attrs[sc.USER_AGENT_ORIGINAL] = carrier["user-agent"]
-            span = _instruments.tracer().start_span(
+            ins = ins if ins is not None else _instruments.instruments()
+            span = (tracer or _instruments.tracer()).start_span(
                 method, context=parent, kind=SpanKind.SERVER, attributes=span_attrs, links=links
             )
-            _instruments.instruments().active_requests.add(1, attrs)
-            return cls(span, trace.set_span_in_context(span, parent), attrs, _BodySizes(scope))
+            ins.active_requests.add(1, attrs)
+            return cls(span, trace.set_span_in_context(span, parent), attrs, _BodySizes(scope), ins)
         except Exception as exc:
             report_internal_error("starting an HTTP server span", exc)
             return None
@@ -284,7 +302,7 @@ class _Exchange:
 
     def _record(self, scope: Scope, exc: BaseException | None) -> None:
         span, attrs = self.span, dict(self.attributes)
-        ins = _instruments.instruments()
+        ins = self.ins
         ins.active_requests.add(-1, self.attributes)
         route = getattr(scope.get("route"), "path", None)
         if isinstance(route, str):
@@ -313,12 +331,39 @@ class _Exchange:
         elif self.failure is not None:  # fail_response() has set the span's status and error.type
             attrs[sc.ERROR_TYPE] = self.failure
         ins.http_server_duration.record(perf_counter() - self.start, attrs, context=self.context)
-        self.sizes.record(attrs, self.context)
+        self.sizes.record(attrs, self.context, ins)
+
+
+class MetricsEndpoint:
+    """ASGI middleware answering ``path`` (exactly: no redirect to ``path/``) with ``metrics_app``, before
+    anything else in the app sees the request, so scrapes are neither traced nor counted."""
+
+    def __init__(self, app: ASGIApp, path: str, metrics_app: ASGIApp | None = None) -> None:
+        self.app = app
+        self.path = path
+        if metrics_app is None:
+            from ragotel import _prometheus
+
+            metrics_app = _prometheus.prometheus_app()
+        self.metrics_app = metrics_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") == self.path:
+            await self.metrics_app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+_log = logging.getLogger("ragotel")
+_APP_STATE = "_ragotel_instrumentation"  # on an app: what instrument_fastapi did, to compare and undo
+_APP_OPTED_OUT = "_ragotel_uninstrumented"  # on an app: uninstrument_fastapi ran; zero-code leaves it alone
+_NATIVE_KEYS = ("logs", "exclude", "operation_spans", "tracing", "metrics")
 
 
 def instrument_fastapi(
     app: Any, excluded_paths: Iterable[str] = DEFAULT_EXCLUDED_PATHS, *, operation_spans: bool = False,
-    trust_incoming_context: bool = True,
+    trust_incoming_context: bool = True, metrics_path: str | None = None, tracer_provider: Any = None,
+    meter_provider: Any = None,
 ) -> Any:
     """Server spans and HTTP metrics for a FastAPI or Starlette app; returns the app.
 
@@ -331,18 +376,174 @@ def instrument_fastapi(
     ``trust_incoming_context=False`` is for public endpoints: each request starts a new trace linked
     to the incoming one. FastAPI's built-in telemetry always adopts the incoming context, so then its
     spans and metrics are turned off and :class:`RagotelMiddleware` serves instead.
+
+    ``metrics_path="/metrics"`` serves the Prometheus exposition (:func:`ragotel.prometheus_app`) at
+    exactly that path, answered before tracing and routing (200, no redirect, scrapes not traced).
+    ``tracer_provider`` / ``meter_provider`` record into those providers instead of the global ones
+    (FastAPI's built-in telemetry uses its own choice of providers).
+
+    Instrumenting an app again keeps the first instrumentation (a WARNING names what was kept when the
+    arguments differ); :func:`uninstrument_fastapi` undoes it.
     """
-    paths = frozenset(excluded_paths)
+    paths = frozenset(excluded_paths) | ({metrics_path} if metrics_path else frozenset())
+    options: dict[str, Any] = {
+        "excluded_paths": tuple(sorted(paths)), "operation_spans": operation_spans,
+        "trust_incoming_context": trust_incoming_context, "metrics_path": metrics_path,
+        "tracer_provider": tracer_provider, "meter_provider": meter_provider,
+    }
+    state = getattr(app, _APP_STATE, None)
+    if isinstance(state, dict):
+        kept = state["options"]
+        differences = ", ".join(f"{k}={kept[k]!r} (ignored: {v!r})" for k, v in options.items() if kept[k] != v)
+        if differences:
+            _log.warning("instrument_fastapi(): this app is already instrumented; the first instrumentation "
+                         "is kept: %s", differences)
+        return app
+    state = {"options": options, "middleware": [], "native": None}
     native = getattr(app, "_telemetry", None)
+    use_middleware = True
     if isinstance(native, dict) and "tracing" in native:
+        state["native"] = {k: native[k] for k in _NATIVE_KEYS if k in native}
         native["logs"] = False
         if trust_incoming_context:
             if native.get("exclude") is None:
                 native["exclude"] = lambda scope: scope.get("path") in paths
             native["operation_spans"] = operation_spans
-            if native.get("metrics", True):
-                app.add_middleware(BodySizeMiddleware, excluded_paths=tuple(paths))  # FastAPI records none
-            return app
-        native["tracing"] = native["metrics"] = False
-    app.add_middleware(RagotelMiddleware, excluded_paths=tuple(paths), trust_incoming_context=trust_incoming_context)
+            if native.get("metrics", True):  # FastAPI records no body sizes
+                _add(app, state, BodySizeMiddleware, excluded_paths=tuple(paths), meter_provider=meter_provider)
+            use_middleware = False
+        else:
+            native["tracing"] = native["metrics"] = False
+    if use_middleware:
+        _add(app, state, RagotelMiddleware, excluded_paths=tuple(paths),
+             trust_incoming_context=trust_incoming_context, tracer_provider=tracer_provider,
+             meter_provider=meter_provider)
+    if metrics_path:
+        _add(app, state, MetricsEndpoint, path=metrics_path)  # added last: the outermost
+    setattr(app, _APP_STATE, state)
     return app
+
+
+def _add(app: Any, state: dict[str, Any], cls: type, **kwargs: Any) -> None:
+    if getattr(app, "middleware_stack", None) is None:
+        app.add_middleware(cls, **kwargs)
+    else:  # the app has started: add_middleware refuses, so insert and have the stack rebuilt
+        from starlette.middleware import Middleware
+
+        app.user_middleware.insert(0, Middleware(cast(Any, cls), **kwargs))
+        app.middleware_stack = None  # requests in flight finish on the old stack
+    state["middleware"].append(app.user_middleware[0])  # Starlette inserts the newest first
+
+
+def uninstrument_fastapi(app: Any) -> Any:
+    """Undo :func:`instrument_fastapi` for ``app`` (middleware removed, FastAPI's own telemetry settings
+    restored); the app rebuilds its middleware on its next request. Returns the app."""
+    state = getattr(app, _APP_STATE, None)
+    setattr(app, _APP_OPTED_OUT, True)
+    if not isinstance(state, dict):
+        return app
+    added = {id(m) for m in state["middleware"]}
+    app.user_middleware[:] = [m for m in app.user_middleware if id(m) not in added]
+    native, saved = getattr(app, "_telemetry", None), state["native"]
+    if isinstance(native, dict) and isinstance(saved, dict):
+        for key in _NATIVE_KEYS:
+            if key in saved:
+                native[key] = saved[key]
+            else:
+                native.pop(key, None)
+    delattr(app, _APP_STATE)
+    if hasattr(app, "middleware_stack"):
+        app.middleware_stack = None
+    return app
+
+
+def _instrumented_by_others(app: Any) -> bool:
+    """Whether OpenTelemetry's own FastAPI/Starlette/ASGI instrumentation already serves ``app``."""
+    if getattr(app, "_is_instrumented_by_opentelemetry", False):
+        return True
+    if any(getattr(getattr(m, "cls", None), "__name__", "") == "OpenTelemetryMiddleware"
+           for m in getattr(app, "user_middleware", ())):
+        return True
+    for module_name, cls_name, applies in (
+        ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor", type(app).__module__.startswith("fastapi")
+         or any(c.__name__ == "FastAPI" for c in type(app).__mro__)),
+        ("opentelemetry.instrumentation.starlette", "StarletteInstrumentor", True),
+    ):
+        module = sys.modules.get(module_name)
+        instance = getattr(getattr(module, cls_name, None), "_instance", None)
+        if applies and getattr(instance, "_is_instrumented_by_opentelemetry", False):
+            return True
+    return False
+
+
+class FastApiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """:func:`instrument_fastapi` for every Starlette / FastAPI app of the process, as an OpenTelemetry
+    instrumentor (the ``ragotel_fastapi`` entry point, so ``opentelemetry-instrument uvicorn app:app``
+    needs no code change).
+
+    Each app is instrumented when it serves its first request or lifespan event, with the keyword
+    arguments given to :meth:`instrument` (those of :func:`instrument_fastapi`), unless it already is:
+    by :func:`instrument_fastapi` (its arguments win), by ``opentelemetry-instrumentation-fastapi`` /
+    ``-starlette`` or an ``OpenTelemetryMiddleware`` (one server span, theirs), or it is mounted in
+    another app (the outer app's span covers it), or :func:`uninstrument_fastapi` was called for it.
+    """
+
+    _originals: ClassVar[dict[type, Any]] = {}
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("starlette >= 0.37",)
+
+    def instrument(self, **kwargs: Any) -> None:
+        if self.is_instrumented_by_opentelemetry:
+            _log.warning("ragotel's FastAPI instrumentation is already on; the first one is kept")
+            return None
+        return super().instrument(**kwargs)  # type: ignore[no-any-return]
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from starlette.applications import Starlette
+
+        options = {k: v for k, v in kwargs.items() if k in _AUTO_OPTIONS}
+        classes: list[type] = [Starlette]
+        fastapi = sys.modules.get("fastapi.applications")
+        if fastapi is None:
+            try:
+                import fastapi.applications as fastapi
+            except ImportError:
+                fastapi = None
+        if fastapi is not None:
+            classes.append(fastapi.FastAPI)
+        for cls in classes:
+            if "__call__" in cls.__dict__ and cls not in self._originals:
+                self._originals[cls] = cls.__dict__["__call__"]
+                cls.__call__ = _auto_call(cls.__dict__["__call__"], options)  # type: ignore[method-assign]
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for cls, original in list(self._originals.items()):
+            cls.__call__ = original  # type: ignore[method-assign]
+            del self._originals[cls]
+
+
+_AUTO_OPTIONS = frozenset({"excluded_paths", "operation_spans", "trust_incoming_context", "metrics_path",
+                           "tracer_provider", "meter_provider"})
+_APP_SEEN = "_ragotel_seen"
+
+
+def _auto_call(original: Any, options: dict[str, Any]) -> Any:
+    async def __call__(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.middleware_stack is None and not self.__dict__.get(_APP_SEEN):
+            _auto_instrument(self, scope, options)
+        await original(self, scope, receive, send)
+
+    __call__.__wrapped__ = original  # type: ignore[attr-defined]
+    return __call__
+
+
+def _auto_instrument(app: Any, scope: Scope, options: dict[str, Any]) -> None:
+    try:
+        app.__dict__[_APP_SEEN] = True
+        if ("app" in scope or "fastapi.telemetry" in scope or getattr(app, _APP_OPTED_OUT, False)
+                or getattr(app, _APP_STATE, None) is not None or _instrumented_by_others(app)):
+            return
+        instrument_fastapi(app, **options)
+    except Exception as exc:
+        report_internal_error("instrumenting an ASGI app", exc)

@@ -8,6 +8,11 @@
     client = httpx.AsyncClient(base_url="http://vllm:8000")
     ragotel.instrument_httpx(client)           # ... or just this one
 
+:class:`HttpxInstrumentor` is an OpenTelemetry ``BaseInstrumentor`` registered as the
+``ragotel_httpx`` ``opentelemetry_instrumentor`` entry point, so ``opentelemetry-instrument python
+app.py`` instruments every client with no code change. Inside OpenTelemetry's
+``suppress_instrumentation()`` context calls get no span and no ``traceparent``.
+
 Requests to ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings`` each become one
 CLIENT span (``chat {model}``, ``text_completion {model}``, ``embeddings {model}``) with the
 request parameters, the response id/model/finish reasons and token usage; other requests get no
@@ -41,15 +46,19 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import json
+import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from time import perf_counter
 from types import ModuleType
 from typing import Any, ClassVar, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -58,13 +67,14 @@ from ragotel import semconv as sc
 from ragotel._cardinality import limiter
 from ragotel._runtime import error_type, runtime
 from ragotel._safe import report_internal_error
-from ragotel._step import current_step
+from ragotel._step import Step, current_step, openinference_call, openinference_tokens
 from ragotel.content import policy as content_policy
 from ragotel.instrumentation import openai_protocol as proto
 from ragotel.semconv import Operation, Outcome, StepKind
 
 # Modules with httpx's client API: httpx itself, and httpx2 (used by openai >= 3).
 CLIENT_MODULES: Final = ("httpx", "httpx2")
+_log = logging.getLogger("ragotel")
 _MARK: Final = "ragotel.genai"  # request extension: this request already has its GenAI span
 _HTTP_STATUS_CODE: Final = "http.response.status_code"
 _CONNECTION_ERRORS: Final = frozenset(
@@ -74,43 +84,76 @@ _CONNECTION_ERRORS: Final = frozenset(
 
 
 class _Settings:
-    __slots__ = ("capture_content", "include_usage", "provider")
+    __slots__ = ("capture_content", "include_usage", "meter_provider", "provider", "tracer_provider")
 
-    def __init__(self, provider: str | None, include_usage: bool, capture_content: bool | None) -> None:
+    def __init__(self, provider: str | None, include_usage: bool, capture_content: bool | None,
+                 tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self.provider = provider
         self.include_usage = include_usage
         self.capture_content = capture_content
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+
+    def described(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in sorted(self.__slots__)}
+
+    def differences(self, other: _Settings) -> str:
+        """``name=kept (ignored: other)`` for each setting that differs; empty when they agree."""
+        mine, theirs = self.described(), other.described()
+        return ", ".join(f"{k}={mine[k]!r} (ignored: {theirs[k]!r})" for k in mine if mine[k] != theirs[k])
 
 
-class HttpxInstrumentor:
-    """Instruments httpx-style clients; :meth:`instrument` and :meth:`uninstrument` are symmetric.
+def _settings(
+    provider: str | None = None, include_usage: bool = True, capture_content: bool | None = None,
+    tracer_provider: Any = None, meter_provider: Any = None, **ignored: Any,
+) -> _Settings:
+    return _Settings(provider, include_usage, capture_content, tracer_provider, meter_provider)
+
+
+class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """GenAI spans for httpx / httpx2 clients, as an OpenTelemetry instrumentor.
+
+    ``HttpxInstrumentor().instrument()`` patches every client class of every installed httpx module
+    (``opentelemetry-instrument`` does this through the ``ragotel_httpx`` entry point);
+    :meth:`instrument_client` instruments one client. Keyword arguments, for both:
 
     Args:
         provider: ``gen_ai.provider.name``; by default ``openai`` for api.openai.com, else ``vllm``.
         include_usage: ask streamed requests for usage when the caller did not (hidden from it).
         capture_content: record prompts and completions (default: the process content policy).
+        tracer_provider: spans go to this provider instead of the global one.
+        meter_provider: metrics go to this provider instead of the global one (``rag.cost.usd`` and
+            the attribute-overflow counter stay on the global one).
+
+    Instrumenting again (globally, or the same client) keeps the first instrumentation; different
+    arguments give a WARNING naming what was kept and what was ignored.
     """
 
-    # Global patches are process-wide, whichever instance made them.
+    # Global patches are process-wide; BaseInstrumentor makes this class a singleton.
     _lock: ClassVar = threading.Lock()
     _patched: ClassVar[dict[tuple[str, str], Callable[..., Any]]] = {}
+    _global_settings: ClassVar[_Settings | None] = None
 
-    def __init__(
-        self, *, provider: str | None = None, include_usage: bool = True, capture_content: bool | None = None
-    ) -> None:
-        self.settings = _Settings(provider, include_usage, capture_content)
+    def instrumentation_dependencies(self) -> Collection[str]:
+        for name, requirement in (("httpx", "httpx >= 0.27"), ("httpx2", "httpx2")):
+            if importlib.util.find_spec(name) is not None:
+                return (requirement,)
+        return ("httpx >= 0.27",)
 
-    def instrument(self, client: Any = None) -> None:
-        """Instrument ``client``, or with no argument every client of every installed httpx module."""
-        if client is not None:
-            if getattr(client, "_ragotel_send", None) is None:
-                original = client.send
-                wrapper = _async_send if _is_async(client) else _sync_send
-                client._ragotel_send = original
-                client.send = functools.partial(wrapper, original, self.settings)
-            return
+    def instrument(self, **kwargs: Any) -> None:
+        if self.is_instrumented_by_opentelemetry:
+            kept = type(self)._global_settings
+            if kept is not None:
+                _warn_if_different("instrument_httpx()", kept, _settings(**kwargs))
+            return None
+        return super().instrument(**kwargs)  # type: ignore[no-any-return]
+
+    def _instrument(self, **kwargs: Any) -> None:
+        settings = _settings(**kwargs)
+        modules = _client_modules()
         with self._lock:
-            for module in _client_modules():
+            type(self)._global_settings = settings
+            for module in modules:
                 for cls_name, wrapper in (("Client", _sync_send), ("AsyncClient", _async_send)):
                     key = (module.__name__, cls_name)
                     if key in self._patched:
@@ -118,47 +161,74 @@ class HttpxInstrumentor:
                     cls = getattr(module, cls_name)
                     original = cls.send
                     self._patched[key] = original
-                    cls.send = _unbound(wrapper, original, self.settings)
+                    cls.send = _unbound(wrapper, original, settings)
 
-    def uninstrument(self, client: Any = None) -> None:
-        """Undo :meth:`instrument` for ``client``, or the global instrumentation."""
-        if client is not None:
-            if getattr(client, "_ragotel_send", None) is not None:
-                del client.send
-                client._ragotel_send = None
-            return
+    def _uninstrument(self, **kwargs: Any) -> None:
         with self._lock:
             for (module_name, cls_name), original in list(self._patched.items()):
                 getattr(importlib.import_module(module_name), cls_name).send = original
                 del self._patched[(module_name, cls_name)]
+            type(self)._global_settings = None
+
+    @staticmethod
+    def instrument_client(client: Any, **kwargs: Any) -> None:
+        """Instrument one client (sync or async); the same keyword arguments as :meth:`instrument`."""
+        settings = _settings(**kwargs)
+        kept = getattr(client, "_ragotel_settings", None)
+        if getattr(client, "_ragotel_send", None) is not None and isinstance(kept, _Settings):
+            _warn_if_different("instrument_httpx(client)", kept, settings)
+            return
+        original = client.send
+        wrapper = _async_send if _is_async(client) else _sync_send
+        client._ragotel_send = original
+        client._ragotel_settings = settings
+        client.send = functools.partial(wrapper, original, settings)
+
+    @staticmethod
+    def uninstrument_client(client: Any) -> None:
+        """Undo :meth:`instrument_client`."""
+        if getattr(client, "_ragotel_send", None) is not None:
+            del client.send
+            client._ragotel_send = None
+            client._ragotel_settings = None
 
     @classmethod
     def is_instrumented(cls) -> bool:
         return bool(cls._patched)
 
 
-_default = HttpxInstrumentor()
+def _warn_if_different(what: str, kept: _Settings, asked: _Settings) -> None:
+    differences = kept.differences(asked)
+    if differences:
+        _log.warning("%s: already instrumented; the first instrumentation is kept: %s", what, differences)
 
 
 def instrument_httpx(
     client: Any = None, *, provider: str | None = None, include_usage: bool = True,
-    capture_content: bool | None = None,
+    capture_content: bool | None = None, tracer_provider: Any = None, meter_provider: Any = None,
 ) -> None:
     """Instrument one httpx client (sync or async), or every client when none is given.
 
-    See :mod:`ragotel.instrumentation.httpx` for what is recorded.
+    See :mod:`ragotel.instrumentation.httpx` for what is recorded and :class:`HttpxInstrumentor` for
+    the arguments. A second call for the same target keeps the first (a WARNING if the arguments differ).
     """
-    instrumentor = _default
-    if provider is not None or not include_usage or capture_content is not None:
-        instrumentor = HttpxInstrumentor(
-            provider=provider, include_usage=include_usage, capture_content=capture_content
-        )
-    instrumentor.instrument(client)
+    kwargs: dict[str, Any] = {"provider": provider, "include_usage": include_usage,
+                              "capture_content": capture_content, "tracer_provider": tracer_provider,
+                              "meter_provider": meter_provider}
+    if client is not None:
+        HttpxInstrumentor.instrument_client(client, **kwargs)
+    else:
+        HttpxInstrumentor().instrument(**kwargs)
 
 
 def uninstrument_httpx(client: Any = None) -> None:
     """Undo :func:`instrument_httpx` for ``client``, or globally."""
-    _default.uninstrument(client)
+    if client is not None:
+        HttpxInstrumentor.uninstrument_client(client)
+    else:
+        instrumentor = HttpxInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
 
 
 def _client_modules() -> list[ModuleType]:
@@ -168,8 +238,8 @@ def _client_modules() -> list[ModuleType]:
             modules.append(importlib.import_module(name))
         except ImportError:
             continue
-    if not modules:
-        raise ImportError("ragotel.instrument_httpx needs httpx: pip install 'ragotel[httpx]'")
+    if not modules:  # ModuleNotFoundError: opentelemetry-instrument skips the instrumentation quietly
+        raise ModuleNotFoundError("ragotel.instrument_httpx needs httpx: pip install 'ragotel[httpx]'")
     return modules
 
 
@@ -197,7 +267,7 @@ def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], settings
 def _propagate(request: Any) -> None:
     """Other requests get no span, but carry the current trace context so the callee joins the trace."""
     try:
-        if not runtime.disabled and "traceparent" not in request.headers:
+        if not runtime.disabled and "traceparent" not in request.headers and is_instrumentation_enabled():
             propagate.inject(request.headers)
     except Exception as exc:
         report_internal_error("propagating trace context", exc)
@@ -258,6 +328,7 @@ class _Call:
         self.info = proto.RequestInfo()
         self.metric_attributes: dict[str, AttributeValue] = {}
         self.owns_step = True
+        self.enclosing: Step | None = None
 
     @classmethod
     def begin(cls, request: Any, settings: _Settings) -> _Call | None:
@@ -265,7 +336,7 @@ class _Call:
         if runtime.disabled:
             return None
         try:
-            if request.extensions.get(_MARK):
+            if request.extensions.get(_MARK) or not is_instrumentation_enabled():
                 return None
             found = proto.match_endpoint(request.url.path)
             if found is None:
@@ -299,7 +370,7 @@ class _Call:
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         attrs[sc.SERVER_PORT] = port
         attrs.update(info.attributes)
-        step = current_step()
+        self.enclosing = step = current_step()  # its pipeline adds up this call's tokens and cost
         if step is not None and step.spec.kind is self.kind:
             step.client_call_recorded = True  # the step must not count this call again
             self.owns_step = False
@@ -310,7 +381,9 @@ class _Call:
         self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
 
         name = f"{self.operation.value} {info.model}" if info.model else self.operation.value
-        self.span = _instruments.tracer().start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        tracer = _instruments.tracer_for(self.settings.tracer_provider)
+        span_attrs = {**attrs, **openinference_call(self.kind, info.model)} if runtime.openinference else attrs
+        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
         if info.body is not None:
             prompt = info.body.get("messages", info.body.get("prompt", info.body.get("input")))
             text = content_policy.text(_json(prompt), enabled=self.capture) if prompt is not None else None
@@ -368,7 +441,7 @@ class _Call:
             return data
 
     def _time_chunks(self, now: float, new: int) -> None:
-        ins = _instruments.instruments()
+        ins = _instruments.instruments_for(self.settings.meter_provider)
         attrs = self.metric_attributes
         if self.first_chunk_at is None:
             self.first_chunk_at = now
@@ -446,7 +519,7 @@ class _Call:
                 span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, text)
         if self.first_chunk_at is not None:
             span.set_attribute(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.start)
-        ins = _instruments.instruments()
+        ins = _instruments.instruments_for(self.settings.meter_provider)
         for tokens, token_type, key in (
             (facts.input_tokens, "input", sc.GEN_AI_USAGE_INPUT_TOKENS),
             (facts.output_tokens, "output", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
@@ -455,7 +528,13 @@ class _Call:
                 span.set_attribute(key, tokens)
                 ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type}, context=self.context)
         if facts.input_tokens is not None or facts.output_tokens is not None:
-            cost.record(attrs, facts.input_tokens or 0, facts.output_tokens or 0)
+            usd = cost.record(attrs, facts.input_tokens or 0, facts.output_tokens or 0)
+            if usd is not None:
+                span.set_attribute(sc.RAG_COST, usd)
+            if runtime.openinference:
+                span.set_attributes(openinference_tokens(facts.input_tokens, facts.output_tokens))
+            if self.enclosing is not None:
+                self.enclosing.tally(facts.input_tokens, facts.output_tokens, usd)
 
         if error is not None:
             span.set_attribute(sc.ERROR_TYPE, error)

@@ -90,6 +90,10 @@ def emitted(recorded: Recorded) -> dict[str, set[type]]:
         return [{"id": "d1", "score": 0.82, "text": "Open 8-18."}, {"id": "d2", "score": 1, "text": "Closed Sun."},
                 {"id": "d3", "score": 0.41, "text": "Parking."}][:k]
 
+    from ragotel import cost
+
+    previous = cost.set_prices(None)  # priced, so that the pipeline carries its cost
+    cost.set_prices({"*": ragotel.ModelPrice(input_per_million=3.0, output_per_million=15.0)})
     with RecordedOpenAIServer() as server, httpx.Client(base_url=server.base_url, timeout=5) as client:
         ragotel.instrument_httpx(client)
         with ragotel.pipeline("chat"):
@@ -100,7 +104,9 @@ def emitted(recorded: Recorded) -> dict[str, set[type]]:
                     "messages": [{"role": "user", "content": "When does the clinic open?"}]}
             with client.stream("POST", "/chat/completions", json=body) as response:
                 assert response.status_code == 200
-                assert any(line.startswith("data:") for line in response.iter_lines())
+                lines = list(response.iter_lines())  # to the end: the usage chunk comes last
+                assert any(line.startswith("data:") for line in lines)
+    cost.set_prices(previous)
     types: dict[str, set[type]] = {}
     for span in recorded.spans():
         for key, value in (span.attributes or {}).items():
@@ -112,6 +118,7 @@ def test_the_spans_carry_what_the_catalog_compares(emitted: dict[str, set[type]]
     assert emitted["gen_ai.response.time_to_first_chunk"] == {float}
     assert emitted["rag.retrieval.results.returned"] == {int}
     assert emitted["rag.retrieval.score.max"] == {float}
+    assert emitted["rag.cost.usd"] == {float}
 
 
 def test_every_numeric_literal_has_the_type_of_its_attribute(emitted: dict[str, set[type]]) -> None:
