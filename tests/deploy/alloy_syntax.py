@@ -8,6 +8,7 @@ No Alloy binary is involved; the component tables below are what the checks know
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -327,7 +328,7 @@ def refs(node: Any) -> Iterator[Ref]:
 
 
 def evaluate(node: Any, env: Mapping[str, str] | None = None) -> Any:
-    """Value of a constant expression (literals, sys.env, coalesce, + and comparisons).
+    """Value of a constant expression (literals, sys.env, coalesce, encoding.from_json, + and comparisons).
 
     References evaluate to themselves, so ``[x.y.input]`` gives a list of Ref.
     """
@@ -344,6 +345,8 @@ def evaluate(node: Any, env: Mapping[str, str] | None = None) -> Any:
         args = [evaluate(a, env) for a in node.args]
         if node.func == ("sys", "env"):
             return env.get(args[0], "")
+        if node.func == ("encoding", "from_json"):
+            return json.loads(args[0])
         if node.func == ("coalesce",):
             return next((a for a in args if a not in (None, "", [], {})), args[-1] if args else None)
         raise ValueError(f"cannot evaluate call {'.'.join(node.func)}")
@@ -396,7 +399,7 @@ KNOWN_COMPONENTS = frozenset({
     "otelcol.processor.resourcedetection", "otelcol.processor.tail_sampling",
     "otelcol.processor.deltatocumulative",
     "otelcol.exporter.otlp", "otelcol.exporter.otlphttp", "otelcol.exporter.prometheus",
-    "otelcol.exporter.loki", "otelcol.exporter.debug",
+    "otelcol.exporter.loki", "otelcol.exporter.debug", "otelcol.exporter.loadbalancing",
     "otelcol.connector.spanmetrics", "otelcol.connector.servicegraph", "otelcol.connector.host_info",
     "prometheus.remote_write", "prometheus.scrape", "prometheus.relabel", "prometheus.exporter.self",
     "prometheus.exporter.unix",

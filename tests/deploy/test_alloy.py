@@ -73,6 +73,12 @@ def next_hops(block: ax.Block, signal: str) -> Iterator[tuple[str, ...]]:
     forward = block.attr("forward_to")
     if forward is not None:
         yield from targets_of(forward)
+    # A platform module's `traces` instance hands whole traces on to its `sampler` argument (in
+    # Kubernetes through the load balancer and another Alloy; test_tracing.py checks the module).
+    if signal == "traces" and block.name.endswith(".traces"):
+        sampler = block.attr("sampler")
+        if sampler is not None:
+            yield from targets_of(sampler)
 
 
 def paths(statements: list, start: ax.Block, signal: str) -> list[list[str]]:

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.deploy.conftest import Doc, containers, find, pod_spec, workloads
+from tests.deploy import alloy_syntax as ax
+from tests.deploy.conftest import Doc, containers, env_of, find, pod_spec, workloads
 from tests.deploy.netpol import (
     API_SERVER,
     INTERNET,
@@ -102,6 +103,21 @@ def token_mounted(docs: list[Doc], workload: Doc) -> bool:
     return True  # the namespace's default account mounts a token unless told otherwise
 
 
+def trace_routing_peers(docs: list[Doc]) -> Iterator[tuple[str, str, int]]:
+    """(namespace, Service, port) every DNS resolver of an otelcol.exporter.loadbalancing dials, with
+    the DaemonSet's environment: Alloy sending spans to the Alloy that samples their trace."""
+    alloy = find(docs, "DaemonSet", "alloy", "rag")
+    env = {name: str(e["value"]) for name, e in env_of(containers(alloy)[0]).items() if "value" in e}
+    config = find(docs, "ConfigMap", "alloy-config", "rag")["data"]["kubernetes.alloy"]
+    for block in (b for s in ax.parse(config) if isinstance(s, ax.Block) for b in s.walk()):
+        if block.name != "otelcol.exporter.loadbalancing":
+            continue
+        for dns in (d for resolver in block.blocks("resolver") for d in resolver.blocks("dns")):
+            host = ax.evaluate(dns.attr("hostname"), env)
+            service, namespace = [*host.split("."), "rag"][:2]
+            yield namespace, service, int(ax.evaluate(dns.attr("port"), env))
+
+
 def required_flows(docs: list[Doc]) -> set[Flow]:
     pods = pods_of(docs)
     flows: set[Flow] = set()
@@ -123,6 +139,11 @@ def required_flows(docs: list[Doc]) -> set[Flow]:
                 flows |= {(name, CLUSTER_ADDRESS, port, "TCP") for port in API_SERVER_PORTS}
         if name in SELF_TALKERS:
             flows |= {(name, name, port, "TCP") for _, port, _ in source.ports}
+    # The trace-id load balancer: Alloy to Alloy, between instances of the one DaemonSet.
+    for namespace, service, port in trace_routing_peers(docs):
+        target = resolve(docs, pods, namespace, service, port)
+        assert target is not None, f"the load balancer dials {service}.{namespace}, which is no Service"
+        flows.add(("alloy", target[0], target[1], "TCP"))
     alloy_config = find(docs, "ConfigMap", "alloy-config", "rag")["data"]["kubernetes.alloy"]
     if re.search(r'discovery\.kubernetes\s+"node"', alloy_config):
         flows.add(("alloy", CLUSTER_ADDRESS, KUBELET_PORT, "TCP"))  # the kubelet's /metrics, /metrics/cadvisor
@@ -174,6 +195,7 @@ def test_the_derived_flows_cover_the_known_wiring(overlay: tuple[str, list[Doc]]
         ("rag-chat-api", "alloy", 4318, "TCP"), ("rag-retriever", "alloy", 4318, "TCP"),
         ("vllm", "alloy", 4318, "TCP"),
         ("alloy", "tempo", 4317, "TCP"), ("alloy", "mimir", 9009, "TCP"), ("alloy", "loki", 3100, "TCP"),
+        ("alloy", "alloy", 4319, "TCP"),
         ("tempo", "mimir", 9009, "TCP"),
         ("grafana", "tempo", 3200, "TCP"), ("grafana", "mimir", 9009, "TCP"), ("grafana", "loki", 3100, "TCP"),
         ("alloy", "rag-chat-api", 8080, "TCP"), ("alloy", "rag-retriever", 8001, "TCP"),
@@ -226,6 +248,35 @@ def test_self_traffic_of_the_backends_stays_open(overlay: tuple[str, list[Doc]])
     for name in SELF_TALKERS:
         for _, port, protocol in pods[name].ports:
             assert policies.allows(pods[name], pods[name], port, protocol), f"{name}:{port}"
+
+
+def test_alloy_instances_reach_each_other_only_on_the_trace_routing_port(overlay: tuple[str, list[Doc]]) -> None:
+    """Pod-to-pod flows inside one workload (the main check skips a pod reaching itself): the derived
+    ones are open, every other port of those pods is closed to them, and nobody else gets in."""
+    _, docs = overlay
+    pods = pods_of(docs)
+    policies = Policies.of(docs)
+    peer_flows = {(s, port) for s, d, port, _ in required_flows(docs) if s == d and s not in SELF_TALKERS}
+    assert peer_flows == {("alloy", 4319)}
+    for name, port in peer_flows:
+        pod = pods[name]
+        assert policies.allows(pod, pod, port), f"{name} -> {name}:{port}"
+        for _, other, protocol in pod.ports:
+            if other != port:
+                assert not policies.allows(pod, pod, other, protocol), f"{name} -> {name}:{other} is open"
+        for source in pods.values():
+            if source.name != name and not source.host_network:
+                assert not policies.allows(source, pod, port), f"{source.name} -> {name}:{port} is open"
+
+
+def test_dropping_the_peer_egress_closes_trace_routing(overlay: tuple[str, list[Doc]]) -> None:
+    _, docs = overlay
+    alloy = pods_of(docs)["alloy"]
+    policy = find(docs, "NetworkPolicy", "alloy", "rag")
+    egress = [rule for rule in policy["spec"]["egress"] if {p.get("port") for p in rule.get("ports", [])} != {4319}]
+    assert len(egress) == len(policy["spec"]["egress"]) - 1
+    changed = {**policy, "spec": {**policy["spec"], "egress": egress}}
+    assert not Policies.of([changed if d is policy else d for d in docs]).allows(alloy, alloy, 4319)
 
 
 def test_the_evaluator_sees_a_missing_allow(overlay: tuple[str, list[Doc]]) -> None:
