@@ -109,8 +109,7 @@ class RagotelMiddleware:
         self.instruments = _instruments.instruments_for(meter_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths
-                or not is_instrumentation_enabled()):
+        if not _observed(scope, self.excluded_paths):
             await self.app(scope, receive, send)
             return
         exchange = _Exchange.begin(scope, self.trust_incoming_context, self.tracer, self.instruments)
@@ -187,6 +186,12 @@ class _BodySizes:
         ins.http_response_body_size.record(response, attributes, context=context)
 
 
+def _observed(scope: Scope, excluded_paths: frozenset[str]) -> bool:
+    """An HTTP request to instrument: telemetry on, not suppressed, not a probe or scrape path."""
+    return (scope["type"] == "http" and not runtime.disabled and scope.get("path") not in excluded_paths
+            and is_instrumentation_enabled())
+
+
 class BodySizeMiddleware:
     """``http.server.request.body.size`` and ``http.server.response.body.size`` alone, beside an HTTP server
     instrumentation that records durations but no body sizes (FastAPI's built-in telemetry)."""
@@ -198,8 +203,7 @@ class BodySizeMiddleware:
         self.instruments = _instruments.instruments_for(meter_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or runtime.disabled or scope.get("path") in self.excluded_paths
-                or not is_instrumentation_enabled()):
+        if not _observed(scope, self.excluded_paths):
             await self.app(scope, receive, send)
             return
         sizes, status = _BodySizes(scope), [0]
