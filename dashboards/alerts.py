@@ -64,20 +64,23 @@ def _p95(histogram: str, selector: str, by: str) -> str:
             f"(rate({histogram}_bucket{selector}[{WINDOW}])))")
 
 
+def _selector(*matchers: str) -> str:
+    return "{" + ", ".join(matchers) + "}"
+
+
 def _retrieval_share(quality: str) -> str:
     """Share of retrievals (those whose hits ragotel read) with this ``rag.retrieval.quality``, per namespace,
     job and step: 0, not "no data", while none has it."""
-    by = f"namespace, job, {q.STEP_NAME}"
     retrieval = q.eq(q.STEP_KIND, "retrieval")
-    total = f"sum by ({by}) (rate({q.STEP_DURATION}_count{{{retrieval}, {q.ne(q.QUALITY, '')}}}[{WINDOW}]))"
-    part = f"sum by ({by}) (rate({q.STEP_DURATION}_count{{{retrieval}, {q.eq(q.QUALITY, quality)}}}[{WINDOW}]))"
-    return f"({part} or {total} * 0) / {total}"
+    return q.share(q.STEP_DURATION + "_count", _selector(retrieval, q.eq(q.QUALITY, quality)),
+                   _selector(retrieval, q.ne(q.QUALITY, "")), f"namespace, job, {q.STEP_NAME}", WINDOW)
 
 
-def _evaluations(verdict: str) -> str:
-    """Per namespace and job, the rate of ``cites_sources`` evaluations with this verdict ("" for all)."""
-    labels = [q.eq(q.EVALUATION, "cites_sources")] + ([q.eq(q.VERDICT, verdict)] if verdict else [])
-    return f"sum by (namespace, job) (rate({q.EVALUATIONS}{{{', '.join(labels)}}}[{WINDOW}]))"
+def _uncited_share() -> str:
+    """Per namespace and job, the share of answers the ``cites_sources`` check found citing nothing."""
+    checked = q.eq(q.EVALUATION, "cites_sources")
+    return q.share(q.EVALUATIONS, _selector(checked, q.eq(q.VERDICT, "uncited")), _selector(checked),
+                   "namespace, job", WINDOW)
 
 
 STALE_INDEX_DAYS: Final = 7
@@ -217,7 +220,7 @@ ALERTS: Final = (
     ),
     Alert(
         name="RagAnswersUncitedRateHigh", stage="generation", severity="warning", for_="30m",
-        query=(f"({_evaluations('uncited')} or {_evaluations('')} * 0) / {_evaluations('')}"),
+        query=_uncited_share(),
         op=">", threshold=0.5,
         summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of answers cite no source",
         description="More than half of the answers carried no [n] citation for 30 minutes (the cites_sources "
