@@ -166,7 +166,8 @@ class StepSpec:
     dimensions: MetricAttributes = field(init=False, repr=False)
     dimensions_key: frozenset[tuple[str, AttributeValue]] = field(init=False, repr=False)
     ok_attributes: MetricAttributes = field(init=False, repr=False)
-    _by_quality: dict[str, MetricAttributes] = field(init=False, repr=False, compare=False)
+    _attribute_sets: dict[tuple[str, str], MetricAttributes] = field(init=False, repr=False, compare=False)
+    """Metric attribute dicts built once per spec: ("quality", value) and ("usage", token type)."""
 
     def __post_init__(self) -> None:
         kind = self.kind
@@ -192,7 +193,7 @@ class StepSpec:
             "dimensions": dims,
             "dimensions_key": frozenset(dims.items()),
             "ok_attributes": {**dims, sc.RAG_OUTCOME: Outcome.OK.value},
-            "_by_quality": {},
+            "_attribute_sets": {},
         }
         for key, value in derived.items():
             object.__setattr__(self, key, value)
@@ -200,17 +201,17 @@ class StepSpec:
     def usage_attributes(self, dims: MetricAttributes, token_type: str) -> MetricAttributes:
         """``gen_ai.client.token.usage`` attributes: the dimensions, the operation and the token type."""
         if dims is self.dimensions:
-            attrs = self._by_quality.get(token_type)  # token types and qualities never share a value
+            attrs = self._attribute_sets.get(("usage", token_type))
             if attrs is None:
-                attrs = self._by_quality[token_type] = _usage_attributes(self, dims, token_type)
+                attrs = self._attribute_sets["usage", token_type] = _usage_attributes(self, dims, token_type)
             return attrs
         return _usage_attributes(self, dims, token_type)
 
     def with_quality(self, quality: str) -> MetricAttributes:
         """The success attributes plus ``rag.retrieval.quality``, built once per value."""
-        attrs = self._by_quality.get(quality)
+        attrs = self._attribute_sets.get(("quality", quality))
         if attrs is None:
-            attrs = self._by_quality[quality] = {**self.ok_attributes, sc.RAG_RETRIEVAL_QUALITY: quality}
+            attrs = self._attribute_sets["quality", quality] = {**self.ok_attributes, sc.RAG_RETRIEVAL_QUALITY: quality}
         return attrs
 
     # -- decorator ---------------------------------------------------------------------------------
