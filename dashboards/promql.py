@@ -59,6 +59,8 @@ METRIC_ATTRIBUTE: Final = label(sc.RAG_METRIC_ATTRIBUTE)
 ERROR_TYPE: Final = label(sc.ERROR_TYPE)
 MODEL: Final = label(sc.GEN_AI_REQUEST_MODEL)
 TOKEN_TYPE: Final = label(sc.GEN_AI_TOKEN_TYPE)
+# cache_read, cache_write and reasoning are parts of input and output: totals read these two only.
+IN_OUT_TOKENS: Final = f'{TOKEN_TYPE}=~"{sc.TokenType.INPUT.value}|{sc.TokenType.OUTPUT.value}"'
 OPERATION: Final = label(sc.GEN_AI_OPERATION_NAME)
 WORKFLOW: Final = label(sc.GEN_AI_WORKFLOW_NAME)
 INDEX_PART: Final = label(sc.RAG_INDEX_PART)

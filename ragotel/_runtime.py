@@ -22,7 +22,7 @@ DEFAULT_VALUE_LIMIT: Final = 100
 class Runtime:
     """What every step reads: whether telemetry is off and which optional records it makes."""
 
-    __slots__ = ("detailed_metrics", "disabled", "low_score", "openinference", "value_limit")
+    __slots__ = ("detailed_metrics", "disabled", "genai_latest", "low_score", "openinference", "value_limit")
 
     def __init__(self) -> None:
         self.disabled = False
@@ -34,6 +34,8 @@ class Runtime:
         """Distinct values one metric attribute may take before new ones become ``_other``."""
         self.openinference = False
         """Spans also carry OpenInference's keys (``openinference.span.kind``, documents, model, tokens)."""
+        self.genai_latest = False
+        """``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: the latest GenAI names where they move."""
 
     def fill(self, values: Mapping[str, Any]) -> None:
         """Take the resolved settings (:func:`ragotel.settings.resolve`); the only writer besides ``disabled``."""
@@ -42,9 +44,11 @@ class Runtime:
         self.low_score = None if low is None else float(low)
         self.value_limit = int(values.get("metric_value_limit") or self.value_limit)
         self.openinference = bool(values.get("openinference", self.openinference))
+        self.genai_latest = bool(values.get("genai_latest_experimental", self.genai_latest))
 
 
-RUNTIME_SETTINGS: Final = ("detailed_metrics", "retrieval_low_score", "metric_value_limit", "openinference")
+RUNTIME_SETTINGS: Final = ("detailed_metrics", "retrieval_low_score", "metric_value_limit", "openinference",
+                           "genai_latest_experimental")
 
 
 runtime = Runtime()

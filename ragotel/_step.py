@@ -37,13 +37,14 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _instruments, cost, extract
+from ragotel import _details, _instruments, _usage, cost, extract, messages
 from ragotel import semconv as sc
 from ragotel._cardinality import limiter
 from ragotel._runtime import error_type, runtime
 from ragotel._safe import report_internal_error
 from ragotel.content import policy as content_policy
-from ragotel.semconv import Operation, Outcome, RetrievalQuality, StepKind
+from ragotel.openai_protocol import Choice, ResponseFacts, Usage
+from ragotel.semconv import Operation, Outcome, StepKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 Extractor = Callable[[Any, "Step"], None]
@@ -64,6 +65,8 @@ MAX_DOCUMENTS_ON_SPAN: Final = 20
 CANCELLATIONS: Final = (GeneratorExit, asyncio.CancelledError)
 
 _STEP_KEY: Final = otel_context.create_key("ragotel-step")
+# Record(...) facts that make a Usage, in its field order.
+_USAGE_FACTS: Final = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 # The key OpenTelemetry keeps the current span under, read through its public API, so that a step's
 # context (its span and the step) is one copy of the caller's context, not two.
 _SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, Context())))
@@ -98,7 +101,14 @@ class StepFacts(TypedDict, total=False):
     response_model: str
     response_id: str
     input_tokens: int
+    """Prompt tokens, cached ones included."""
     output_tokens: int
+    cache_read_tokens: int
+    """Prompt tokens served from the prompt cache."""
+    cache_write_tokens: int
+    """Prompt tokens written to the prompt cache."""
+    reasoning_tokens: int
+    """Output tokens spent reasoning."""
     finish_reasons: Sequence[str]
     response: str
     """The answer: its length is recorded; the text only with content capture on."""
@@ -109,6 +119,8 @@ class StepFacts(TypedDict, total=False):
     top_n: int
     query: str
     """Content: recorded only with content capture on."""
+    conversation_id: str
+    """``gen_ai.conversation.id``: on this step's span and on every span started under it from now on."""
 
 
 # Facts that are one span attribute each, as given.
@@ -156,6 +168,8 @@ class StepSpec:
     capture_content: bool | None = None
     span_kind: SpanKind = SpanKind.INTERNAL
     probes: tuple[Probe, ...] = ()
+    conversation_id: str | None = None
+    """``gen_ai.conversation.id`` of this run (``pipeline(conversation_id=...)``); inherited by every step under it."""
     # Derived in __post_init__, so a replace() stays consistent.
     step_name: str = field(init=False)
     span_name: str = field(init=False)
@@ -286,6 +300,7 @@ _ARGUMENTS: Final[Mapping[StepKind, tuple[tuple[tuple[str, ...], str], ...]]] = 
     StepKind.RETRIEVAL: ((("k", "top_k", "limit"), "top_k"), (("query", "question", "q"), "query")),
     StepKind.EMBEDDING: ((("texts", "inputs", "sentences", "documents"), "inputs"),),
     StepKind.RERANK: ((("documents", "docs", "hits", "candidates"), "candidates"), (("top_n", "k"), "top_n")),
+    StepKind.PIPELINE: ((("conversation_id",), "conversation_id"),),
 }
 
 
@@ -331,20 +346,23 @@ class Step:
         "_token",
         "_usage",
         "client_call_recorded",
+        "conversation_id",
         "done",
         "span",
         "spec",
     )
 
-    def __init__(self, spec: StepSpec, span: Span) -> None:
+    def __init__(self, spec: StepSpec, span: Span, current: Context | None = None,
+                 conversation_id: str | None = None) -> None:
         self.spec = spec
         self.span = span
         self.done = False
         # Set by the HTTP client instrumentation when it recorded the model call inside this step,
         # so the step does not count the same operation and tokens a second time.
         self.client_call_recorded = False
-        values = dict(otel_context.get_current())
+        values = dict(otel_context.get_current() if current is None else current)
         parent = values.get(_STEP_KEY)
+        self.conversation_id = conversation_id
         # The pipeline this step runs in adds up the tokens and cost of every call under it.
         self._pipeline: Step | None = None
         if isinstance(parent, Step):
@@ -363,13 +381,18 @@ class Step:
 
     @classmethod
     def start(cls, spec: StepSpec) -> Step:
+        current = otel_context.get_current()
+        parent = current.get(_STEP_KEY)
+        conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Step) else None)
         try:
             attributes = spec.oi_span_attributes if runtime.openinference else spec.span_attributes
+            if conversation is not None:
+                attributes = {**attributes, sc.GEN_AI_CONVERSATION_ID: conversation}
             span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
         except Exception as exc:
             report_internal_error("starting a span", exc)
             span = trace.INVALID_SPAN
-        step = cls(spec, span)
+        step = cls(spec, span, current, conversation)
         step._start = perf_counter()
         return step
 
@@ -436,13 +459,17 @@ class Step:
         if "messages" in given:
             self._record_messages(given["messages"], out)
         if "response" in given:
-            self._record_response(given["response"], out, count="response_chars" not in given)
+            reasons = given.get("finish_reasons")
+            reason = str(reasons[0]) if isinstance(reasons, Sequence) and len(reasons) == 1 else None
+            self._record_response(given["response"], out, count="response_chars" not in given, finish_reason=reason)
         if "query" in given:
             self._capture(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, given["query"], out)
             if runtime.openinference:
                 self._capture(sc.OI_INPUT_VALUE, given["query"], out)
+        if isinstance(given.get("conversation_id"), str):
+            self.conversation_id = out[sc.GEN_AI_CONVERSATION_ID] = given["conversation_id"]
         if "input_tokens" in given or "output_tokens" in given:
-            self._record_usage(given.get("input_tokens"), given.get("output_tokens"), out)
+            self._record_usage(Usage(*(given.get(f) if _int(given.get(f)) else None for f in _USAGE_FACTS)), out)
         if out:
             self.span.set_attributes(out)
 
@@ -501,12 +528,7 @@ class Step:
             if runtime.detailed_metrics:
                 _instruments.instruments().retrieval_top_score.record(stats.top, self._dims, context=self._context)
         threshold = runtime.low_score if runtime.low_score is not None else self._min_score
-        if count == 0:
-            self._quality = RetrievalQuality.EMPTY.value
-        elif stats is not None and threshold is not None and stats.top < threshold:
-            self._quality = RetrievalQuality.LOW_SCORE.value
-        else:
-            self._quality = RetrievalQuality.OK.value
+        self._quality = extract.quality(count, stats, threshold)
 
     def _record_each_score(self, scores: Iterable[float | None]) -> None:
         record = _instruments.instruments().retrieval_score.record
@@ -542,37 +564,49 @@ class Step:
             if text is not None:
                 out[f"{prefix}.{i}.document.content"] = text
 
-    def _record_messages(self, messages: Any, out: dict[str, AttributeValue]) -> None:
-        if isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)):
-            out[sc.RAG_PROMPT_MESSAGES] = len(messages)
-            self._capture(sc.GEN_AI_INPUT_MESSAGES, messages, out)
+    def _record_messages(self, found: Any, out: dict[str, AttributeValue]) -> None:
+        if isinstance(found, Sequence) and not isinstance(found, (str, bytes)):
+            out[sc.RAG_PROMPT_MESSAGES] = len(found)
+            if self._capturing():
+                converted = messages.input_messages(found, content_policy.clean)
+                if converted:
+                    out[sc.GEN_AI_INPUT_MESSAGES] = messages.dumps(converted)
 
-    def _record_response(self, response: Any, out: dict[str, AttributeValue], *, count: bool) -> None:
+    def _record_response(self, response: Any, out: dict[str, AttributeValue], *, count: bool,
+                         finish_reason: str | None = None) -> None:
         if count and isinstance(response, str):
             out[sc.RAG_GENERATION_RESPONSE_CHARS] = len(response)
-        self._capture(sc.GEN_AI_OUTPUT_MESSAGES, response, out)
+        if isinstance(response, str) and (self._capturing() or self._emits_details()):
+            facts = ResponseFacts(choices={0: Choice(text=[response], finish_reason=finish_reason)})
+            self._record_outputs(facts, out)
         if runtime.openinference:
             self._capture(sc.OI_OUTPUT_VALUE, response, out)
 
-    def _record_usage(self, input_tokens: Any, output_tokens: Any, out: dict[str, AttributeValue]) -> None:
-        input_tokens = input_tokens if _int(input_tokens) else None
-        output_tokens = output_tokens if _int(output_tokens) else None
-        if input_tokens is not None:
-            out[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
-        if output_tokens is not None:
-            out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-        if runtime.openinference:
-            out.update(openinference_tokens(input_tokens, output_tokens))
-        if self.client_call_recorded or (input_tokens is None and output_tokens is None):
+    def _emits_details(self) -> bool:
+        """The details event is this step's to emit: content goes to events and no HTTP call emitted it."""
+        return content_policy.events and self.spec.kind is StepKind.GENERATION and not self.client_call_recorded
+
+    def _record_outputs(self, facts: ResponseFacts, out: dict[str, AttributeValue]) -> None:
+        found = messages.output_messages(facts, content_policy.clean, with_finish_reason=not runtime.genai_latest)
+        if found is None:
             return
-        usage, spec, dims = _instruments.instruments().token_usage, self.spec, self._dims
-        for tokens, token_type in ((input_tokens, "input"), (output_tokens, "output")):
-            if tokens is not None:
-                usage.record(tokens, spec.usage_attributes(dims, token_type), context=self._context)
-        usd = cost.record(spec.usage_attributes(dims, "input"), input_tokens or 0, output_tokens or 0)
+        if self._capturing():
+            out[sc.GEN_AI_OUTPUT_MESSAGES] = messages.dumps(found)
+        if self._emits_details():
+            self.span.set_attributes(out)
+            _details.emit(self.span, None, found)
+
+    def _record_usage(self, usage: Usage, out: dict[str, AttributeValue]) -> None:
+        out.update(_usage.span_attributes(usage))
+        if self.client_call_recorded or not usage.known:
+            return
+        record, spec, dims = _instruments.instruments().token_usage.record, self.spec, self._dims
+        for tokens, token_type in _usage.token_records(usage):
+            record(tokens, spec.usage_attributes(dims, token_type.value), context=self._context)
+        usd = cost.record(spec.usage_attributes(dims, "input"), usage)
         if usd is not None:
             out[sc.RAG_COST] = usd
-        self.tally(input_tokens, output_tokens, usd)
+        self.tally(usage.input, usage.output, usd)
 
     def tally(self, input_tokens: int | None, output_tokens: int | None, usd: float | None) -> None:
         """Add one model call's tokens and cost to the pipeline this step belongs to (its span shows the sums)."""
@@ -585,17 +619,23 @@ class Step:
                 totals[2] += usd
                 totals[3] = 1
 
-    def _record_completion(self, done: extract.Completion, out: dict[str, AttributeValue]) -> None:
-        for key, value in ((sc.GEN_AI_RESPONSE_MODEL, done.model), (sc.GEN_AI_RESPONSE_ID, done.response_id),
-                           (sc.RAG_GENERATION_REASONING_CHARS, done.reasoning_chars)):
-            if value is not None:
-                out[key] = value
+    def _record_completion(self, done: ResponseFacts, out: dict[str, AttributeValue]) -> None:
+        if done.model is not None:
+            out[sc.GEN_AI_RESPONSE_MODEL] = done.model
+        if done.response_id is not None:
+            out[sc.GEN_AI_RESPONSE_ID] = done.response_id
+        if done.reasoning_chars:
+            out[sc.RAG_GENERATION_REASONING_CHARS] = done.reasoning_chars
         if done.finish_reasons:
-            out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(done.finish_reasons)
-        if done.text is not None:
-            self._record_response(done.text, out, count=True)
-        if done.input_tokens is not None or done.output_tokens is not None:
-            self._record_usage(done.input_tokens, done.output_tokens, out)
+            out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = done.finish_reasons
+        if done.text_chars or done.choices:
+            out[sc.RAG_GENERATION_RESPONSE_CHARS] = done.text_chars
+        if done.usage.known:
+            self._record_usage(done.usage, out)
+        if done.choices:
+            self._record_outputs(done, out)
+            if runtime.openinference:
+                self._capture(sc.OI_OUTPUT_VALUE, done.text, out)
 
     # -- reading facts from calls (decorators) -----------------------------------------------------
     def read_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -617,6 +657,8 @@ class Step:
                 self._capture(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value, out)
                 if runtime.openinference:
                     self._capture(sc.OI_INPUT_VALUE, value, out)
+            elif fact == "conversation_id" and isinstance(value, str):
+                self.conversation_id = out[sc.GEN_AI_CONVERSATION_ID] = value
             elif fact in ("inputs", "candidates"):
                 key = sc.RAG_EMBEDDING_INPUTS if fact == "inputs" else sc.RAG_RERANK_INPUT_DOCUMENTS
                 if isinstance(value, str):
@@ -644,7 +686,7 @@ class Step:
         elif kind is StepKind.PROMPT:
             self._record_messages(result, out)
         elif kind is StepKind.GENERATION:
-            done = extract.completion(result)
+            done = ResponseFacts.of(result, keep_text=self._capturing() or self._emits_details())
             if done is not None:
                 self._record_completion(done, out)
         if out:
@@ -707,18 +749,6 @@ class Step:
 def openinference_call(kind: StepKind, model: str | None) -> dict[str, AttributeValue]:
     """OpenInference's span kind and model for an HTTP model call of ``kind`` (generation or embedding)."""
     return _openinference(kind, model)
-
-
-def openinference_tokens(input_tokens: int | None, output_tokens: int | None) -> dict[str, AttributeValue]:
-    """OpenInference's token counts (for steps and the HTTP client instrumentation alike)."""
-    attrs: dict[str, AttributeValue] = {}
-    if input_tokens is not None:
-        attrs[sc.OI_TOKEN_COUNT_PROMPT] = input_tokens
-    if output_tokens is not None:
-        attrs[sc.OI_TOKEN_COUNT_COMPLETION] = output_tokens
-    if input_tokens is not None and output_tokens is not None:
-        attrs[sc.OI_TOKEN_COUNT_TOTAL] = input_tokens + output_tokens
-    return attrs
 
 
 def tally(input_tokens: int | None, output_tokens: int | None, usd: float | None) -> None:

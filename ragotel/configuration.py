@@ -181,6 +181,8 @@ def configure(
     metric_value_limit: int | None = None,
     console: bool | None = None,
     openinference: bool | None = None,
+    genai_content: str | None = None,
+    genai_latest_experimental: bool | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process; returns a :class:`Telemetry` handle.
 
@@ -203,6 +205,11 @@ def configure(
     - ``metric_readers`` / ``span_processors``: extra ones, e.g. in-memory ones in tests;
     - ``capture_content`` / ``max_content_chars`` / ``redact``: the content policy
       (``RAGOTEL_CAPTURE_CONTENT`` wins); off by default;
+    - ``genai_content``: content capture as the GenAI conventions spell it, ``"true"``/``"false"``, or under the
+      latest conventions ``"SPAN_ONLY"``, ``"EVENT_ONLY"``, ``"SPAN_AND_EVENT"``, ``"NO_CONTENT"``
+      (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` wins; ``capture_content``, when given, decides);
+    - ``genai_latest_experimental``: the latest GenAI conventions where they still move (README, "Conventions")
+      (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`` wins);
     - ``prices``: a :class:`ragotel.cost.PriceTable`, a mapping or a file path
       (``RAGOTEL_PRICES_FILE`` wins);
     - ``export_logs``: send ``logging`` records as OpenTelemetry logs;

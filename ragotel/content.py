@@ -1,7 +1,9 @@
 """Content capture policy: whether user text (queries, documents, prompts, completions) is recorded.
 
-Off by default. Turned on by ``configure(capture_content=True)``, by ``RAGOTEL_CAPTURE_CONTENT=true`` or
-per step (``ragotel.retrieval(capture_content=True)``). Captured text is cut to ``max_chars`` and then
+Off by default. Turned on by ``configure(capture_content=True)``, by ``RAGOTEL_CAPTURE_CONTENT=true``, by the
+conventions' ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (``true``; ``SPAN_ONLY``, ``EVENT_ONLY`` or
+``SPAN_AND_EVENT`` under ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``) or per step
+(``ragotel.retrieval(capture_content=True)``). Captured text is cut to ``max_chars`` and then
 passed through the ``redact`` hook, so a hook that masks e-mail addresses sees every string before
 it is exported. Metrics never carry content, whatever this says.
 """
@@ -16,6 +18,7 @@ from ragotel._safe import report_internal_error
 
 Redactor = Callable[[str], str]
 
+CONTENT_SETTINGS = ("capture_content", "genai_content", "genai_latest_experimental", "max_content_chars")
 CAPTURE_ENV = "RAGOTEL_CAPTURE_CONTENT"
 MAX_CHARS_ENV = "RAGOTEL_CAPTURE_MAX_CHARS"
 DEFAULT_MAX_CHARS = 2048
@@ -27,24 +30,34 @@ class ContentPolicy:
     """What may leave the process as text, and how it is cleaned first."""
 
     enabled: bool = False
+    """Content on spans (and user text anywhere, such as ``url.query``)."""
+    events: bool = False
+    """Content on ``gen_ai.client.inference.operation.details`` events (latest conventions, ``EVENT_ONLY`` or
+    ``SPAN_AND_EVENT``): the event is emitted only then."""
     max_chars: int = DEFAULT_MAX_CHARS
     redact: Redactor | None = None
 
     @classmethod
     def from_env(cls) -> ContentPolicy:
         """From the environment alone, through :mod:`ragotel.settings` (unusable values give the defaults)."""
-        values = settings.resolve(only=("capture_content", "max_content_chars")).values
-        return cls(enabled=bool(values["capture_content"]), max_chars=int(values["max_content_chars"]))
+        values = settings.resolve(only=CONTENT_SETTINGS).values
+        return cls(enabled=bool(values["content_spans"]), events=bool(values["content_events"]),
+                   max_chars=int(values["max_content_chars"]))
 
     def fill(self, values: Mapping[str, object]) -> None:
         """Take the resolved settings from :func:`ragotel.configure`."""
-        self.enabled = bool(values.get("capture_content", self.enabled))
+        self.enabled = bool(values.get("content_spans", self.enabled))
+        self.events = bool(values.get("content_events", self.events))
         max_chars = values.get("max_content_chars")
         if isinstance(max_chars, int):
             self.max_chars = max_chars
         redact = values.get("redact")
         if redact is not None and callable(redact):
             self.redact = redact
+
+    def clean(self, value: str) -> str | None:
+        """One text to capture, cut and redacted (the caller decided that capture is on)."""
+        return self.text(value, enabled=True)
 
     def text(self, value: object, *, enabled: bool | None = None) -> str | None:
         """The text to record for ``value``, or ``None`` when capture is off (or the hook failed).

@@ -2,9 +2,12 @@
 
 Two ways to price a model:
 
-* **API price** — USD per million input and output tokens::
+* **API price** — USD per million input and output tokens; prompt-cache reads and writes at their own
+  price when the table gives one (else at the input price)::
 
-      cost = input_tokens / 1e6 * input_per_million + output_tokens / 1e6 * output_per_million
+      cost = (input_tokens - cache_read - cache_write) / 1e6 * input_per_million
+             + cache_read / 1e6 * cached_input_per_million + cache_write / 1e6 * cache_write_per_million
+             + output_tokens / 1e6 * output_per_million
 
 * **Self-hosted** — what the GPU costs per hour and how many output tokens per second one GPU
   sustains at your usual load (measure it with ``ragotel bench``)::
@@ -21,6 +24,7 @@ Both terms add up when both are given. Load a table from code or from a JSON/TOM
     # prices.toml
     [models."gpt-4o-mini"]
     input_per_million = 0.15
+    cached_input_per_million = 0.075
     output_per_million = 0.60
     [models."meta-llama/Llama-3.1-8B-Instruct"]
     gpu_hour_usd = 2.5
@@ -44,6 +48,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import _instruments
 from ragotel import semconv as sc
 from ragotel._safe import report_internal_error
+from ragotel.openai_protocol import Usage
 
 PRICES_FILE_ENV = "RAGOTEL_PRICES_FILE"
 
@@ -56,21 +61,33 @@ class ModelPrice:
     output_per_million: float = 0.0
     gpu_hour_usd: float = 0.0
     tokens_per_second: float = 0.0
+    cached_input_per_million: float | None = None
+    """Input tokens read from the prompt cache; ``None``: priced as input."""
+    cache_write_per_million: float | None = None
+    """Input tokens written to the prompt cache; ``None``: priced as input."""
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if not isinstance(value, (int, float)) or value < 0:
+            if value is None and field.default is None:
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{field.name} must be a number >= 0, got {value!r}")
         if self.gpu_hour_usd and not self.tokens_per_second:
             raise ValueError("gpu_hour_usd needs tokens_per_second (the GPU's output-token capacity)")
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """USD for one call."""
+    def cost(self, input_tokens: int, output_tokens: int, *, cache_read: int = 0, cache_write: int = 0) -> float:
+        """USD for one call; ``input_tokens`` includes the cached ones, as the conventions count them."""
+        cached = self.cached_input_per_million
+        written = self.cache_write_per_million
         usd = (input_tokens * self.input_per_million + output_tokens * self.output_per_million) / 1e6
+        if cached is not None and cache_read:
+            usd += cache_read * (cached - self.input_per_million) / 1e6
+        if written is not None and cache_write:
+            usd += cache_write * (written - self.input_per_million) / 1e6
         if self.gpu_hour_usd:
             usd += output_tokens / (self.tokens_per_second * 3600.0) * self.gpu_hour_usd
-        return usd
+        return max(usd, 0.0)
 
 
 class PriceTable:
@@ -135,7 +152,7 @@ def set_prices(prices: PriceSource) -> PriceTable:
     return _table
 
 
-def record(attributes: Mapping[str, AttributeValue], input_tokens: int, output_tokens: int) -> float | None:
+def record(attributes: Mapping[str, AttributeValue], usage: Usage) -> float | None:
     """Add the cost of one call to ``rag.cost.usd``, labelled by model; returns it in USD, ``None`` when the
     model has no price. Never raises."""
     try:
@@ -143,7 +160,8 @@ def record(attributes: Mapping[str, AttributeValue], input_tokens: int, output_t
         price = _table.price(model if isinstance(model, str) else None)
         if price is None:
             return None
-        usd = price.cost(input_tokens, output_tokens)
+        usd = price.cost(usage.input or 0, usage.output or 0, cache_read=usage.cache_read or 0,
+                         cache_write=usage.cache_write or 0)
         if usd > 0:
             labels = {k: v for k, v in attributes.items() if k in _COST_LABELS}
             _instruments.instruments().cost.add(usd, labels)

@@ -8,7 +8,7 @@ A decorated step looks at its return value and records what it recognises:
 * embedding: one vector or a batch of vectors (lists, tuples or anything with ``.shape``);
 * prompt: a list of chat messages;
 * generation: a string, or an OpenAI-style completion (dict or SDK object) with ``choices``,
-  ``usage``, ``model`` and ``id``.
+  ``usage``, ``model`` and ``id`` — read by :mod:`ragotel.openai_protocol`, the reader HTTP calls use too.
 
 For other shapes pass ``extractor=`` to the step: it is called with the return value and the
 :class:`~ragotel.Step`, and records what it wants through :meth:`Step.record`.
@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any, Final
+
+from ragotel.semconv import RetrievalQuality
 
 _ID_KEYS = ("id", "doc_id", "document_id", "chunk_id")
 _SCORE_KEYS = ("score", "similarity", "relevance_score")
@@ -103,7 +105,9 @@ class Scores:
 
 
 def score_of(item: Any) -> float | None:
-    """The score of one hit, read the way :func:`to_document` reads it."""
+    """The score of one hit, read the way :func:`to_document` reads it (a bare number is its own score)."""
+    if type(item) is float or (isinstance(item, (int, float)) and not isinstance(item, bool)):
+        return float(item)
     if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[1], (str, Mapping)):
         return _score(item[1])
     if isinstance(item, str):
@@ -148,10 +152,21 @@ def _getter(first: Any) -> Any:
         return None if key is None else itemgetter(key)
     if type(first) is tuple:
         return itemgetter(1) if len(first) == 2 and not isinstance(first[1], (str, Mapping)) else None
+    if type(first) is float or type(first) is int:  # bare scores (a generator's, a rerank answer's)
+        return float
     if isinstance(first, (str, bytes, Mapping, Sequence)):
         return None
     attr = next((k for k in _SCORE_KEYS if getattr(first, k, None) is not None), None)
     return None if attr is None else attrgetter(attr)
+
+
+def quality(count: int, stats: Scores | None, threshold: float | None) -> str:
+    """``rag.retrieval.quality`` of a listing: empty, a best score under ``threshold``, or ok."""
+    if count == 0:
+        return RetrievalQuality.EMPTY.value
+    if stats is not None and threshold is not None and stats.top < threshold:
+        return RetrievalQuality.LOW_SCORE.value
+    return RetrievalQuality.OK.value
 
 
 def embedding_shape(result: Any) -> tuple[int, int] | None:
@@ -171,57 +186,3 @@ def embedding_shape(result: Any) -> tuple[int, int] | None:
         return 1, len(result)
     first_len = getattr(first, "__len__", None)
     return (len(result), first_len()) if first_len is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """What a generation returned, as far as it could be read."""
-
-    text: str | None = None
-    model: str | None = None
-    response_id: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    finish_reasons: tuple[str, ...] = ()
-    reasoning_chars: int | None = None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def completion(result: Any) -> Completion | None:
-    """Read a string or an OpenAI-style (chat) completion; ``None`` for anything else."""
-    if isinstance(result, str):
-        return Completion(text=result)
-    choices = _field(result, ("choices",))
-    if type(choices) is not list and (not isinstance(choices, Sequence) or isinstance(choices, str)):
-        return None
-    texts: list[str] = []
-    reasons: list[str] = []
-    reasoning = 0
-    for choice in choices:
-        message = _field(choice, ("message", "delta"))
-        content = _field(message, ("content",)) if message is not None else _field(choice, ("text",))
-        if isinstance(content, str):
-            texts.append(content)
-        thought = _field(message, ("reasoning_content", "reasoning")) if message is not None else None
-        if isinstance(thought, str):
-            reasoning += len(thought)
-        reason = _field(choice, ("finish_reason",))
-        if isinstance(reason, str):
-            reasons.append(reason)
-    usage = _field(result, ("usage",))
-    if usage is None:
-        usage = {}
-    model = _field(result, ("model",))
-    response_id = _field(result, ("id",))
-    return Completion(
-        text="".join(texts) if texts else None,
-        model=model if isinstance(model, str) else None,
-        response_id=response_id if isinstance(response_id, str) else None,
-        input_tokens=_int(_field(usage, ("prompt_tokens", "input_tokens"))),
-        output_tokens=_int(_field(usage, ("completion_tokens", "output_tokens"))),
-        finish_reasons=tuple(reasons),
-        reasoning_chars=reasoning or None,
-    )

@@ -19,6 +19,21 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from opentelemetry.semconv._incubating.attributes import cloud_attributes as _cloud
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.attributes import k8s_attributes as _k8s
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
+from opentelemetry.semconv._incubating.metrics import http_metrics as _http_metrics_dev
+from opentelemetry.semconv.attributes import client_attributes as _client
+from opentelemetry.semconv.attributes import deployment_attributes as _deployment
+from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import http_attributes as _http
+from opentelemetry.semconv.attributes import server_attributes as _server
+from opentelemetry.semconv.attributes import service_attributes as _service
+from opentelemetry.semconv.attributes import url_attributes as _url
+from opentelemetry.semconv.attributes import user_agent_attributes as _user_agent
+from opentelemetry.semconv.metrics import http_metrics as _http_metrics
+
 
 class StepKind(StrEnum):
     """The six kinds of RAG step ragotel instruments (value of ``rag.step.kind``)."""
@@ -34,11 +49,25 @@ class StepKind(StrEnum):
 class Operation(StrEnum):
     """Values of ``gen_ai.operation.name``. Rerank and prompt have no GenAI operation."""
 
-    RETRIEVAL = "retrieval"
-    EMBEDDINGS = "embeddings"
-    CHAT = "chat"
-    TEXT_COMPLETION = "text_completion"
-    INVOKE_WORKFLOW = "invoke_workflow"
+    RETRIEVAL = _gen_ai.GenAiOperationNameValues.RETRIEVAL.value
+    EMBEDDINGS = _gen_ai.GenAiOperationNameValues.EMBEDDINGS.value
+    CHAT = _gen_ai.GenAiOperationNameValues.CHAT.value
+    TEXT_COMPLETION = _gen_ai.GenAiOperationNameValues.TEXT_COMPLETION.value
+    INVOKE_WORKFLOW = _gen_ai.GenAiOperationNameValues.INVOKE_WORKFLOW.value
+
+
+class TokenType(StrEnum):
+    """Values of ``gen_ai.token.type`` on ``gen_ai.client.token.usage``.
+
+    ``input`` and ``output`` are the conventions'; the other three are parts of them that a provider
+    reported (recorded only when above zero), so totals sum ``input`` and ``output`` only.
+    """
+
+    INPUT = _gen_ai.GenAiTokenTypeValues.INPUT.value
+    OUTPUT = _gen_ai.GenAiTokenTypeValues.OUTPUT.value
+    CACHE_READ = "cache_read"
+    CACHE_WRITE = "cache_write"
+    REASONING = "reasoning"
 
 
 class RetrievalQuality(StrEnum):
@@ -61,67 +90,79 @@ class Outcome(StrEnum):
 
 
 # --- GenAI semantic conventions: span and metric attributes --------------------------------------
-GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
 """What the step does: one of :class:`Operation`."""
-GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_PROVIDER_NAME: Final = _gen_ai.GEN_AI_PROVIDER_NAME
 """Who serves the model, e.g. ``vllm``, ``openai``."""
-GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
 """Model asked for (generation, embedding, reranking)."""
-GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_MODEL: Final = _gen_ai.GEN_AI_RESPONSE_MODEL
 """Model that answered, as the server reports it."""
-GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_ID: Final = _gen_ai.GEN_AI_RESPONSE_ID
 """Completion id the server returned."""
-GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
 """Why each choice stopped (``stop``, ``length``, ...)."""
-GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = _gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 """Seconds from sending a streamed request to the first chunk, on the span."""
-GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
-GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
-GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
-GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+GEN_AI_REQUEST_MAX_TOKENS: Final = _gen_ai.GEN_AI_REQUEST_MAX_TOKENS
+GEN_AI_REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
+GEN_AI_REQUEST_TOP_P: Final = _gen_ai.GEN_AI_REQUEST_TOP_P
+GEN_AI_REQUEST_TOP_K: Final = _gen_ai.GEN_AI_REQUEST_TOP_K
 """Sampling top-k of a generation request (retrieval's k is :data:`GEN_AI_RETRIEVAL_TOP_K`)."""
-GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
-GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
-GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
-GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
-GEN_AI_REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
-GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_REQUEST_SEED: Final = _gen_ai.GEN_AI_REQUEST_SEED
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = _gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES
+GEN_AI_REQUEST_CHOICE_COUNT: Final = _gen_ai.GEN_AI_REQUEST_CHOICE_COUNT
+GEN_AI_REQUEST_STREAM: Final = _gen_ai.GEN_AI_REQUEST_STREAM
+GEN_AI_REQUEST_ENCODING_FORMATS: Final = _gen_ai.GEN_AI_REQUEST_ENCODING_FORMATS
+GEN_AI_USAGE_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
 """Prompt tokens."""
-GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
 """Completion tokens."""
-GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+"""Input tokens served from the prompt cache (part of the input tokens)."""
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+"""Input tokens written to the prompt cache, as released conventions name it (the default)."""
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+"""The same, renamed by the latest conventions (``gen_ai_latest_experimental``); not in the semconv package yet."""
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+"""Output tokens spent reasoning (part of the output tokens)."""
+GEN_AI_CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
+"""The conversation (session, thread) a pipeline serves, as the application names it; on every span of it."""
+GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
 """``input`` or ``output``; metric attribute of :data:`GEN_AI_CLIENT_TOKEN_USAGE`."""
-GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
+GEN_AI_DATA_SOURCE_ID: Final = _gen_ai.GEN_AI_DATA_SOURCE_ID
 """Which index or store a retrieval searched (e.g. ``faiss``)."""
 GEN_AI_RETRIEVAL_TOP_K: Final = "gen_ai.retrieval.top_k"
 """How many documents the retriever was asked for (seed 002's ``rag.top_k`` / ``faiss.top_k``)."""
-GEN_AI_RETRIEVAL_DOCUMENTS: Final = "gen_ai.retrieval.documents"
+GEN_AI_RETRIEVAL_DOCUMENTS: Final = _gen_ai.GEN_AI_RETRIEVAL_DOCUMENTS
 """JSON list of ``{id, score}`` of the documents returned; ``content`` only with capture on."""
-GEN_AI_RETRIEVAL_QUERY_TEXT: Final = "gen_ai.retrieval.query.text"
+GEN_AI_RETRIEVAL_QUERY_TEXT: Final = _gen_ai.GEN_AI_RETRIEVAL_QUERY_TEXT
 """Query text. Content: recorded only when capture is on."""
-GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = _gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_COUNT
 """Length of each embedding vector."""
-GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+GEN_AI_WORKFLOW_NAME: Final = _gen_ai.GEN_AI_WORKFLOW_NAME
 """Name of a pipeline."""
-GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_INPUT_MESSAGES: Final = _gen_ai.GEN_AI_INPUT_MESSAGES
 """Prompt messages as JSON. Content: recorded only when capture is on."""
-GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 """Completion as JSON. Content: recorded only when capture is on."""
-ERROR_TYPE: Final = "error.type"
+ERROR_TYPE: Final = _error.ERROR_TYPE
 """Exception class, ``timeout``, ``connection``, ``http.5xx``, ``malformed_body``, ..."""
-SERVER_ADDRESS: Final = "server.address"
-SERVER_PORT: Final = "server.port"
+SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
+SERVER_PORT: Final = _server.SERVER_PORT
 
-GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_NAME: Final = _gen_ai.GEN_AI_EVALUATION_NAME
 """What was judged (``user_feedback``, ``citations_exist``, ...); metric attribute, bounded by code."""
-GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = _gen_ai.GEN_AI_EVALUATION_SCORE_VALUE
 """The score, a number."""
-GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = _gen_ai.GEN_AI_EVALUATION_SCORE_LABEL
 """The verdict as a word (``up``/``down``, ``cited``/``uncited``); metric attribute, capped like every value."""
-GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+GEN_AI_EVALUATION_EXPLANATION: Final = _gen_ai.GEN_AI_EVALUATION_EXPLANATION
 """Why: content, recorded only when content capture is on."""
 GEN_AI_EVALUATION_RESULT_EVENT: Final = "gen_ai.evaluation.result"
 """Name of the event (a log record) an evaluation is, parented to the span it judges."""
+GEN_AI_INFERENCE_DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
+"""Name of the event carrying one model call's messages, structured (latest conventions, content on events)."""
 
 # --- RAG attributes (not covered by the conventions) ---------------------------------------------
 RAG_STEP_KIND: Final = "rag.step.kind"
@@ -194,40 +235,40 @@ OI_SPAN_KINDS: Final = {
 }
 
 # --- HTTP server (semantic conventions), recorded by the ASGI middleware -----------------------------
-HTTP_REQUEST_METHOD: Final = "http.request.method"
-HTTP_ROUTE: Final = "http.route"
+HTTP_REQUEST_METHOD: Final = _http.HTTP_REQUEST_METHOD
+HTTP_ROUTE: Final = _http.HTTP_ROUTE
 """The route template (``/chat``), never the raw path: bounded."""
-HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
-URL_PATH: Final = "url.path"
-URL_SCHEME: Final = "url.scheme"
-URL_QUERY: Final = "url.query"
+HTTP_RESPONSE_STATUS_CODE: Final = _http.HTTP_RESPONSE_STATUS_CODE
+URL_PATH: Final = _url.URL_PATH
+URL_SCHEME: Final = _url.URL_SCHEME
+URL_QUERY: Final = _url.URL_QUERY
 """Query string; its values are content (recorded as ``REDACTED`` unless capture is on)."""
-CLIENT_ADDRESS: Final = "client.address"
-USER_AGENT_ORIGINAL: Final = "user_agent.original"
+CLIENT_ADDRESS: Final = _client.CLIENT_ADDRESS
+USER_AGENT_ORIGINAL: Final = _user_agent.USER_AGENT_ORIGINAL
 
 # --- Resource attributes --------------------------------------------------------------------------
-SERVICE_NAME: Final = "service.name"
-SERVICE_VERSION: Final = "service.version"
-DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
-K8S_POD_NAME: Final = "k8s.pod.name"
-K8S_NAMESPACE_NAME: Final = "k8s.namespace.name"
-K8S_NODE_NAME: Final = "k8s.node.name"
-K8S_CLUSTER_NAME: Final = "k8s.cluster.name"
+SERVICE_NAME: Final = _service.SERVICE_NAME
+SERVICE_VERSION: Final = _service.SERVICE_VERSION
+DEPLOYMENT_ENVIRONMENT: Final = _deployment.DEPLOYMENT_ENVIRONMENT_NAME
+K8S_POD_NAME: Final = _k8s.K8S_POD_NAME
+K8S_NAMESPACE_NAME: Final = _k8s.K8S_NAMESPACE_NAME
+K8S_NODE_NAME: Final = _k8s.K8S_NODE_NAME
+K8S_CLUSTER_NAME: Final = _k8s.K8S_CLUSTER_NAME
 """Seed 001's ``cluster`` label."""
-CLOUD_PROVIDER: Final = "cloud.provider"
+CLOUD_PROVIDER: Final = _cloud.CLOUD_PROVIDER
 """Seed 001's ``provider`` label."""
-CLOUD_REGION: Final = "cloud.region"
+CLOUD_REGION: Final = _cloud.CLOUD_REGION
 """Seed 001's ``region`` label."""
 
 # --- Metrics ---------------------------------------------------------------------------------------
-GEN_AI_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+GEN_AI_CLIENT_OPERATION_DURATION: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
 """Histogram, s: a model call (chat, text_completion, embeddings) as the HTTP client instrumentation sees it.
 Steps record it only with ``RAGOTEL_DETAILED_METRICS`` (a second record of the step's own duration)."""
-GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_TOKEN_USAGE: Final = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
 """Histogram, {token}: tokens per operation, by ``gen_ai.token.type``."""
-GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK
 """Histogram, s: request sent → first streamed chunk received."""
-GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK
 """Histogram, s: gap between consecutive streamed chunks after the first."""
 GEN_AI_WORKFLOW_DURATION: Final = "gen_ai.workflow.duration"
 """Histogram, s: a whole pipeline, end to end (the pipeline step's one duration record)."""
@@ -264,14 +305,14 @@ RAG_INDEX_CHUNKS_WRITTEN: Final = "rag.index.chunks.written"
 """Counter, {chunk}: chunks written into an index by ingestion (vectors, matrix rows)."""
 RAG_INDEX_CHUNKS_EMBEDDED: Final = "rag.index.chunks.embedded"
 """Counter, {chunk}: chunks embedded by ingestion (fewer than written when unchanged chunks keep their vectors)."""
-HTTP_SERVER_REQUEST_DURATION: Final = "http.server.request.duration"
+HTTP_SERVER_REQUEST_DURATION: Final = _http_metrics.HTTP_SERVER_REQUEST_DURATION
 """Histogram, s: HTTP requests served, by method, route and status (requests/s and errors too)."""
-HTTP_SERVER_ACTIVE_REQUESTS: Final = "http.server.active_requests"
+HTTP_SERVER_ACTIVE_REQUESTS: Final = _http_metrics_dev.HTTP_SERVER_ACTIVE_REQUESTS
 """UpDownCounter, {request}: requests in flight."""
-HTTP_SERVER_REQUEST_BODY_SIZE: Final = "http.server.request.body.size"
+HTTP_SERVER_REQUEST_BODY_SIZE: Final = _http_metrics_dev.HTTP_SERVER_REQUEST_BODY_SIZE
 """Histogram, By: size of each request body (its ``Content-Length``, or the bytes received), same attributes as
 :data:`HTTP_SERVER_REQUEST_DURATION`."""
-HTTP_SERVER_RESPONSE_BODY_SIZE: Final = "http.server.response.body.size"
+HTTP_SERVER_RESPONSE_BODY_SIZE: Final = _http_metrics_dev.HTTP_SERVER_RESPONSE_BODY_SIZE
 """Histogram, By: size of each response body (its ``Content-Length``, or the bytes sent: a stream in full)."""
 RAG_COST: Final = "rag.cost.usd"
 """Counter, {USD}: money spent on model calls, by model (see :mod:`ragotel.cost`)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
@@ -72,6 +72,26 @@ def _flag(value: object) -> bool:
     return value if isinstance(value, bool) else _bool(str(value))
 
 
+GENAI_LATEST: Final = "gen_ai_latest_experimental"
+CONTENT_MODES: Final = ("no_content", "span_only", "event_only", "span_and_event")
+"""``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` values under ``gen_ai_latest_experimental``."""
+
+
+def _opt_in(value: object) -> bool:
+    """``OTEL_SEMCONV_STABILITY_OPT_IN`` (a comma list) asks for the latest GenAI conventions, or ``True``."""
+    if isinstance(value, bool):
+        return value
+    return GENAI_LATEST in {part.strip().lower() for part in str(value).split(",")}
+
+
+def _content_mode(value: object) -> str:
+    text = str(value).strip().lower()
+    if text not in (*CONTENT_MODES, "true", "false"):
+        raise ValueError(f"expected true or false, or under {GENAI_LATEST} one of "
+                         f"{', '.join(m.upper() for m in CONTENT_MODES)}")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One row: argument name, environment variable (wins over the argument), default, parser/validator."""
@@ -114,6 +134,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("span_processors", None, (), None, "extra span processors"),
     Setting("capture_content", "RAGOTEL_CAPTURE_CONTENT", False, _flag, "record user text",
             "content capture stays off", fallback=False, off=False),
+    Setting("genai_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None, _content_mode,
+            "GenAI content capture as the conventions spell it (spans, and the details event in the latest mode)",
+            "content capture stays off", fallback=False, off="false"),
+    Setting("genai_latest_experimental", "OTEL_SEMCONV_STABILITY_OPT_IN", False, _opt_in,
+            f"the latest, still moving GenAI conventions ({GENAI_LATEST} in the list)"),
     Setting("max_content_chars", "RAGOTEL_CAPTURE_MAX_CHARS", 2048, _positive_int, "captured text cut here"),
     Setting("redact", None, None, None, "hook every captured string passes through"),
     Setting("prices", "RAGOTEL_PRICES_FILE", None, None, "price table or file", "cost is not recorded"),
@@ -188,9 +213,37 @@ def resolve(
         if wanted is not None and setting.arg not in wanted:
             continue
         out.values[setting.arg] = _one(setting, args.get(setting.arg), environ, out)
+    if "capture_content" in out.values and "genai_content" in out.values:
+        _resolve_content(out, environ)
     if wanted is None:
         _resolve_exporters(out, environ)
     return out
+
+
+def _resolve_content(out: Resolved, environ: Mapping[str, str] | None) -> None:
+    """Where captured content goes: ``content_spans`` and ``content_events`` from the two switches.
+
+    ``RAGOTEL_CAPTURE_CONTENT`` / ``capture_content=``, when given, decides whether anything is captured
+    (on spans); otherwise ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` decides, read as the
+    conventions' mode says: ``true``/``false`` by default, ``SPAN_ONLY``, ``EVENT_ONLY``,
+    ``SPAN_AND_EVENT`` or ``NO_CONTENT`` under ``gen_ai_latest_experimental``.
+    """
+    mode = out.values.get("genai_content")
+    latest = bool(out.values.get("genai_latest_experimental"))
+    row = BY_ARG["genai_content"]
+    name = row.env if row.env and env(row.env, environ) is not None else row.arg
+    if mode is not None and (mode in ("true", "false")) == latest:
+        expected = ", ".join(m.upper() for m in CONTENT_MODES) if latest else "true, false"
+        why = f"under {GENAI_LATEST} the value is one of {expected}" if latest else (
+            f"expected {expected}; {mode.upper()} needs OTEL_SEMCONV_STABILITY_OPT_IN={GENAI_LATEST}")
+        out.problems.append(Problem(name, mode if latest else mode.upper(), why, "content capture stays off"))
+        mode = None
+    spans = mode in ("true", "span_only", "span_and_event")
+    events = latest and mode in ("event_only", "span_and_event")
+    if "capture_content" in out.explicit:
+        on = bool(out.values["capture_content"])
+        spans, events = on, on and events
+    out.values["content_spans"], out.values["content_events"] = spans, events
 
 
 def _one(setting: Setting, arg: Any, environ: Mapping[str, str] | None, out: Resolved) -> Any:

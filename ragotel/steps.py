@@ -17,6 +17,7 @@ what a step records is described in :mod:`ragotel._step`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, TypeVar, overload
 
@@ -311,6 +312,7 @@ def pipeline(
     name: str | None = None,
     /,
     *,
+    conversation_id: str | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
@@ -319,17 +321,26 @@ def pipeline(
     fn_or_name: Any = None,
     /,
     *,
+    conversation_id: str | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
 ) -> Any:
     """A whole RAG pipeline: span ``invoke_workflow {name}``, recorded in ``gen_ai.workflow.duration``.
 
-    >>> async def answer(question: str) -> str:
-    ...     with pipeline("chat"):
+    ``conversation_id`` (the application's session or thread id) becomes ``gen_ai.conversation.id`` on
+    the pipeline's span and on every span started under it: steps and model calls. A decorated
+    pipeline takes it from its ``conversation_id`` argument, or later from
+    ``current_step().record(conversation_id=...)``.
+
+    >>> async def answer(question: str, session: str) -> str:
+    ...     with pipeline("chat", conversation_id=session):
     ...         ...
     """
-    return _build(
+    built = _build(
         StepKind.PIPELINE, fn_or_name, attributes=attributes, extractor=extractor,
         capture_content=capture_content,
     )
+    if conversation_id is not None and isinstance(built, StepSpec):
+        return replace(built, conversation_id=str(conversation_id))  # per run: not cached
+    return built

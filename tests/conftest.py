@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ragotel._runtime import runtime
 from ragotel.content import policy
 
 _SPANS = InMemorySpanExporter()
@@ -124,6 +125,6 @@ def recorded() -> Iterator[Recorded]:
     _LOGS.clear()
     _OPEN.open.clear()
     _READER.get_metrics_data()  # drop what earlier tests recorded
-    saved = (policy.enabled, policy.max_chars, policy.redact)
+    saved = (policy.enabled, policy.events, policy.max_chars, policy.redact, runtime.genai_latest)
     yield Recorded()
-    policy.enabled, policy.max_chars, policy.redact = saved
+    policy.enabled, policy.events, policy.max_chars, policy.redact, runtime.genai_latest = saved

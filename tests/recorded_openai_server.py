@@ -95,6 +95,17 @@ def _handler(server: RecordedOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(500, b'{"object":"error","message":"engine dead","code":500}')
             if self.path.endswith("/embeddings"):
                 return self._send(200, (RECORDINGS / "embeddings.json").read_bytes())
+            if self.path.endswith(("/rerank", "/score")):  # vLLM's cross-encoder APIs, recorded on a real vLLM
+                if "query" not in body and "text_1" not in body:
+                    return self._send(400, (RECORDINGS / "vllm_rerank_error.json").read_bytes())
+                name = "vllm_rerank.json" if self.path.endswith("/rerank") else "vllm_score.json"
+                return self._send(200, (RECORDINGS / name).read_bytes())
+            if model == "usage-details" and not stream:
+                # vLLM with --enable-prompt-tokens-details and a reasoning parser reports these parts.
+                answer = json.loads((RECORDINGS / "chat_completion.json").read_bytes())
+                answer["usage"].update({"prompt_tokens_details": {"cached_tokens": 32, "created_cache_tokens": 9},
+                                        "completion_tokens_details": {"reasoning_tokens": 3}})
+                return self._send(200, json.dumps(answer).encode())
             if not stream:
                 name = "chat_completion_malformed.json" if model == "fault-malformed" else "chat_completion.json"
                 return self._send(200, (RECORDINGS / name).read_bytes())

@@ -311,8 +311,12 @@ def test_content_capture(recorded: Recorded, client: httpx.Client) -> None:
     client.post("/chat/completions", json=CHAT)
     first, second = sorted(recorded.spans(), key=lambda s: s.start_time)
     assert sc.GEN_AI_INPUT_MESSAGES not in first.attributes and sc.GEN_AI_OUTPUT_MESSAGES not in first.attributes
-    assert json.loads(second.attributes[sc.GEN_AI_INPUT_MESSAGES]) == MESSAGES
-    assert second.attributes[sc.GEN_AI_OUTPUT_MESSAGES] == "The clinic opens at eight."
+    # The conventions' message-parts schema, not the OpenAI request's own shape.
+    assert json.loads(second.attributes[sc.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "When does the clinic open?"}]}]
+    assert json.loads(second.attributes[sc.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "The clinic opens at eight."}],
+         "finish_reason": "stop"}]
 
 
 def test_cost_counter(recorded: Recorded, client: httpx.Client) -> None:

@@ -198,7 +198,7 @@ def test_content_capture_opt_in_truncates_and_redacts(recorded: Recorded) -> Non
     assert retrieval[sc.GEN_AI_RETRIEVAL_QUERY_TEXT] == SECRET_QUERY[:20] + "…[truncated]"
     assert json.loads(retrieval[sc.GEN_AI_RETRIEVAL_DOCUMENTS])[0]["content"].startswith(SECRET_DOC[:20])
     generation = recorded.span("chat tiny-llama").attributes
-    assert generation[sc.GEN_AI_OUTPUT_MESSAGES] == "It is ****."
+    assert json.loads(generation[sc.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "It is ****."}]
     assert "4417" not in _everything_exported(recorded)
 
 

@@ -13,6 +13,7 @@ def build() -> Dashboard:
     spent = f"sum(increase({q.COST}{by_model}[{q.RANGE}]))"
     pipelines = f"sum(increase({q.WORKFLOW_DURATION}_count{q.sel()}[{q.RANGE}]))"
     model = q.legend(q.MODEL)
+    tokens = q.sel(q.IN_OUT_TOKENS, model=q.MODEL)  # the parts (cached, reasoning) are inside these two
     return (
         p.app_variables(
             p.dashboard("rag-cost", "RAG cost",
@@ -23,7 +24,7 @@ def build() -> Dashboard:
         .with_panel(p.single("Cost per 1k requests", p.USD, p.Query(f"{spent} / {pipelines} * 1000"),
                              description="USD per thousand pipelines (chat requests) in the time range.", width=8))
         .with_panel(p.single("Tokens in range", p.COUNT,
-                             p.Query(f"sum(increase({q.TOKEN_USAGE}_sum{by_model}[{q.RANGE}]))"),
+                             p.Query(f"sum(increase({q.TOKEN_USAGE}_sum{tokens}[{q.RANGE}]))"),
                              description="Input plus output tokens in the time range.", width=8))
         .with_panel(p.series(
             "USD/h by model", p.USD_PER_HOUR,
@@ -31,7 +32,7 @@ def build() -> Dashboard:
             description="Spend rate by model.", stack=True))
         .with_panel(p.series(
             "Tokens/s by type", p.TOKENS_PER_SECOND,
-            p.Query(f"sum by ({q.MODEL}, {q.TOKEN_TYPE}) ({q.rate(q.TOKEN_USAGE + '_sum', by_model)})",
+            p.Query(f"sum by ({q.MODEL}, {q.TOKEN_TYPE}) ({q.rate(q.TOKEN_USAGE + '_sum', tokens)})",
                     q.legend(q.MODEL, q.TOKEN_TYPE)),
             description="Input and output tokens per second: output tokens drive self-hosted cost.", stack=True))
         .with_panel(p.series(

@@ -16,7 +16,7 @@ def build() -> Dashboard:
     chat_5xx = q.sel(CHAT_ROUTES, q.re(q.STATUS, "5.."))
     requests = f"sum({q.rate(q.HTTP_DURATION + '_count', q.sel(CHAT_ROUTES))})"
     failed = f"sum({q.rate(q.HTTP_DURATION + '_count', chat_5xx)})"
-    tokens = q.rate(q.TOKEN_USAGE + "_sum", by_model)
+    tokens = q.rate(q.TOKEN_USAGE + "_sum", q.sel(q.IN_OUT_TOKENS, model=q.MODEL))
     cost = q.rate(q.COST, by_model)
     return (
         p.app_variables(

@@ -47,7 +47,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
@@ -62,15 +61,15 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _instruments, cost
+from ragotel import _details, _instruments, _usage, cost, extract, messages
+from ragotel import openai_protocol as proto
 from ragotel import semconv as sc
 from ragotel._cardinality import limiter
 from ragotel._runtime import error_type, runtime
 from ragotel._safe import report_internal_error
-from ragotel._step import Step, current_step, openinference_call, openinference_tokens
+from ragotel._step import Step, current_step, openinference_call
 from ragotel.content import policy as content_policy
-from ragotel.instrumentation import openai_protocol as proto
-from ragotel.semconv import Operation, Outcome, StepKind
+from ragotel.semconv import Outcome, StepKind
 
 # Modules with httpx's client API: httpx itself, and httpx2 (used by openai >= 3).
 CLIENT_MODULES: Final = ("httpx", "httpx2")
@@ -308,11 +307,11 @@ async def _async_send(send: Callable[..., Any], settings: _Settings, request: An
 class _Call:
     """One instrumented API call, from request to the end of its response body."""
 
-    def __init__(self, request: Any, settings: _Settings, operation: Operation, kind: StepKind) -> None:
+    def __init__(self, request: Any, settings: _Settings, endpoint: proto.Endpoint) -> None:
         self.request = request
         self.settings = settings
-        self.operation = operation
-        self.kind = kind
+        self.endpoint = endpoint
+        self.kind = endpoint.kind
         self.capture = settings.capture_content
         self.ended = False
         self.start = perf_counter()
@@ -329,6 +328,8 @@ class _Call:
         self.metric_attributes: dict[str, AttributeValue] = {}
         self.owns_step = True
         self.enclosing: Step | None = None
+        self.inputs: list[messages.Message] | None = None
+        """Input messages, kept for the details event (content on events only)."""
 
     @classmethod
     def begin(cls, request: Any, settings: _Settings) -> _Call | None:
@@ -341,7 +342,7 @@ class _Call:
             found = proto.match_endpoint(request.url.path)
             if found is None:
                 return None
-            call = cls(request, settings, *found)
+            call = cls(request, settings, found)
             call._start_span()
             return call
         except Exception as exc:
@@ -361,12 +362,14 @@ class _Call:
 
         host = request.url.host or ""
         provider = self.settings.provider or ("openai" if host.endswith("openai.com") else "vllm")
+        endpoint = self.endpoint
         attrs: dict[str, AttributeValue] = {
-            sc.GEN_AI_OPERATION_NAME: self.operation.value,
             sc.GEN_AI_PROVIDER_NAME: provider,
             sc.RAG_STEP_KIND: self.kind.value,
             sc.SERVER_ADDRESS: host,
         }
+        if endpoint.operation is not None:
+            attrs[sc.GEN_AI_OPERATION_NAME] = endpoint.operation.value
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         attrs[sc.SERVER_PORT] = port
         attrs.update(info.attributes)
@@ -376,19 +379,19 @@ class _Call:
             self.owns_step = False
         else:
             # Outside a step of its kind the call is that step: its one duration record says so.
-            attrs[sc.RAG_STEP_NAME] = self.operation.value
+            attrs[sc.RAG_STEP_NAME] = endpoint.verb
         # The model comes from the request body: capped, like every value a client can choose.
         self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
+        conversation = step.conversation_id if step is not None else None
+        if conversation is not None:
+            attrs[sc.GEN_AI_CONVERSATION_ID] = conversation
 
-        name = f"{self.operation.value} {info.model}" if info.model else self.operation.value
+        name = f"{endpoint.verb} {info.model}" if info.model else endpoint.verb
         tracer = _instruments.tracer_for(self.settings.tracer_provider)
         span_attrs = {**attrs, **openinference_call(self.kind, info.model)} if runtime.openinference else attrs
         self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
-        if info.body is not None:
-            prompt = info.body.get("messages", info.body.get("prompt", info.body.get("input")))
-            text = content_policy.text(_json(prompt), enabled=self.capture) if prompt is not None else None
-            if text is not None:
-                self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, text)
+        if info.body is not None and self.kind is StepKind.GENERATION:
+            self._capture_inputs(info.body)
         self.context = trace.set_span_in_context(self.span)
         propagate.inject(request.headers, context=self.context)
 
@@ -415,8 +418,23 @@ class _Call:
             self.finish()
         return response
 
-    def _keeps_text(self) -> bool:
+    def _on_spans(self) -> bool:
         return content_policy.enabled if self.capture is None else self.capture
+
+    def _keeps_text(self) -> bool:
+        return self._on_spans() or content_policy.events
+
+    def _capture_inputs(self, body: dict[str, Any]) -> None:
+        """The prompt in the conventions' parts schema, on the span and/or kept for the details event."""
+        if not self._keeps_text():
+            return
+        found = messages.request_messages(body, content_policy.clean)
+        if found is None:
+            return
+        if self._on_spans():
+            self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, messages.dumps(found))
+        if content_policy.events:
+            self.inputs = found
 
     def _read_body(self, raw: bytes) -> None:
         if self.error is None and raw:
@@ -505,36 +523,34 @@ class _Call:
         span, facts = self.span, self.facts
         error = self.error or facts.error
         attrs = dict(self.metric_attributes)
+        out: dict[str, AttributeValue] = {}
         if facts.model:
-            span.set_attribute(sc.GEN_AI_RESPONSE_MODEL, facts.model)
+            out[sc.GEN_AI_RESPONSE_MODEL] = facts.model
         if facts.response_id:
-            span.set_attribute(sc.GEN_AI_RESPONSE_ID, facts.response_id)
+            out[sc.GEN_AI_RESPONSE_ID] = facts.response_id
         if facts.finish_reasons:
-            span.set_attribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, facts.finish_reasons)
+            out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = facts.finish_reasons
         if facts.text_chars:
-            span.set_attribute(sc.RAG_GENERATION_RESPONSE_CHARS, facts.text_chars)
-        if facts.text_parts:
-            text = content_policy.text("".join(facts.text_parts), enabled=self.capture)
-            if text is not None:
-                span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, text)
+            out[sc.RAG_GENERATION_RESPONSE_CHARS] = facts.text_chars
+        if facts.reasoning_chars:
+            out[sc.RAG_GENERATION_REASONING_CHARS] = facts.reasoning_chars
         if self.first_chunk_at is not None:
-            span.set_attribute(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.start)
+            out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.start
         ins = _instruments.instruments_for(self.settings.meter_provider)
-        for tokens, token_type, key in (
-            (facts.input_tokens, "input", sc.GEN_AI_USAGE_INPUT_TOKENS),
-            (facts.output_tokens, "output", sc.GEN_AI_USAGE_OUTPUT_TOKENS),
-        ):
-            if tokens is not None:
-                span.set_attribute(key, tokens)
-                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type}, context=self.context)
-        if facts.input_tokens is not None or facts.output_tokens is not None:
-            usd = cost.record(attrs, facts.input_tokens or 0, facts.output_tokens or 0)
+        usage = facts.usage
+        if usage.known:
+            out.update(_usage.span_attributes(usage))
+        quality = self._record_ranking(out) if self.kind is StepKind.RERANK else None
+        if usage.known and self.kind is not StepKind.RERANK:  # rerank answers count tokens read, unpriced
+            for tokens, token_type in _usage.token_records(usage):
+                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type.value}, context=self.context)
+            usd = cost.record(attrs, usage)
             if usd is not None:
-                span.set_attribute(sc.RAG_COST, usd)
-            if runtime.openinference:
-                span.set_attributes(openinference_tokens(facts.input_tokens, facts.output_tokens))
+                out[sc.RAG_COST] = usd
             if self.enclosing is not None:
-                self.enclosing.tally(facts.input_tokens, facts.output_tokens, usd)
+                self.enclosing.tally(usage.input, usage.output, usd)
+        span.set_attributes(out)
+        outputs = self._capture_outputs() if facts.choices else None
 
         if error is not None:
             span.set_attribute(sc.ERROR_TYPE, error)
@@ -543,20 +559,46 @@ class _Call:
         outcome = Outcome.ERROR if error else Outcome.CANCELLED if cancelled else Outcome.OK
         if cancelled and error is None:
             span.set_attribute(sc.RAG_OUTCOME, Outcome.CANCELLED.value)
-        ins.operation_duration.record(duration, attrs, context=self.context)
+        if self.kind is StepKind.RERANK:
+            # The conventions have no rerank operation: the call is a rerank step, timed as steps are
+            # (inside a rerank step, that step's duration covers it).
+            if self.owns_step:
+                step_attrs = {**attrs, sc.RAG_OUTCOME: outcome.value}
+                if quality is not None and error is None:
+                    step_attrs[sc.RAG_RETRIEVAL_QUALITY] = quality
+                ins.step_duration.record(duration, step_attrs, context=self.context)
+        else:
+            ins.operation_duration.record(duration, attrs, context=self.context)
         if error is not None:
             # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
             ins.step_errors.add(1, {**attrs, sc.RAG_OUTCOME: outcome.value}, context=self.context)
+        if content_policy.events and self.kind is StepKind.GENERATION:
+            _details.emit(span, self.inputs, outputs)
+
+    def _record_ranking(self, out: dict[str, AttributeValue]) -> str | None:
+        """Documents returned and their scores; the ``rag.retrieval.quality`` of the answer (``None``: unread)."""
+        scores = self.facts.scores
+        if scores is None:
+            return None
+        out[sc.RAG_RETRIEVAL_RESULTS_RETURNED] = len(scores)
+        stats = extract.scores(scores)
+        if stats is not None:
+            out[sc.RAG_RETRIEVAL_SCORE_MIN] = stats.low
+            out[sc.RAG_RETRIEVAL_SCORE_MAX] = stats.top
+            out[sc.RAG_RETRIEVAL_SCORE_AVG] = stats.mean
+        return extract.quality(len(scores), stats, runtime.low_score)
+
+    def _capture_outputs(self) -> list[messages.Message] | None:
+        found = messages.output_messages(self.facts, content_policy.clean, with_finish_reason=not runtime.genai_latest)
+        if found is not None and self._on_spans():
+            self.span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, messages.dumps(found))
+        return found
 
 
 def _with_body(request: Any, body: bytes) -> Any:
     """The same request with a new JSON body (and a matching Content-Length)."""
     headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
     return type(request)(request.method, request.url, headers=headers, content=body, extensions=request.extensions)
-
-
-def _json(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 # -- response streams ------------------------------------------------------------------------------

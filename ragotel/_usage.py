@@ -1,0 +1,63 @@
+"""One model call's token usage, the same way for steps and HTTP calls: span attributes and metric records.
+
+``gen_ai.client.token.usage`` gets one record per token type the provider reported: ``input`` and
+``output`` (the conventions' two), and, when above zero, ``cache_read``, ``cache_write`` and
+``reasoning``. Those three are parts of ``input`` and ``output`` (the conventions count cached tokens in
+the input and reasoning tokens in the output), so a total sums ``input`` and ``output`` only.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.util.types import AttributeValue
+
+from ragotel import semconv as sc
+from ragotel._runtime import runtime
+from ragotel.openai_protocol import Usage
+from ragotel.semconv import TokenType
+
+
+def span_attributes(usage: Usage) -> dict[str, AttributeValue]:
+    """The ``gen_ai.usage.*`` attributes of ``usage`` (the cache-write key as the chosen conventions spell it)."""
+    out: dict[str, AttributeValue] = {}
+    if usage.input is not None:
+        out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
+    if usage.output is not None:
+        out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+    if usage.cache_read is not None:
+        out[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
+    if usage.cache_write is not None:
+        # Renamed by the latest conventions; the default keeps the released name.
+        latest = runtime.genai_latest
+        out[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS if latest else sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = (
+            usage.cache_write)
+    if usage.reasoning is not None:
+        out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
+    if runtime.openinference:
+        out.update(openinference_tokens(usage.input, usage.output))
+    return out
+
+
+def token_records(usage: Usage) -> list[tuple[int, TokenType]]:
+    """``(tokens, gen_ai.token.type)`` for each record of ``gen_ai.client.token.usage``."""
+    records: list[tuple[int, TokenType]] = []
+    if usage.input is not None:
+        records.append((usage.input, TokenType.INPUT))
+    if usage.output is not None:
+        records.append((usage.output, TokenType.OUTPUT))
+    for tokens, kind in ((usage.cache_read, TokenType.CACHE_READ), (usage.cache_write, TokenType.CACHE_WRITE),
+                         (usage.reasoning, TokenType.REASONING)):
+        if tokens:
+            records.append((tokens, kind))
+    return records
+
+
+def openinference_tokens(input_tokens: int | None, output_tokens: int | None) -> dict[str, AttributeValue]:
+    """OpenInference's token counts (``RAGOTEL_OPENINFERENCE``)."""
+    attrs: dict[str, AttributeValue] = {}
+    if input_tokens is not None:
+        attrs[sc.OI_TOKEN_COUNT_PROMPT] = input_tokens
+    if output_tokens is not None:
+        attrs[sc.OI_TOKEN_COUNT_COMPLETION] = output_tokens
+    if input_tokens is not None and output_tokens is not None:
+        attrs[sc.OI_TOKEN_COUNT_TOTAL] = input_tokens + output_tokens
+    return attrs
