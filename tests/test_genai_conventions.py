@@ -395,3 +395,23 @@ def test_every_query_of_the_token_metric_names_the_token_type() -> None:
     assert checked
     for query in checked:
         assert q.TOKEN_TYPE in query.expr, (query.source, query.expr)
+
+
+# --- the reference app ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/chat", "/chat/stream"])
+async def test_the_chat_api_tags_a_conversation(recorded: Recorded, path: str) -> None:
+    from examples.reference_app.chat_api import create_app
+    from examples.reference_app.config import ChatSettings
+    from tests.retriever_double import RetrieverDouble
+
+    with RecordedOpenAIServer() as vllm, RetrieverDouble() as retriever:
+        app = create_app(ChatSettings(retriever_url=retriever.url, vllm_url=vllm.base_url))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://chat") as chat:
+            ok = await chat.post(path, json={"question": "Is there parking?", "max_tokens": 8,
+                                             "conversation_id": "session-42"})
+            bad = await chat.post(path, json={"question": "Is there parking?", "conversation_id": "a b\n"})
+    assert ok.status_code == 200 and bad.status_code == 422
+    names = {s.name for s in recorded.spans() if (s.attributes or {}).get(sc.GEN_AI_CONVERSATION_ID) == "session-42"}
+    workflow = "invoke_workflow chat" if path == "/chat" else "invoke_workflow chat_stream"
+    # the pipeline, its steps and the model call; the retriever service's own spans know no conversation
+    assert names == {workflow, "prompt rag-v1", "retrieval retriever", "chat tiny-llama"}

@@ -76,6 +76,9 @@ class ChatRequest(BaseModel):
     temperature: float = Field(default=0.2, ge=0.0, le=2.0, strict=True)
     debug: bool = Field(default=False, strict=True, description="Return the exact messages sent to the model "
                                                    "(403 unless the deployment enables debug endpoints).")
+    conversation_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", strict=True,
+        description="The client's session or thread id: gen_ai.conversation.id on every span of the request.")
 
     @field_validator("question")
     @classmethod
@@ -304,7 +307,7 @@ class ChatService:
     # -- endpoints ---------------------------------------------------------------------------------
     async def chat(self, req: ChatRequest, window: int | None) -> ChatResponse:
         started = time.perf_counter()
-        async with ragotel.pipeline("chat"):
+        async with ragotel.pipeline("chat", conversation_id=req.conversation_id):
             prepared = await self.prepare(req, window)
             generation_started = time.perf_counter()
             body = await self.generate(req, prepared)
@@ -327,7 +330,8 @@ class ChatService:
             )
 
     @ragotel.pipeline("chat_stream")
-    async def chat_stream(self, req: ChatRequest, window: int | None) -> AsyncGenerator[bytes, None]:
+    async def chat_stream(self, req: ChatRequest, window: int | None,
+                          conversation_id: str | None = None) -> AsyncGenerator[bytes, None]:
         """Server-sent events: ``meta`` (citations), ``delta`` chunks, then ``done``. A failure after
         ``meta`` raises :class:`StageError` (the pipeline span fails with it); the endpoint turns it into
         the stream's last event, ``error``."""
@@ -372,7 +376,7 @@ class ChatService:
                                            "retrieval": round(prepared.retrieval_ms, 1)}})
 
     async def stream_events(self, req: ChatRequest, window: int | None) -> EventStream:
-        events = self.chat_stream(req, window)
+        events = self.chat_stream(req, window, conversation_id=req.conversation_id)  # read by the step
         first = await anext(events)  # retrieval and prompt: their errors get a status code, not an event
 
         async def all_events() -> AsyncIterator[bytes]:
