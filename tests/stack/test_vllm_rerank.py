@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 import ragotel
-from ragotel import semconv as sc
 from examples.reference_app.vllm_server import VllmServer, ensure_vllm, free_port
+from ragotel import semconv as sc
 from tests.conftest import Recorded
 
 pytestmark = pytest.mark.stack
