@@ -415,3 +415,20 @@ async def test_the_chat_api_tags_a_conversation(recorded: Recorded, path: str) -
     workflow = "invoke_workflow chat" if path == "/chat" else "invoke_workflow chat_stream"
     # the pipeline, its steps and the model call; the retriever service's own spans know no conversation
     assert names == {workflow, "prompt rag-v1", "retrieval retriever", "chat tiny-llama"}
+
+
+def test_a_generation_step_emits_the_details_event_when_no_http_call_did(recorded: Recorded) -> None:
+    runtime.genai_latest, policy.events = True, True
+
+    @ragotel.generation(model="m")
+    def generate() -> dict[str, Any]:
+        return SDK_COMPLETION
+
+    generate()
+    span = recorded.span("chat m")
+    assert sc.GEN_AI_OUTPUT_MESSAGES not in span.attributes  # EVENT_ONLY: not on the span
+    (record,) = [r.log_record for r in recorded.logs() if r.log_record.event_name == sc.GEN_AI_INFERENCE_DETAILS_EVENT]
+    assert record.span_id == span.context.span_id
+    (output,) = record.attributes[sc.GEN_AI_OUTPUT_MESSAGES]
+    assert output["parts"][0] == {"type": "text", "content": "Checking."}
+    assert record.attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 100
