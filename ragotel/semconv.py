@@ -1,8 +1,9 @@
 """Every name ragotel emits: spans, attributes, metrics, units and histogram buckets.
 
-This is the one place where a telemetry name is spelled. Names under ``gen_ai.*``, ``error.*`` and
-``server.*`` follow the OpenTelemetry semantic conventions (GenAI, development status); names the
-conventions do not cover (reranking, prompt building, RAG quality signals) live under ``rag.*``.
+This is the one place where a telemetry name is spelled. Names under ``gen_ai.*``, ``error.*``,
+``server.*``, ``http.*`` and the resource's follow the OpenTelemetry semantic conventions and are imported
+from ``opentelemetry-semantic-conventions`` wherever it defines them (a test fails on one spelled by hand);
+names the conventions do not cover (reranking, prompt building, RAG quality signals) live under ``rag.*``.
 
 Dashboards, alerts and TraceQL queries are written against these names; change one here and the
 tests that compare them with what a real Prometheus scrapes will tell you what else must move.
@@ -143,9 +144,9 @@ GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = _gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_C
 GEN_AI_WORKFLOW_NAME: Final = _gen_ai.GEN_AI_WORKFLOW_NAME
 """Name of a pipeline."""
 GEN_AI_INPUT_MESSAGES: Final = _gen_ai.GEN_AI_INPUT_MESSAGES
-"""Prompt messages as JSON. Content: recorded only when capture is on."""
+"""Prompt messages in the conventions' parts schema, as JSON (:mod:`ragotel.messages`). Content: capture only."""
 GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
-"""Completion as JSON. Content: recorded only when capture is on."""
+"""The answer's messages in the parts schema, as JSON. Content: recorded only when capture is on."""
 ERROR_TYPE: Final = _error.ERROR_TYPE
 """Exception class, ``timeout``, ``connection``, ``http.5xx``, ``malformed_body``, ..."""
 SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
