@@ -602,7 +602,7 @@ class Step:
             return
         record, spec, dims = _instruments.instruments().token_usage.record, self.spec, self._dims
         for tokens, token_type in _usage.token_records(usage):
-            record(tokens, spec.usage_attributes(dims, token_type.value), context=self._context)
+            record(tokens, spec.usage_attributes(dims, token_type), context=self._context)
         usd = cost.record(spec.usage_attributes(dims, "input"), usage)
         if usd is not None:
             out[sc.RAG_COST] = usd

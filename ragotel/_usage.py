@@ -37,17 +37,21 @@ def span_attributes(usage: Usage) -> dict[str, AttributeValue]:
     return out
 
 
-def token_records(usage: Usage) -> list[tuple[int, TokenType]]:
+_INPUT, _OUTPUT = TokenType.INPUT.value, TokenType.OUTPUT.value
+_PARTS = (TokenType.CACHE_READ.value, TokenType.CACHE_WRITE.value, TokenType.REASONING.value)
+
+
+def token_records(usage: Usage) -> list[tuple[int, str]]:
     """``(tokens, gen_ai.token.type)`` for each record of ``gen_ai.client.token.usage``."""
-    records: list[tuple[int, TokenType]] = []
+    records: list[tuple[int, str]] = []
     if usage.input is not None:
-        records.append((usage.input, TokenType.INPUT))
+        records.append((usage.input, _INPUT))
     if usage.output is not None:
-        records.append((usage.output, TokenType.OUTPUT))
-    for tokens, kind in ((usage.cache_read, TokenType.CACHE_READ), (usage.cache_write, TokenType.CACHE_WRITE),
-                         (usage.reasoning, TokenType.REASONING)):
-        if tokens:
-            records.append((tokens, kind))
+        records.append((usage.output, _OUTPUT))
+    if usage.cache_read or usage.cache_write or usage.reasoning:
+        for tokens, kind in zip(usage[2:], _PARTS, strict=True):
+            if tokens:
+                records.append((tokens, kind))
     return records
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from opentelemetry.util.types import AttributeValue
 
@@ -152,10 +152,9 @@ def _count(value: Any) -> int | None:
     return value if type(value) is int and value >= 0 else None
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Token counts of one call as the conventions count them: ``input`` includes the cached tokens and
-    ``output`` the reasoning ones. ``None``: not reported."""
+    ``output`` the reasoning ones. ``None``: not reported. (A tuple: one is built per model call.)"""
 
     input: int | None = None
     output: int | None = None
@@ -179,6 +178,9 @@ def read_usage(usage: Any) -> Usage:
     cache counts, which its ``input_tokens`` leaves out (they are added, so ``input`` stays inclusive)."""
     if usage is None:
         return NO_USAGE
+    if (type(usage) is dict and "prompt_tokens" in usage and "prompt_tokens_details" not in usage
+            and "completion_tokens_details" not in usage):  # the plain chat shape, read fast
+        return Usage(_count(usage["prompt_tokens"]), _count(usage.get("completion_tokens")))
     prompt = _count(_get(usage, "prompt_tokens"))
     output = _count(_get(usage, "completion_tokens"))
     details = _get(usage, "prompt_tokens_details")

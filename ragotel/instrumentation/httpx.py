@@ -543,7 +543,7 @@ class _Call:
         quality = self._record_ranking(out) if self.kind is StepKind.RERANK else None
         if usage.known and self.kind is not StepKind.RERANK:  # rerank answers count tokens read, unpriced
             for tokens, token_type in _usage.token_records(usage):
-                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type.value}, context=self.context)
+                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type}, context=self.context)
             usd = cost.record(attrs, usage)
             if usd is not None:
                 out[sc.RAG_COST] = usd
