@@ -20,9 +20,9 @@ import random
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -178,30 +178,35 @@ def build(out_dir: Path) -> None:
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
     )
-    model.save_pretrained(out_dir, safe_serialization=True)
+    save(model, out_dir, MARKER, {"seed": SEED, "vocab_size": VOCAB_SIZE, **MODEL_SHAPE,
+                                  "suggested_served_name": "tiny-llama"})
 
-    # Written last: its presence means the directory is complete.
-    info = {"seed": SEED, "vocab_size": VOCAB_SIZE, **MODEL_SHAPE, "suggested_served_name": "tiny-llama"}
-    (out_dir / MARKER).write_text(json.dumps(info, indent=2) + "\n")
+
+# -- shared with make_tiny_reranker.py: how a model directory is written and recognised ----------------
+def save(model: Any, out_dir: Path, marker: str, info: dict[str, Any]) -> None:
+    """Save the weights, then the marker file: written last, its presence means the directory is complete."""
+    model.save_pretrained(out_dir, safe_serialization=True)
+    (out_dir / marker).write_text(json.dumps(info, indent=2) + "\n")
     for path in out_dir.iterdir():
         path.chmod(0o644)  # save_pretrained leaves the weights private; the model is meant to be shared.
 
 
-def is_complete(out_dir: Path) -> bool:
-    """True when ``out_dir`` holds a finished model from this script."""
-    return all((out_dir / name).is_file() for name in (MARKER, "config.json", "tokenizer.json")) and any(
+def is_complete(out_dir: Path, marker: str = MARKER) -> bool:
+    """True when ``out_dir`` holds a finished model whose script writes ``marker``."""
+    return all((out_dir / name).is_file() for name in (marker, "config.json", "tokenizer.json")) and any(
         out_dir.glob("*.safetensors")
     )
 
 
-def main(argv: list[str]) -> int:
+def write_model(argv: list[str], marker: str, what: str, build: Callable[[Path], None]) -> int:
+    """``SCRIPT OUT_DIR``: build into a temporary directory and rename it into place, unless complete."""
     if len(argv) != 2:
         print(f"usage: {argv[0]} OUT_DIR", file=sys.stderr)
         return 2
     out_dir = Path(argv[1]).resolve()
-    if is_complete(out_dir):
+    if is_complete(out_dir, marker):
         return 0
-    print(f"make_tiny_model: writing a tiny random Llama to {out_dir}")
+    print(f"{Path(argv[0]).stem}: writing {what} to {out_dir}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the model is meant to be shared.
@@ -216,4 +221,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(write_model(sys.argv, MARKER, "a tiny random Llama", build))

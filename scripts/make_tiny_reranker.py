@@ -7,7 +7,8 @@ Usage (with the vLLM venv's interpreter, which has torch, transformers and token
 The scores are noise, but every part vLLM touches is real: a ``BertForSequenceClassification`` with
 one label (a cross-encoder), safetensors weights, and a WordPiece tokenizer whose pair template is
 ``[CLS] A [SEP] B [SEP]`` with token type ids 0/1, so ``/rerank`` and ``/score`` work. Weights and
-tokenizer come from fixed seeds and generated text, so every run produces the same files. The server
+training text come from fixed seeds; the WordPiece trainer still breaks some ties differently from run
+to run, so two builds can differ in a few vocabulary pieces (nothing here depends on them). The server
 picks the public name: ``--served-model-name tiny-reranker``.
 
 Does nothing when OUT_DIR already holds a complete model; the model is written to a temporary
@@ -16,17 +17,14 @@ directory and renamed into place, so an interrupted run never leaves a half-writ
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-# The word list and sentence generator are shared with the tiny generation model.
+# The word list, the sentence generator and the directory writer are shared with the tiny generation model.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tiny_model import corpus
+from make_tiny_model import corpus, save, write_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
@@ -117,42 +115,9 @@ def build(out_dir: Path) -> None:
     )
     torch.manual_seed(SEED)
     model = BertForSequenceClassification(config).to(torch.float32).eval()
-    model.save_pretrained(out_dir, safe_serialization=True)
-
-    # Written last: its presence means the directory is complete.
-    info = {"seed": SEED, "vocab_size": VOCAB_SIZE, **MODEL_SHAPE, "suggested_served_name": "tiny-reranker"}
-    (out_dir / MARKER).write_text(json.dumps(info, indent=2) + "\n")
-    for path in out_dir.iterdir():
-        path.chmod(0o644)  # save_pretrained leaves the weights private; the model is meant to be shared.
-
-
-def is_complete(out_dir: Path) -> bool:
-    """True when ``out_dir`` holds a finished model from this script."""
-    return all((out_dir / name).is_file() for name in (MARKER, "config.json", "tokenizer.json")) and any(
-        out_dir.glob("*.safetensors")
-    )
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} OUT_DIR", file=sys.stderr)
-        return 2
-    out_dir = Path(argv[1]).resolve()
-    if is_complete(out_dir):
-        return 0
-    print(f"make_tiny_reranker: writing a tiny random BERT cross-encoder to {out_dir}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the model is meant to be shared.
-    try:
-        build(tmp)
-        if out_dir.exists():  # Left over from an older or interrupted layout.
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    save(model, out_dir, MARKER, {"seed": SEED, "vocab_size": VOCAB_SIZE, **MODEL_SHAPE,
+                                  "suggested_served_name": "tiny-reranker"})
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(write_model(sys.argv, MARKER, "a tiny random BERT cross-encoder", build))
