@@ -53,7 +53,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanKind
 
 import ragotel
-from ragotel._runtime import runtime
+from ragotel._core.runtime import runtime
 
 BENCH_DIR = Path(__file__).resolve().parent
 TEXT = "Lindenhof Family Clinic opens at 8:00 on weekdays; the walk-in hours end at 11:30. " * 3

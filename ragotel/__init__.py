@@ -20,22 +20,12 @@
 Names emitted are listed in :mod:`ragotel.semconv`.
 """
 
-from ragotel._version import __version__
-from ragotel.configuration import QueryRedactor, Telemetry, configure, get_telemetry, prometheus_app
-from ragotel.cost import ModelPrice, PriceTable, set_prices
-from ragotel.evaluation import record_evaluation
-from ragotel.extract import Document
-from ragotel.index import record_index, record_index_write
-from ragotel.instrumentation.asgi import (
-    FastApiInstrumentor,
-    RagotelMiddleware,
-    fail_response,
-    instrument_fastapi,
-    uninstrument_fastapi,
-)
-from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
-from ragotel.semconv import Operation, StepKind
-from ragotel.steps import (
+from ragotel._config.configure import QueryRedactor, Telemetry, configure, get_telemetry, prometheus_app
+from ragotel._genai.cost import ModelPrice, PriceTable, set_prices
+from ragotel._genai.evaluation import record_evaluation
+from ragotel._genai.hits import Document
+from ragotel._genai.index import record_index, record_index_write
+from ragotel._steps.kinds import (
     Step,
     StepSpec,
     current_step,
@@ -48,6 +38,16 @@ from ragotel.steps import (
     rerank,
     retrieval,
 )
+from ragotel._version import __version__
+from ragotel.instrumentation.asgi import (
+    FastApiInstrumentor,
+    RagotelMiddleware,
+    fail_response,
+    instrument_fastapi,
+    uninstrument_fastapi,
+)
+from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
+from ragotel.semconv import Operation, StepKind
 
 __all__ = [
     "Document",

@@ -164,6 +164,11 @@ GEN_AI_EVALUATION_RESULT_EVENT: Final = "gen_ai.evaluation.result"
 """Name of the event (a log record) an evaluation is, parented to the span it judges."""
 GEN_AI_INFERENCE_DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 """Name of the event carrying one model call's messages, structured (latest conventions, content on events)."""
+RAG_ERROR_EVENT: Final = "rag.error"
+"""A failure the code handled or a response that failed after its status line: ``error.type``, the stage,
+an optional message."""
+RAG_ERROR_MESSAGE: Final = "message"
+"""The ``rag.error`` event's human-readable reason (no user text)."""
 
 # --- RAG attributes (not covered by the conventions) ---------------------------------------------
 RAG_STEP_KIND: Final = "rag.step.kind"

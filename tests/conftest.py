@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ragotel._runtime import runtime
-from ragotel.content import policy
+from ragotel._core.runtime import runtime
+from ragotel._genai.content import policy
 
 _SPANS = InMemorySpanExporter()
 _LOGS = InMemoryLogRecordExporter()

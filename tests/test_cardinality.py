@@ -10,8 +10,8 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._cardinality import OTHER, limiter
-from ragotel._runtime import runtime
+from ragotel._core.cardinality import OTHER, limiter
+from ragotel._core.runtime import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 

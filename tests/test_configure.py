@@ -266,7 +266,7 @@ def test_contradictory_batch_settings_fall_back_to_defaults_instead_of_failing(t
 def test_metric_settings_from_arguments_and_the_environment_winning() -> None:
     script = """
         import json, ragotel
-        from ragotel._runtime import runtime
+        from ragotel._core.runtime import runtime
         ragotel.configure(service_name="x", detailed_metrics=True, retrieval_low_score=0.5, metric_value_limit=7)
         print(json.dumps({"detailed": runtime.detailed_metrics, "low": runtime.low_score,
                           "limit": runtime.value_limit}))

@@ -6,7 +6,7 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel.content import policy
+from ragotel._genai.content import policy
 from tests.conftest import Recorded
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -17,12 +17,13 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 import ragotel
-from ragotel import messages, settings
 from ragotel import semconv as sc
-from ragotel._runtime import runtime
-from ragotel.content import policy
-from ragotel.cost import ModelPrice, PriceTable, set_prices
-from ragotel.openai_protocol import ResponseFacts, read_usage
+from ragotel._config import settings
+from ragotel._core.runtime import runtime
+from ragotel._genai import messages
+from ragotel._genai.content import policy
+from ragotel._genai.cost import ModelPrice, PriceTable, set_prices
+from ragotel._genai.protocol import ResponseFacts, read_usage
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RECORDINGS, RecordedOpenAIServer
 

@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel.content import policy
+from ragotel._genai.content import policy
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RECORDINGS, RecordedOpenAIServer
 
@@ -358,7 +358,7 @@ def test_a_pipeline_adds_up_its_http_calls_once(recorded: Recorded, client: http
 
 def test_openinference_keys_on_model_calls(recorded: Recorded, client: httpx.Client,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragotel._runtime import runtime
+    from ragotel._core.runtime import runtime
 
     monkeypatch.setattr(runtime, "openinference", True)
     client.post("/chat/completions", json=CHAT)

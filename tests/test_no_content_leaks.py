@@ -14,7 +14,7 @@ import pytest
 import ragotel
 from examples.reference_app.chat_api import create_app
 from examples.reference_app.config import ChatSettings
-from ragotel.content import policy
+from ragotel._genai.content import policy
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.retriever_double import HITS, RetrieverDouble

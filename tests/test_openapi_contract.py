@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from examples.reference_app import retriever
 from examples.reference_app.chat_api import create_app as create_chat_app
 from examples.reference_app.config import ChatSettings, RetrieverSettings
-from ragotel.steps import runtime
+from ragotel._steps.kinds import runtime
 from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.retriever_double import RetrieverDouble
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ragotel import semconv as sc
-from ragotel._runtime import runtime
-from ragotel.content import policy
+from ragotel._core.runtime import runtime
+from ragotel._genai.content import policy
 from tests.conftest import Recorded
 from tests.test_step_attributes import SECRET_DOC, SECRET_QUERY, chat
 

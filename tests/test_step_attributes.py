@@ -11,8 +11,8 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._runtime import runtime
-from ragotel.content import policy
+from ragotel._core.runtime import runtime
+from ragotel._genai.content import policy
 from tests.conftest import Recorded
 
 SECRET_QUERY = "what is the door code of ward 7"
@@ -241,7 +241,7 @@ def test_instrumentation_errors_never_reach_the_application(
     assert len(reports) == 1, "an internal error is logged once, not per call"
 
     # a broken tracer: the function still runs and returns
-    from ragotel import _instruments
+    from ragotel._core import instruments as _instruments
 
     class ExplodingTracerDouble:
         def start_span(self, *args: Any, **kwargs: Any) -> Any:
@@ -320,7 +320,7 @@ async def test_exemplars_point_at_the_step_that_was_timed(recorded: Recorded) ->
 
 
 def test_a_pipeline_totals_the_tokens_and_cost_of_its_calls(recorded: Recorded) -> None:
-    from ragotel import cost
+    from ragotel._genai import cost
 
     previous = cost.set_prices(None)
     cost.set_prices({"tiny-llama": ragotel.ModelPrice(input_per_million=1.0, output_per_million=2.0)})

@@ -37,10 +37,11 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _instruments
 from ragotel import semconv as sc
-from ragotel._runtime import error_type, runtime
-from ragotel._safe import report_internal_error
+from ragotel._core import instruments as _instruments
+from ragotel._core.errors import error_type, note_error
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
 from ragotel.semconv import Outcome
 
 Scope = MutableMapping[str, Any]
@@ -73,14 +74,8 @@ def fail_response(error: BaseException | str, *, stage: str | None = None, messa
         if exchange is not None:
             exchange.failure = etype
         description = f"{stage}: {message}" if stage and message else stage or message or etype
-        span.set_attribute(sc.ERROR_TYPE, etype)
         span.set_status(Status(StatusCode.ERROR, description))
-        event: dict[str, AttributeValue] = {sc.ERROR_TYPE: etype}
-        if stage:
-            event[sc.RAG_STEP_KIND] = stage
-        if message:
-            event["message"] = message
-        span.add_event("rag.error", event)
+        note_error(span, etype, stage=stage, message=message)
     except Exception as exc:
         report_internal_error("fail_response", exc)
 
@@ -346,7 +341,7 @@ class MetricsEndpoint:
         self.app = app
         self.path = path
         if metrics_app is None:
-            from ragotel import _prometheus
+            from ragotel._config import prometheus as _prometheus
 
             metrics_app = _prometheus.prometheus_app()
         self.metrics_app = metrics_app

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragotel._safe import report_internal_error
+from ragotel._core.safe import report_internal_error
 
 
 class RagotelConfigurator:

@@ -58,24 +58,25 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _details, _instruments, _usage, cost, extract, messages
-from ragotel import openai_protocol as proto
 from ragotel import semconv as sc
-from ragotel._cardinality import limiter
-from ragotel._runtime import error_type, runtime
-from ragotel._safe import report_internal_error
-from ragotel._step import Step, current_step, openinference_call
-from ragotel.content import policy as content_policy
-from ragotel.semconv import Outcome, StepKind
+from ragotel._core import instruments as _instruments
+from ragotel._core.cardinality import limiter
+from ragotel._core.errors import error_type
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
+from ragotel._genai import hits, messages
+from ragotel._genai import protocol as proto
+from ragotel._genai.content import policy as content_policy
+from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes
+from ragotel.semconv import StepKind
 
 # Modules with httpx's client API: httpx itself, and httpx2 (used by openai >= 3).
 CLIENT_MODULES: Final = ("httpx", "httpx2")
 _log = logging.getLogger("ragotel")
 _MARK: Final = "ragotel.genai"  # request extension: this request already has its GenAI span
-_HTTP_STATUS_CODE: Final = "http.response.status_code"
 _CONNECTION_ERRORS: Final = frozenset(
     {"NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "ProtocolError",
      "ProxyError", "CloseError"}
@@ -304,14 +305,19 @@ async def _async_send(send: Callable[..., Any], settings: _Settings, request: An
     return call.on_response(response)
 
 
-class _Call:
-    """One instrumented API call, from request to the end of its response body."""
+class _Call(Recorder):
+    """One instrumented API call, from request to the end of its response body: the httpx adapter of the
+    GenAI recorder (it reads requests, response heads and body bytes; the recorder records)."""
 
     def __init__(self, request: Any, settings: _Settings, endpoint: proto.Endpoint) -> None:
+        parent = enclosing()
+        super().__init__(endpoint.kind, trace.INVALID_SPAN, otel_context.get_current(),
+                         _instruments.instruments_for(settings.meter_provider), parent,
+                         parent.conversation_id if parent is not None else None)
+        self.parent = parent
         self.request = request
         self.settings = settings
         self.endpoint = endpoint
-        self.kind = endpoint.kind
         self.capture = settings.capture_content
         self.ended = False
         self.start = perf_counter()
@@ -322,12 +328,9 @@ class _Call:
         self.body = bytearray()
         self.body_too_large = False
         self.error: str | None = None
-        self.span: Span = trace.INVALID_SPAN
-        self.context = otel_context.get_current()
         self.info = proto.RequestInfo()
-        self.metric_attributes: dict[str, AttributeValue] = {}
+        self.metric_attributes: MetricAttributes = {}
         self.owns_step = True
-        self.enclosing: Step | None = None
         self.inputs: list[messages.Message] | None = None
         """Input messages, kept for the details event (content on events only)."""
 
@@ -373,22 +376,19 @@ class _Call:
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         attrs[sc.SERVER_PORT] = port
         attrs.update(info.attributes)
-        self.enclosing = step = current_step()  # its pipeline adds up this call's tokens and cost
-        if step is not None and step.spec.kind is self.kind:
-            step.client_call_recorded = True  # the step must not count this call again
-            self.owns_step = False
+        if self.parent is not None and self.parent.take_over(self.kind):
+            self.owns_step = False  # the enclosing step of this kind times it; this call records the rest
         else:
             # Outside a step of its kind the call is that step: its one duration record says so.
             attrs[sc.RAG_STEP_NAME] = endpoint.verb
         # The model comes from the request body: capped, like every value a client can choose.
         self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
-        conversation = step.conversation_id if step is not None else None
-        if conversation is not None:
-            attrs[sc.GEN_AI_CONVERSATION_ID] = conversation
+        if self.conversation_id is not None:
+            attrs[sc.GEN_AI_CONVERSATION_ID] = self.conversation_id
 
         name = f"{endpoint.verb} {info.model}" if info.model else endpoint.verb
         tracer = _instruments.tracer_for(self.settings.tracer_provider)
-        span_attrs = {**attrs, **openinference_call(self.kind, info.model)} if runtime.openinference else attrs
+        span_attrs = {**attrs, **openinference_attributes(self.kind, info.model)} if runtime.openinference else attrs
         self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
         if info.body is not None and self.kind is StepKind.GENERATION:
             self._capture_inputs(info.body)
@@ -400,7 +400,7 @@ class _Call:
         """Look at the response head; end now if the body was read, else follow its stream."""
         try:
             status = int(response.status_code)
-            self.span.set_attribute(_HTTP_STATUS_CODE, status)
+            self.span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
             if status >= 400:
                 self.error = f"http.{status // 100}xx"
             if getattr(response, "_content", None) is not None:  # read by Client.send(stream=False)
@@ -459,7 +459,7 @@ class _Call:
             return data
 
     def _time_chunks(self, now: float, new: int) -> None:
-        ins = _instruments.instruments_for(self.settings.meter_provider)
+        ins = self.ins
         attrs = self.metric_attributes
         if self.first_chunk_at is None:
             self.first_chunk_at = now
@@ -520,79 +520,45 @@ class _Call:
 
     def _record(self, cancelled: bool) -> None:
         duration = perf_counter() - self.start
-        span, facts = self.span, self.facts
+        facts = self.facts
         error = self.error or facts.error
-        attrs = dict(self.metric_attributes)
+        attrs = self.metric_attributes
         out: dict[str, AttributeValue] = {}
-        if facts.model:
-            out[sc.GEN_AI_RESPONSE_MODEL] = facts.model
-        if facts.response_id:
-            out[sc.GEN_AI_RESPONSE_ID] = facts.response_id
-        if facts.finish_reasons:
-            out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = facts.finish_reasons
-        if facts.text_chars:
-            out[sc.RAG_GENERATION_RESPONSE_CHARS] = facts.text_chars
-        if facts.reasoning_chars:
-            out[sc.RAG_GENERATION_REASONING_CHARS] = facts.reasoning_chars
+        self.response_attributes(facts, out)
         if self.first_chunk_at is not None:
             out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.start
-        ins = _instruments.instruments_for(self.settings.meter_provider)
-        usage = facts.usage
-        if usage.known:
-            out.update(_usage.span_attributes(usage))
-        quality = self._record_ranking(out) if self.kind is StepKind.RERANK else None
-        if usage.known and self.kind is not StepKind.RERANK:  # rerank answers count tokens read, unpriced
-            for tokens, token_type in _usage.token_records(usage):
-                ins.token_usage.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type}, context=self.context)
-            usd = cost.record(attrs, usage)
-            if usd is not None:
-                out[sc.RAG_COST] = usd
-            if self.enclosing is not None:
-                self.enclosing.tally(usage.input, usage.output, usd)
-        span.set_attributes(out)
-        outputs = self._capture_outputs() if facts.choices else None
+        quality = None
+        if self.kind is StepKind.RERANK:
+            if facts.usage.known:  # rerank answers count the tokens read, unpriced
+                self.record_usage(facts.usage, out, None)
+            if facts.scores is not None:
+                quality = self.record_scores(len(facts.scores), hits.scores(facts.scores), out, attrs, None)
+        elif facts.usage.known:
+            self.record_usage(facts.usage, out, lambda token_type: {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
+        outputs = self.record_outputs(facts, out, on_span=self._on_spans()) if facts.choices else None
+        self.span.set_attributes(out)
 
+        failed: MetricAttributes | None = None
         if error is not None:
-            span.set_attribute(sc.ERROR_TYPE, error)
-            span.set_status(Status(StatusCode.ERROR, error))
-            attrs[sc.ERROR_TYPE] = limiter.value(sc.ERROR_TYPE, error)
-        outcome = Outcome.ERROR if error else Outcome.CANCELLED if cancelled else Outcome.OK
-        if cancelled and error is None:
-            span.set_attribute(sc.RAG_OUTCOME, Outcome.CANCELLED.value)
+            # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
+            failed = self.record_failure(error, attrs)
+            timed = {**attrs, sc.ERROR_TYPE: failed[sc.ERROR_TYPE]}
+        else:
+            failed = self.record_cancelled(attrs) if cancelled else None
+            timed = attrs
         if self.kind is StepKind.RERANK:
             # The conventions have no rerank operation: the call is a rerank step, timed as steps are
             # (inside a rerank step, that step's duration covers it).
             if self.owns_step:
-                step_attrs = {**attrs, sc.RAG_OUTCOME: outcome.value}
+                step_attrs = failed if failed is not None else {**attrs, sc.RAG_OUTCOME: sc.Outcome.OK.value}
                 if quality is not None and error is None:
-                    step_attrs[sc.RAG_RETRIEVAL_QUALITY] = quality
-                ins.step_duration.record(duration, step_attrs, context=self.context)
+                    step_attrs = {**step_attrs, sc.RAG_RETRIEVAL_QUALITY: quality}
+                self.ins.step_duration.record(duration, step_attrs, context=self.context)
         else:
-            ins.operation_duration.record(duration, attrs, context=self.context)
-        if error is not None:
-            # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
-            ins.step_errors.add(1, {**attrs, sc.RAG_OUTCOME: outcome.value}, context=self.context)
+            self.ins.operation_duration.record(duration, timed, context=self.context)
         if content_policy.events and self.kind is StepKind.GENERATION:
-            _details.emit(span, self.inputs, outputs)
+            self.emit_details({}, self.inputs, outputs)
 
-    def _record_ranking(self, out: dict[str, AttributeValue]) -> str | None:
-        """Documents returned and their scores; the ``rag.retrieval.quality`` of the answer (``None``: unread)."""
-        scores = self.facts.scores
-        if scores is None:
-            return None
-        out[sc.RAG_RETRIEVAL_RESULTS_RETURNED] = len(scores)
-        stats = extract.scores(scores)
-        if stats is not None:
-            out[sc.RAG_RETRIEVAL_SCORE_MIN] = stats.low
-            out[sc.RAG_RETRIEVAL_SCORE_MAX] = stats.top
-            out[sc.RAG_RETRIEVAL_SCORE_AVG] = stats.mean
-        return extract.quality(len(scores), stats, runtime.low_score)
-
-    def _capture_outputs(self) -> list[messages.Message] | None:
-        found = messages.output_messages(self.facts, content_policy.clean, with_finish_reason=not runtime.genai_latest)
-        if found is not None and self._on_spans():
-            self.span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, messages.dumps(found))
-        return found
 
 
 def _with_body(request: Any, body: bytes) -> Any:

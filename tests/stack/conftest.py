@@ -18,7 +18,7 @@ import pytest
 
 from examples.reference_app.run_local import LocalStack
 from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
-from ragotel._runtime import DETAILED_METRICS_ENV
+from ragotel._config.settings import BY_ARG
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import SpanRecord, load_spans
 
@@ -95,6 +95,6 @@ def stack(vllm: VllmServer, vllm_receiver: OtlpReceiver) -> Iterator[LocalStack]
     With the opt-in detailed metrics on, so that the panels reading them are checked too."""
     with LocalStack(ROOT / "var" / "stack-test", otlp_endpoint=vllm_receiver.endpoint, vllm_url=vllm.base_url,
                     served_model=SERVED_MODEL, fixed_ports=False, log=lambda *a: None,
-                    env={DETAILED_METRICS_ENV: "true"}) as running:
+                    env={BY_ARG["detailed_metrics"].env: "true"}) as running:
         check_parts(running)
         yield running

@@ -11,8 +11,8 @@ from __future__ import annotations
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
-from ragotel._runtime import runtime
-from ragotel.openai_protocol import Usage
+from ragotel._core.runtime import runtime
+from ragotel._genai.protocol import Usage
 from ragotel.semconv import TokenType
 
 

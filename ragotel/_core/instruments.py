@@ -76,7 +76,7 @@ class IndexAges:
             self._built[frozenset(attributes.items())] = (dict(attributes), built_at)
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        from ragotel._runtime import runtime
+        from ragotel._core.runtime import runtime
 
         if runtime.disabled:
             return []

@@ -25,12 +25,12 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
-from ragotel._cardinality import limiter
-from ragotel._instruments import SCOPE, SummedCounter
-from ragotel._runtime import runtime
-from ragotel._safe import report_internal_error
+from ragotel._core.cardinality import limiter
+from ragotel._core.instruments import SCOPE, SummedCounter
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
+from ragotel._genai.content import policy as content_policy
 from ragotel._version import __version__
-from ragotel.content import policy as content_policy
 
 Evaluated = SpanContext | str | int | None
 """What an evaluation judges: a span's context, a trace id (32 hex digits or an int), or — ``None`` —

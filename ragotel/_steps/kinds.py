@@ -10,8 +10,8 @@ context manager::
         messages = build(question, hits)
         step.record(context_chars=len(context), chunks=len(hits))
 
-Decorators handle plain functions, coroutines, generators and async generators (:mod:`ragotel._wrap`);
-what a step records is described in :mod:`ragotel._step`.
+Decorators handle plain functions, coroutines, generators and async generators (:mod:`ragotel._steps.shapes`);
+what a step records is described in :mod:`ragotel._steps.step`.
 """
 
 from __future__ import annotations
@@ -19,17 +19,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import lru_cache
+from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _instruments
 from ragotel import semconv as sc
-from ragotel._cardinality import limiter
-from ragotel._runtime import error_type, runtime
-from ragotel._safe import report_internal_error
-from ragotel._step import Extractor, Step, StepFacts, StepSpec, current_step
+from ragotel._core import instruments as _instruments
+from ragotel._core.cardinality import limiter
+from ragotel._core.errors import error_type, note_error
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
+from ragotel._steps import shapes
+from ragotel._steps.spec import Extractor, Spec, probes_for
+from ragotel._steps.step import NOOP_STEP, Step, StepFacts, current_step
 from ragotel.semconv import Operation, Outcome, StepKind
 
 __all__ = [
@@ -46,8 +50,6 @@ __all__ = [
     "rerank",
     "retrieval",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def current_trace_id() -> str | None:
@@ -71,14 +73,53 @@ def record_error(stage: str, error: BaseException | str, *, message: str | None 
         etype = error if isinstance(error, str) else error_type(error)
         attrs = limiter.bound({sc.RAG_STEP_KIND: stage, sc.ERROR_TYPE: etype, sc.RAG_OUTCOME: Outcome.ERROR.value})
         _instruments.instruments().step_errors.add(1, attrs)
-        span = trace.get_current_span()
-        span.set_attribute(sc.ERROR_TYPE, etype)
-        event: dict[str, AttributeValue] = {sc.RAG_STEP_KIND: stage, sc.ERROR_TYPE: etype}
-        if message:
-            event["message"] = message
-        span.add_event("rag.error", event)
+        note_error(trace.get_current_span(), etype, stage=stage, message=message)
     except Exception as exc:
         report_internal_error("record_error", exc)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StepSpec(Spec):
+    """A step before it runs, as ``ragotel.retrieval(...)`` and the other kinds return it: apply it to a
+    function (a decorator) or enter it (``with`` / ``async with``, giving the running :class:`Step`)."""
+
+    __slots__ = ()
+
+    # -- decorator ---------------------------------------------------------------------------------
+    def __call__(self, fn: F) -> F:
+        # "Class.method" names a step well; "outer.<locals>.inner" paths only add noise.
+        qualname = getattr(fn, "__qualname__", None)
+        spec = self
+        if self.name is None and qualname is not None:
+            spec = replace(spec, name=qualname.rsplit("<locals>.", 1)[-1])
+        return shapes.wrap(replace(spec, probes=probes_for(self.kind, fn)), fn)
+
+    # -- context manager ---------------------------------------------------------------------------
+    def __enter__(self) -> Step:
+        if runtime.disabled:
+            return NOOP_STEP
+        step = Step._open(self)
+        step.__enter__()
+        return step
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        step = current_step()
+        if step is None or step.spec is not self:
+            return
+        step.__exit__(None, None, None)
+        step._finish(exc)
+
+    async def __aenter__(self) -> Step:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
 
 # -- the six public step kinds ---------------------------------------------------------------------

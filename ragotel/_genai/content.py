@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ragotel import settings
-from ragotel._safe import report_internal_error
+from ragotel._config import settings
+from ragotel._core.safe import report_internal_error
 
 Redactor = Callable[[str], str]
 

@@ -1,22 +1,16 @@
-"""Process-wide switches every instrumentation reads on its hot path, and the ``error.type`` rule.
+"""Process-wide switches every instrumentation reads on its hot path.
 
-:func:`ragotel.configure` fills the fields once from the resolved settings (:mod:`ragotel.settings`);
+:func:`ragotel.configure` fills the fields once from the resolved settings (:mod:`ragotel._config.settings`);
 everything else only reads them, so a step pays one
 attribute lookup per setting and no locking.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ragotel import settings as _settings
-
-DETAILED_METRICS_ENV: Final = "RAGOTEL_DETAILED_METRICS"
-LOW_SCORE_ENV: Final = "RAGOTEL_RETRIEVAL_LOW_SCORE"
-VALUE_LIMIT_ENV: Final = "RAGOTEL_METRIC_VALUE_LIMIT"
-DEFAULT_VALUE_LIMIT: Final = 100
+from ragotel._config import settings as _settings
 
 
 class Runtime:
@@ -30,7 +24,7 @@ class Runtime:
         """Per-document scores and a second, GenAI-named duration for retrieval/embedding/generation steps."""
         self.low_score: float | None = None
         """A retrieval whose best score is under this is ``low_score``; ``None``: the step's ``min_score``."""
-        self.value_limit = DEFAULT_VALUE_LIMIT
+        self.value_limit: int = _settings.BY_ARG["metric_value_limit"].default
         """Distinct values one metric attribute may take before new ones become ``_other``."""
         self.openinference = False
         """Spans also carry OpenInference's keys (``openinference.span.kind``, documents, model, tokens)."""
@@ -54,19 +48,3 @@ RUNTIME_SETTINGS: Final = ("detailed_metrics", "retrieval_low_score", "metric_va
 runtime = Runtime()
 # Before (or without) configure(): the environment alone, through the same table; configure() refills it.
 runtime.fill(_settings.resolve(only=RUNTIME_SETTINGS).values)
-
-
-def error_type(exc: BaseException) -> str:
-    """``error.type`` for an exception: the class name, qualified unless it is a builtin.
-
-    A class defined in a module run as ``python -m pkg.mod`` lives in ``__main__``; it is named after
-    the module it was imported as, so the value does not depend on how the process was started.
-    """
-    cls = type(exc)
-    module = cls.__module__
-    if module == "builtins":
-        return cls.__qualname__
-    if module == "__main__":
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        module = getattr(spec, "name", None) or module
-    return f"{module}.{cls.__qualname__}"

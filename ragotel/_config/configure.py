@@ -54,13 +54,15 @@ from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-from ragotel import _export, cost, logs, settings
 from ragotel import semconv as sc
-from ragotel._runtime import runtime
-from ragotel._safe import report_internal_error
+from ragotel._config import export as _export
+from ragotel._config import logs, settings
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
+from ragotel._genai import cost
+from ragotel._genai.content import Redactor, redact_query
+from ragotel._genai.content import policy as content_policy
 from ragotel._version import __version__
-from ragotel.content import Redactor, redact_query
-from ragotel.content import policy as content_policy
 
 logger = logging.getLogger("ragotel")
 SDK_INTERNAL_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
@@ -549,7 +551,7 @@ def _prometheus_port(port: int | None, from_code: bool, resolved: settings.Resol
 def _prometheus_reader(port: int, host: str, say: _Warnings) -> MetricReader | None:
     from prometheus_client import start_http_server
 
-    from ragotel._prometheus import ExemplarPrometheusReader
+    from ragotel._config.prometheus import ExemplarPrometheusReader
 
     if port:
         try:
@@ -574,6 +576,6 @@ def prometheus_app() -> Any:
 
         app.add_route("/metrics", ragotel.prometheus_app())
     """
-    from ragotel import _prometheus
+    from ragotel._config import prometheus as _prometheus
 
     return _prometheus.prometheus_app()

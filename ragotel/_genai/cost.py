@@ -45,10 +45,10 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _instruments
 from ragotel import semconv as sc
-from ragotel._safe import report_internal_error
-from ragotel.openai_protocol import Usage
+from ragotel._core.instruments import Instruments
+from ragotel._core.safe import report_internal_error
+from ragotel._genai.protocol import Usage
 
 PRICES_FILE_ENV = "RAGOTEL_PRICES_FILE"
 
@@ -152,9 +152,9 @@ def set_prices(prices: PriceSource) -> PriceTable:
     return _table
 
 
-def record(attributes: Mapping[str, AttributeValue], usage: Usage) -> float | None:
-    """Add the cost of one call to ``rag.cost.usd``, labelled by model; returns it in USD, ``None`` when the
-    model has no price. Never raises."""
+def record(ins: Instruments, attributes: Mapping[str, AttributeValue], usage: Usage) -> float | None:
+    """Add the cost of one call to ``rag.cost.usd`` (of ``ins``), labelled by model; returns it in USD, ``None``
+    when the model has no price. Never raises."""
     try:
         model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
         price = _table.price(model if isinstance(model, str) else None)
@@ -164,7 +164,7 @@ def record(attributes: Mapping[str, AttributeValue], usage: Usage) -> float | No
                          cache_write=usage.cache_write or 0)
         if usd > 0:
             labels = {k: v for k, v in attributes.items() if k in _COST_LABELS}
-            _instruments.instruments().cost.add(usd, labels)
+            ins.cost.add(usd, labels)
         return usd
     except Exception as exc:
         report_internal_error("recording cost", exc)

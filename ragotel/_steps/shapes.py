@@ -13,15 +13,16 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, cast
 
-from ragotel import extract
-from ragotel._runtime import runtime
-from ragotel._safe import report_internal_error
-from ragotel._step import LISTING, Step, StepSpec
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
+from ragotel._genai import hits
+from ragotel._steps.spec import Spec
+from ragotel._steps.step import LISTING, Step
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def wrap(spec: StepSpec, fn: F) -> F:
+def wrap(spec: Spec, fn: F) -> F:
     if inspect.isasyncgenfunction(fn):
         return cast(F, _async_generator(spec, fn))
     if inspect.iscoroutinefunction(fn):
@@ -31,11 +32,11 @@ def wrap(spec: StepSpec, fn: F) -> F:
     return cast(F, _function(spec, fn))
 
 
-def _begin(spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
-    step = Step.start(spec)
+def _begin(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
+    step = Step._open(spec)
     if spec.probes:
         try:
-            step.read_arguments(args, kwargs)
+            step._read_arguments(args, kwargs)
         except Exception as exc:
             report_internal_error("reading arguments", exc)
     return step
@@ -43,13 +44,13 @@ def _begin(spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Ste
 
 def _succeed(step: Step, result: Any) -> None:
     try:
-        step.read_result(result)
+        step._read_result(result)
     except Exception as exc:
         report_internal_error("reading a result", exc)
-    step.finish()
+    step._finish()
 
 
-def _function(spec: StepSpec, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _function(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if runtime.disabled:
@@ -59,7 +60,7 @@ def _function(spec: StepSpec, fn: Callable[..., Any]) -> Callable[..., Any]:
             with step:
                 result = fn(*args, **kwargs)
         except BaseException as exc:
-            step.finish(exc)
+            step._finish(exc)
             raise
         _succeed(step, result)
         return result
@@ -67,7 +68,7 @@ def _function(spec: StepSpec, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _coroutine(spec: StepSpec, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _coroutine(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         if runtime.disabled:
@@ -77,7 +78,7 @@ def _coroutine(spec: StepSpec, fn: Callable[..., Any]) -> Callable[..., Any]:
             with step:
                 result = await fn(*args, **kwargs)
         except BaseException as exc:
-            step.finish(exc)
+            step._finish(exc)
             raise
         _succeed(step, result)
         return result
@@ -96,9 +97,9 @@ class _Tally:
 
     def add(self, item: Any) -> None:
         self.count += 1
-        if len(self.scores) < extract.MAX_SCORED_HITS:
+        if len(self.scores) < hits.MAX_SCORED_HITS:
             try:
-                score = extract.score_of(item)
+                score = hits.score_of(item)
             except Exception:
                 score = None
             if score is not None:
@@ -107,11 +108,11 @@ class _Tally:
 
 def _end_listing(step: Step, tally: _Tally | None) -> None:
     if tally is not None:
-        step.record_streamed_hits(tally.count, tally.scores)
-    step.finish()
+        step._record_streamed_hits(tally.count, tally.scores)
+    step._finish()
 
 
-def _generator(spec: StepSpec, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
+def _generator(spec: Spec, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         if runtime.disabled:
@@ -133,7 +134,7 @@ def _generator(spec: StepSpec, fn: Callable[..., Generator[Any, Any, Any]]) -> C
                 except GeneratorExit as closing:
                     with step:
                         inner.close()
-                    step.finish(closing)
+                    step._finish(closing)
                     raise
                 except BaseException as exc:  # thrown in by the caller: the body decides
                     thrown = exc
@@ -141,13 +142,13 @@ def _generator(spec: StepSpec, fn: Callable[..., Generator[Any, Any, Any]]) -> C
             _end_listing(step, tally)
             return stop.value
         except BaseException as exc:
-            step.finish(exc)  # does nothing if the step already ended
+            step._finish(exc)  # does nothing if the step already ended
             raise
 
     return wrapper
 
 
-def _async_generator(spec: StepSpec, fn: Callable[..., AsyncGenerator[Any, Any]]) -> Callable[..., Any]:
+def _async_generator(spec: Spec, fn: Callable[..., AsyncGenerator[Any, Any]]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         if runtime.disabled:
@@ -171,14 +172,14 @@ def _async_generator(spec: StepSpec, fn: Callable[..., AsyncGenerator[Any, Any]]
                 except GeneratorExit as closing:
                     with step:
                         await inner.aclose()
-                    step.finish(closing)
+                    step._finish(closing)
                     raise
                 except BaseException as exc:  # thrown in by the caller: the body decides
                     thrown = exc
         except StopAsyncIteration:
             _end_listing(step, tally)
         except BaseException as exc:
-            step.finish(exc)  # does nothing if the step already ended
+            step._finish(exc)  # does nothing if the step already ended
             raise
 
     return wrapper

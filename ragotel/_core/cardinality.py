@@ -15,10 +15,10 @@ from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
-from ragotel import _instruments
 from ragotel import semconv as sc
-from ragotel._runtime import runtime
-from ragotel._safe import report_internal_error
+from ragotel._core import instruments as _instruments
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
 
 OTHER: Final = "_other"
 

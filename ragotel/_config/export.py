@@ -208,7 +208,7 @@ class WaterfallConsoleExporter(SpanExporter):
             for records in done:
                 self._print(records)
         except Exception as exc:
-            from ragotel._safe import report_internal_error
+            from ragotel._core.safe import report_internal_error
 
             report_internal_error("printing the trace waterfall", exc)
         return SpanExportResult.SUCCESS
@@ -233,7 +233,7 @@ class WaterfallConsoleExporter(SpanExporter):
     def _print(self, records: list[Any]) -> None:
         import shutil
 
-        from ragotel.cli.waterfall import render_waterfall
+        from ragotel._core.waterfall import render_waterfall
 
         out = self._out or sys.stdout
         width = self._width or max(80, min(shutil.get_terminal_size((120, 24)).columns, 160))
@@ -249,7 +249,7 @@ class WaterfallConsoleExporter(SpanExporter):
 
 
 def _record(span: ReadableSpan) -> Any:
-    from ragotel.cli.waterfall import SpanRecord
+    from ragotel._core.waterfall import SpanRecord
 
     ctx = span.context
     assert ctx is not None

@@ -15,10 +15,10 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.trace import Span
 
 from ragotel import semconv as sc
-from ragotel._instruments import SCOPE
-from ragotel._safe import report_internal_error
+from ragotel._core.instruments import SCOPE
+from ragotel._core.safe import report_internal_error
+from ragotel._genai.messages import Message
 from ragotel._version import __version__
-from ragotel.messages import Message
 
 _KEPT = ("gen_ai.", "server.", "error.")
 

@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import Metric as PrometheusMetric
 from prometheus_client.samples import Exemplar, Sample
 
-from ragotel._safe import report_internal_error
+from ragotel._core.safe import report_internal_error
 
 # (family name, the point's labels) → explicit bounds and one exemplar per bucket index
 _Key = tuple[str, frozenset[tuple[str, str]]]

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ragotel.openai_protocol import Choice, ResponseFacts
+from ragotel._genai.protocol import Choice, ResponseFacts
 
 Clean = Callable[[str], "str | None"]
 """The content policy's text function: the text to record, or ``None`` to drop it."""
