@@ -38,7 +38,8 @@ class Alert:
 
     @property
     def expr(self) -> str:
-        return f"{self.query} {self.op} {_number(self.threshold)}"
+        # In parentheses: a comparison binds tighter than `and` / `or`, which some queries end with.
+        return f"({self.query}) {self.op} {_number(self.threshold)}"
 
     def rule(self) -> dict[str, Any]:
         return {
@@ -85,44 +86,67 @@ def _uncited_share() -> str:
 
 STALE_INDEX_DAYS: Final = 7
 
-CHAT_ROUTES: Final = q.re(q.ROUTE, "/chat.*")
 # A failed request: a 5xx, or a stream that failed after its 200 went out. Both server instrumentations
 # (ragotel's and FastAPI's) put error.type on http.server.request.duration for either; a 4xx has none.
 FAILED: Final = f'{q.ERROR_TYPE}!=""'
+# The services that answer users are the ones running pipelines, whatever their job and routes are named.
+PIPELINE_JOBS: Final = f"group by (namespace, job) ({q.WORKFLOW_DURATION}_count)"
 # Stages a pipeline can fail in; "request" (4xx validation) is the caller's fault and "pipeline"
 # repeats the stage that failed under it.
 FAILING_STAGES: Final = q.re(q.STEP_KIND, "retrieval|embedding|rerank|prompt|generation")
-SCRAPED_JOBS: Final = "rag-chat-api|rag-retriever|vllm|dcgm-exporter|kube-state-metrics|node-exporter"
+# Scrape health watches every job that served, within a day, a series only these targets export: a
+# ragotel service's target_info (its resource names the distro), vLLM's engine gauge, and one series
+# per GPU or node of the exporters the dashboards read. Jobs are named by whoever scrapes (a
+# ServiceMonitor names them after the Service): the rule never lists them.
+SERVED_WINDOW: Final = "1d"
+SCRAPED_SERIES: Final = (f'target_info{{{q.DISTRO}="ragotel"}}', q.VLLM_RUNNING, gpu.UTIL, "kube_node_info",
+                         "node_boot_time_seconds")
+WATCHED_JOBS: Final = "group by (job) (" + " or ".join(
+    f"last_over_time({series}[{SERVED_WINDOW}])" for series in SCRAPED_SERIES) + ")"
+
+
+def _chat_errors() -> str:
+    """Per namespace and job running pipelines: the share of its requests that failed."""
+    return f"{_http('{' + FAILED + '}')} / {_http('')} and on (namespace, job) {PIPELINE_JOBS}"
+
+
+def _stage_errors() -> str:
+    """Per namespace and stage: failed steps per pipeline. A retriever's failure is also its caller's
+    (the chat API's retrieval step fails with it), so each stage counts the errors of the job that saw
+    the most of them, never the sum; pipelines are summed over the namespace's jobs, so the errors of a
+    retriever that runs no pipeline still find them."""
+    per_job = f"sum by (namespace, job, {q.STEP_KIND}) (rate({q.STEP_ERRORS}{{{FAILING_STAGES}}}[{WINDOW}]))"
+    return (f"max by (namespace, {q.STEP_KIND}) ({per_job}) / on (namespace) group_left "
+            f"sum by (namespace) (rate({q.WORKFLOW_DURATION}_count[{WINDOW}]))")
+
 
 ALERTS: Final = (
     Alert(
         name="RagChatErrorRateHigh", stage="request", severity="warning", for_="5m",
-        query=f"{_http('{' + CHAT_ROUTES + ', ' + FAILED + '}')} / {_http('{' + CHAT_ROUTES + '}')}",
+        query=_chat_errors(),
         op=">", threshold=0.05,
-        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of chat requests fail",
-        description="More than 5% of /chat requests failed (5xx, or a stream that broke after it started) for 5 "
-                    "minutes. RagStageErrorRateHigh names the failing stage; the RAG overview shows errors by stage.",
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of requests fail",
+        description="More than 5% of the requests to a service that runs RAG pipelines failed (5xx, or a stream "
+                    "that broke after it started) for 5 minutes. RagStageErrorRateHigh names the failing stage; the "
+                    "RAG overview shows errors by stage.",
         dashboard="rag-overview",
     ),
     Alert(
         name="RagChatErrorRateCritical", stage="request", severity="critical", for_="5m",
-        query=f"{_http('{' + CHAT_ROUTES + ', ' + FAILED + '}')} / {_http('{' + CHAT_ROUTES + '}')}",
+        query=_chat_errors(),
         op=">", threshold=0.25,
-        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of chat requests fail",
-        description="A quarter of /chat requests fail (5xx or broken streams): the service is effectively down "
-                    "for its users.",
+        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of requests fail",
+        description="A quarter of the requests to a service that runs RAG pipelines fail (5xx or broken "
+                    "streams): it is effectively down for its users.",
         dashboard="rag-overview",
     ),
     Alert(
         name="RagStageErrorRateHigh", stage="pipeline", severity="warning", for_="5m",
-        query=(f"sum by (namespace, job, {q.STEP_KIND}) "
-               f"(rate({q.STEP_ERRORS}{{{FAILING_STAGES}}}[{WINDOW}])) / on (namespace, job) group_left "
-               f"sum by (namespace, job) (rate({q.WORKFLOW_DURATION}_count[{WINDOW}]))"),
+        query=_stage_errors(),
         op=">", threshold=0.05,
-        summary="{{ $labels.job }}: {{ $value | humanizePercentage }} of pipelines fail in the "
-                "{{ $labels.rag_step_kind }} stage",
-        description="rag.step.errors for one stage exceed 5% of pipelines for 5 minutes. Traces: the "
-                    "errors-by-stage TraceQL query.",
+        summary="{{ $value | humanizePercentage }} of pipelines fail in the {{ $labels.rag_step_kind }} stage",
+        description="rag.step.errors for one stage exceed 5% of pipelines for 5 minutes (each stage counted by the "
+                    "service that saw most of its errors). Traces: the errors-by-stage TraceQL query.",
         dashboard="rag-overview",
     ),
     Alert(
@@ -148,8 +172,8 @@ ALERTS: Final = (
         query=_p95(q.STEP_DURATION, "{" + q.eq(q.STEP_KIND, "retrieval") + "}", f"namespace, job, {q.STEP_NAME}"),
         op=">", threshold=0.5,
         summary="{{ $labels.job }}: retrieval {{ $labels.rag_step_name }} p95 is {{ $value | humanizeDuration }}",
-        description="Retrieval p95 above 500 ms for 10 minutes; the retrieval dashboard splits encode, FAISS "
-                    "and sparse search.",
+        description="Retrieval p95 above 500 ms for 10 minutes; the retrieval dashboard's p95-by-step panel "
+                    "shows which of its sub-steps grew.",
         dashboard="rag-retrieval",
     ),
     Alert(
@@ -229,11 +253,13 @@ ALERTS: Final = (
     ),
     Alert(
         name="RagScrapeTargetDown", stage="scrape", severity="critical", for_="2m",
-        query=f'up{{job=~"{SCRAPED_JOBS}"}}',
+        query=f"up and on (job) {WATCHED_JOBS}",
         op="==", threshold=0,
         summary="{{ $labels.job }} target {{ $labels.instance }} is down (scrape failed)",
         description="Prometheus could not scrape this target for 2 minutes: the service is down or its "
-                    "/metrics endpoint is broken, and its dashboards are blind.",
+                    "/metrics endpoint is broken, and its dashboards are blind. Watched: every job that served, "
+                    "within a day, a ragotel service's target_info, vLLM's metrics or those of the DCGM, "
+                    "kube-state-metrics and node exporters, whatever the job is named.",
         dashboard="rag-overview",
     ),
 )

@@ -4,8 +4,9 @@ test checks queries that read only the other exporters' names by parsing them an
 up here, instead of running them.
 
 Sources: NVIDIA dcgm-exporter's default counters (etc/default-counters.csv), kube-state-metrics'
-docs/metrics/workload/{deployment,pod}-metrics.md, cAdvisor's docs/storage/prometheus.md (served by
-the kubelet at /metrics/cadvisor) and node_exporter's cpu and meminfo collectors.
+docs/metrics/workload/{deployment,pod}-metrics.md and
+docs/metrics/cluster/node-metrics.md, cAdvisor's docs/storage/prometheus.md (served by
+the kubelet at /metrics/cadvisor) and node_exporter's cpu, meminfo and stat collectors.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ DOCUMENTED: Final[dict[str, frozenset[str]]] = {
     "kube-state-metrics": frozenset({
         "kube_deployment_spec_replicas", "kube_deployment_status_replicas",
         "kube_deployment_status_replicas_ready", "kube_deployment_status_replicas_available",
-        "kube_pod_status_phase", "kube_pod_container_status_restarts_total", "kube_pod_info",
+        "kube_pod_status_phase", "kube_pod_container_status_restarts_total", "kube_pod_info", "kube_node_info",
     }),
     "cadvisor": frozenset({
         "container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_memory_usage_bytes",
     }),
     "node-exporter": frozenset({
         "node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
+        "node_boot_time_seconds",
     }),
 }
 

@@ -152,7 +152,8 @@ def namespace_variable(metric: str = "up") -> db.QueryVariable:
 
 def service_variable() -> db.QueryVariable:
     return label_values_variable("service", "Service", "job", 'up{namespace=~"$namespace"}',
-                         description="Scrape job: the service (rag-chat-api, rag-retriever, ...)")
+                         description="Scrape job: each service as your scrape config names it (a ServiceMonitor: "
+                                     "the Service's name)")
 
 
 def deployment_variable() -> db.QueryVariable:

@@ -75,6 +75,8 @@ ENVIRONMENT: Final = label(sc.DEPLOYMENT_ENVIRONMENT)
 PLACEMENT: Final = (("provider", CLOUD_PROVIDER), ("cluster", CLUSTER), ("region", REGION),
                     ("environment", ENVIRONMENT))
 DEPLOYMENT: Final = "deployment"
+# ragotel's resource names itself (telemetry.distro.name=ragotel); the endpoint's target_info carries it.
+DISTRO: Final = label("telemetry.distro.name")
 STATUS: Final = label(sc.HTTP_RESPONSE_STATUS_CODE)
 
 # Grafana's own interval variables; the stack test substitutes real durations.

@@ -23,7 +23,7 @@ GENERATED: Final = Path(__file__).resolve().parent / "generated"
 SUBSTITUTIONS: Final = {
     "$__rate_interval": "1m", "$__interval": "15s", "$__range": "10m",
     "$namespace": ".*", "$service": ".*", "$model": ".*", "$deployment": ".*", "$node": ".*",
-    "$provider": ".*", "$cluster": ".*", "$region": ".*", "$environment": ".*",
+    "$provider": ".*", "$cluster": ".*", "$region": ".*", "$environment": ".*", "$step": ".*",
 }
 # A Grafana variable; label_replace's "$1" is not one.
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_]\w*)\}?")
@@ -46,6 +46,21 @@ class PromQuery:
         if left := _VARIABLE.search(text):
             raise ValueError(f"{self.source}: no test value for variable {left.group(0)}")
         return text
+
+    def matchers(self) -> list[tuple[str, str, str]]:
+        """(label, operator, value) of every label matcher, with the Grafana variables in values kept."""
+        text = self.expr
+        for variable, value in SUBSTITUTIONS.items():
+            if variable.startswith("$__"):  # durations: the query does not parse with them in it
+                text = text.replace(variable, value)
+        found: list[tuple[str, str, str]] = []
+
+        def visit(node: Any) -> None:
+            if isinstance(node, promql_parser.VectorSelector):
+                found.extend((m.name, str(m.op).rsplit(".", 1)[-1], m.value) for m in node.matchers.matchers)
+
+        promql_parser.walk(promql_parser.parse(text), visit)
+        return found
 
     def metrics(self) -> set[str]:
         names: set[str] = set()
@@ -77,6 +92,16 @@ def dashboard_queries() -> list[PromQuery]:
                     found.append(PromQuery(f"{uid} / {panel['title']}", target["expr"],
                                            bool(target.get("exemplar")), panel["type"]))
     return found
+
+
+_LABEL_VALUES = re.compile(r"label_values\((.+), *\w+\)")
+
+
+def variable_queries() -> list[PromQuery]:
+    """The selectors of the dashboards' ``label_values(...)`` variables, as queries."""
+    return [PromQuery(f"{uid} / ${variable['name']}", match.group(1))
+            for uid, board in dashboards().items() for variable in board.get("templating", {}).get("list", [])
+            if variable.get("type") == "query" and (match := _LABEL_VALUES.fullmatch(str(variable.get("query"))))]
 
 
 def traceql_queries() -> list[tuple[str, str]]:

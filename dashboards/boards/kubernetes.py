@@ -46,7 +46,7 @@ def build() -> Dashboard:
         .with_panel(p.single("Restarts (1h)", p.COUNT,
                              p.Query(f"sum(increase({RESTARTS}{{{NAMESPACE}}}[1h]))"),
                              description="Container restarts in the last hour.", decimals=0))
-        .with_panel(p.single("Chat requests/s", p.REQUESTS_PER_SECOND,
+        .with_panel(p.single("App requests/s", p.REQUESTS_PER_SECOND,
                              p.Query(f"sum({q.rate(q.HTTP_DURATION + '_count', '{' + NAMESPACE + '}')})"),
                              description="Requests served by the app's services in the selected namespaces.",
                              width=12))

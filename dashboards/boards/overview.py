@@ -7,15 +7,13 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from dashboards import panels as p
 from dashboards import promql as q
 
-CHAT_ROUTES = q.re(q.ROUTE, "/chat.*")
 RETRIEVAL = q.eq(q.STEP_KIND, "retrieval")
+PIPELINE = q.eq(q.STEP_KIND, "pipeline")
 
 
 def build() -> Dashboard:
     app, by_model = q.sel(), q.sel(model=q.MODEL)
-    chat_5xx = q.sel(CHAT_ROUTES, q.re(q.STATUS, "5.."))
-    requests = f"sum({q.rate(q.HTTP_DURATION + '_count', q.sel(CHAT_ROUTES))})"
-    failed = f"sum({q.rate(q.HTTP_DURATION + '_count', chat_5xx)})"
+    requests = f"sum by (job) ({q.rate(q.HTTP_DURATION + '_count', app)})"
     tokens = q.rate(q.TOKEN_USAGE + "_sum", q.sel(q.IN_OUT_TOKENS, model=q.MODEL))
     cost = q.rate(q.COST, by_model)
     return (
@@ -23,10 +21,14 @@ def build() -> Dashboard:
             p.dashboard("rag-overview", "RAG overview",
                         "Requests, errors by stage, latency by step, tokens and cost of ragotel services.",
                         ["overview"]), q.TOKEN_USAGE + "_count")
-        .with_panel(p.single("Chat requests/s", p.REQUESTS_PER_SECOND, p.Query(requests),
-                             description="POST /chat and /chat/stream served per second."))
-        .with_panel(p.single("Chat 5xx ratio", p.PERCENT_UNIT, p.Query(q.ratio(failed, requests)),
-                             description="Share of chat requests answered with a 5xx (a dependency failed)."))
+        .with_panel(p.single("Requests/s", p.REQUESTS_PER_SECOND, p.Query(requests, q.legend("job")),
+                             description="Requests each service answered per second, whatever its routes are "
+                                         "called (health, readiness and /metrics are not counted)."))
+        .with_panel(p.single("5xx ratio", p.PERCENT_UNIT,
+                             p.Query(q.share(q.HTTP_DURATION + "_count", q.sel(q.re(q.STATUS, "5..")), app, "job"),
+                                     q.legend("job")),
+                             description="Share of each service's requests answered with a 5xx (it or a dependency "
+                                         "failed)."))
         .with_panel(p.single("End-to-end p95", p.SECONDS, p.Query(q.quantile(0.95, q.WORKFLOW_DURATION, app)),
                              description="95th percentile of whole pipelines (gen_ai.workflow.duration)."))
         .with_panel(p.single("Tokens/s", p.TOKENS_PER_SECOND, p.Query(f"sum({tokens})"),
@@ -43,10 +45,18 @@ def build() -> Dashboard:
             description="Every HTTP request the services answered, by route template and status code."))
         .with_panel(p.series(
             "Errors/s by stage", p.PER_SECOND,
-            p.Query(f"sum by (job, {q.STEP_KIND}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, app)})",
+            p.Query(f"sum by (job, {q.STEP_KIND}, {q.ERROR_TYPE}) "
+                    f"({q.rate(q.STEP_ERRORS, q.sel(q.ne(q.STEP_KIND, 'pipeline')))})",
                     f"{q.legend('job', q.STEP_KIND)}: {q.legend(q.ERROR_TYPE)}"),
-            description="Failed steps (rag.step.errors) by the stage that failed and the error type.",
-            stack=True))
+            description="Failed steps (rag.step.errors) by the service, the stage that failed and the error type. "
+                        "Pipelines are in their own panel: each failure counts once here. A retriever's failure "
+                        "also fails its caller's retrieval step: one line per service, not stacked."))
+        .with_panel(p.series(
+            "Failed pipelines/s", p.PER_SECOND,
+            p.Query(f"sum by (job, {q.STEP_NAME}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, q.sel(PIPELINE))})",
+                    f"{q.legend('job', q.STEP_NAME)}: {q.legend(q.ERROR_TYPE)}"),
+            description="Pipelines that ended in an error, by pipeline and error type: the roll-up of the stages "
+                        "beside, one per failed request.", stack=True))
         .with_panel(p.series(
             "Body size p95 by route", "bytes",
             p.Query(q.quantile(0.95, q.HTTP_REQUEST_BODY_SIZE, app, by=f"job, {q.ROUTE}"),
@@ -88,13 +98,13 @@ def build() -> Dashboard:
             description="Share of retrievals that found nothing, or whose best hit scored under the low-score "
                         "threshold (rag.retrieval.quality); RagRetrievalEmptyRateHigh / LowScoreRateHigh alert."))
         .with_panel(p.series(
-            "Answers by verdict", p.PERCENT_UNIT,
-            p.Query(q.share(q.EVALUATIONS, q.sel(q.eq(q.EVALUATION, "cites_sources"), q.eq(q.VERDICT, "uncited")),
-                            q.sel(q.eq(q.EVALUATION, "cites_sources")), "job"), "cite nothing {{job}}"),
-            p.Query(q.share(q.EVALUATIONS, q.sel(q.eq(q.EVALUATION, "user_feedback"), q.eq(q.VERDICT, "down")),
-                            q.sel(q.eq(q.EVALUATION, "user_feedback")), "job"), "thumbs down {{job}}"),
-            description="Online checks and feedback (rag.evaluations): answers citing no source (cites_sources, "
-                        "RagAnswersUncitedRateHigh alerts) and users' thumbs down (POST /feedback)."))
+            "Evaluations by verdict", p.PERCENT_UNIT,
+            p.Query(f"sum by (job, {q.EVALUATION}, {q.VERDICT}) ({q.rate(q.EVALUATIONS, app)}) / on (job, "
+                    f"{q.EVALUATION}) group_left sum by (job, {q.EVALUATION}) ({q.rate(q.EVALUATIONS, app)})",
+                    q.legend("job", q.EVALUATION, q.VERDICT)),
+            description="Share of each verdict of every online check and feedback (ragotel.record_evaluation: "
+                        "rag.evaluations by gen_ai.evaluation.name and score label), e.g. answers citing no source "
+                        "(cites_sources, RagAnswersUncitedRateHigh alerts) or users' thumbs down."))
         .with_row(p.row("Tokens and cost"))
         .with_panel(p.series(
             "Tokens/s by type", p.TOKENS_PER_SECOND,

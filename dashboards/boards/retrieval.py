@@ -8,8 +8,10 @@ from dashboards import panels as p
 from dashboards import promql as q
 
 RETRIEVAL = q.eq(q.STEP_KIND, "retrieval")
-# The retriever's sub-steps: dense (encode the query, search FAISS) and sparse (vectorize, dot product).
-SUB_STEPS = q.re(q.STEP_NAME, "dense_encode|faiss_search|sparse_vectorize|sparse_dot")
+# A search and its parts (encode the query, search the index, rerank): the kinds, never the app's names.
+SEARCH_KINDS = q.re(q.STEP_KIND, "retrieval|embedding|rerank")
+# The steps to break a search down into: the app's own step names, read from the data.
+STEP_VARIABLE = "step"
 
 
 def build() -> Dashboard:
@@ -17,22 +19,30 @@ def build() -> Dashboard:
     retrieval = q.sel(RETRIEVAL)
     read_hits = q.sel(RETRIEVAL, q.ne(q.QUALITY, ""))  # retrievals whose hits ragotel read
     prompts = q.sel(q.eq(q.STEP_KIND, "prompt"))
+    searches = q.sel(SEARCH_KINDS)
+    retrieving_jobs = f"group by (job) ({q.STEP_DURATION}_count{retrieval})"
     return (
         p.app_variables(
             p.dashboard("rag-retrieval", "RAG retrieval",
                         "Search latency and its sub-steps, documents returned, scores, index size and load times.",
                         ["retrieval"]))
+        .with_variable(p.label_values_variable(
+            STEP_VARIABLE, "Step", q.STEP_NAME,
+            f'{q.STEP_DURATION}_count{{namespace=~"$namespace", job=~"$service", {SEARCH_KINDS}}}',
+            description="Retrieval, embedding and rerank steps by name (rag.step.name), as the services record "
+                        "them"))
         .with_panel(p.series(
             "Search latency", p.SECONDS,
             *p.percentiles(q.STEP_DURATION, retrieval, "job", q.STEP_NAME),
             description="Retrieval steps (rag.step.kind=retrieval): the chat API's call to the retriever and "
                         "the retriever's own search."))
         .with_panel(p.series(
-            "Sub-steps p95: dense encode vs FAISS vs sparse", p.SECONDS,
-            p.Query(q.quantile(0.95, q.STEP_DURATION, q.sel(SUB_STEPS), by=q.STEP_NAME),
-                    q.legend(q.STEP_NAME), exemplar=True),
-            description="Inside a search: query embedding, FAISS inner-product search, TF-IDF vectorize and "
-                        "dot product."))
+            "p95 by step", p.SECONDS,
+            p.Query(q.quantile(0.95, q.STEP_DURATION, q.sel(SEARCH_KINDS, q.re(q.STEP_NAME, f"${STEP_VARIABLE}")),
+                               by=f"job, {q.STEP_KIND}, {q.STEP_NAME}"),
+                    q.legend("job", q.STEP_KIND, q.STEP_NAME), exemplar=True),
+            description="A search and its sub-steps (query embedding, index search, rerank: whatever the services "
+                        "name them), one line per step; pick steps in the Step variable."))
         .with_panel(p.series(
             "Documents per retrieval: returned vs kept", p.COUNT,
             p.Query(q.per_step(q.RETRIEVAL_DOCUMENTS, retrieval, read_hits, f"job, {q.STEP_NAME}"),
@@ -100,14 +110,15 @@ def build() -> Dashboard:
                         "OTLP by the ingest job.", width=8))
         .with_row(p.row("Errors"))
         .with_panel(p.series(
-            "Retriever errors by stage", p.PER_SECOND,
-            p.Query(f"sum by (job, {q.STEP_KIND}, {q.STEP_NAME}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, app)})",
+            "Search errors by step", p.PER_SECOND,
+            p.Query(f"sum by (job, {q.STEP_KIND}, {q.STEP_NAME}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, searches)})",
                     f"{q.legend('job', q.STEP_KIND, q.STEP_NAME)}: {q.legend(q.ERROR_TYPE)}"),
-            description="Failed steps by stage and error type: bad requests, search failures, a retriever "
-                        "down or not ready (seen by the caller as retrieval errors).", stack=True))
+            description="Failed retrieval, embedding and rerank steps by service, step and error type: search "
+                        "failures, a retriever down or not ready (seen by its caller as a failed retrieval)."))
         .with_panel(p.series(
-            "Search requests/s by status", p.REQUESTS_PER_SECOND,
-            p.Query(f"sum by (job, {q.STATUS}) ({q.rate(q.HTTP_DURATION + '_count', q.sel(q.eq(q.ROUTE, '/search')))})",
-                    q.legend("job", q.STATUS)),
-            description="POST /search answered by the retriever, by status code (503 while not ready)."))
+            "Requests/s of services that retrieve", p.REQUESTS_PER_SECOND,
+            p.Query(f"sum by (job, {q.ROUTE}, {q.STATUS}) ({q.rate(q.HTTP_DURATION + '_count', app)}) "
+                    f"and on (job) {retrieving_jobs}", q.legend("job", q.ROUTE, q.STATUS)),
+            description="Requests answered by each service that runs retrieval steps (a retriever, or the chat "
+                        "API that calls it), by route and status code (a retriever answers 503 while not ready)."))
     )

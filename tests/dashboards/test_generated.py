@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,15 @@ import yaml
 from dashboards import alerts, exporters, traceql
 from dashboards import promql as q
 from dashboards.__main__ import RULES, outputs, stale
-from dashboards.queries import PromQuery, alert_queries, dashboard_queries, dashboards, panels, traceql_queries
+from dashboards.queries import (
+    PromQuery,
+    alert_queries,
+    dashboard_queries,
+    dashboards,
+    panels,
+    traceql_queries,
+    variable_queries,
+)
 from ragotel import semconv as sc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,10 +134,65 @@ def known_app_metrics() -> set[str]:
 
 
 def test_every_metric_read_is_emitted_or_documented() -> None:
-    known = known_app_metrics() | set().union(*exporters.DOCUMENTED.values()) | {"up"}
+    known = known_app_metrics() | set().union(*exporters.DOCUMENTED.values()) | {"up", "target_info"}
     unknown = {(query.source, name) for query in dashboard_queries() + alert_queries()
                for name in query.metrics() if name not in known}
     assert unknown == set()
+
+
+# Labels whose values the app or its scrape config chooses: scrape jobs, step, pipeline and service
+# names, routes. A query may group by them or filter by a variable, never name a value.
+APP_NAMED_LABELS = frozenset({"job", "instance", "service", "service_name", q.STEP_NAME,
+                              q.WORKFLOW, q.ROUTE})
+APP_NAMED_ATTRIBUTES = ("rag.step.name", "gen_ai.workflow.name", "service.name", "http.route")
+# Evaluation names are a convention the README documents (record_evaluation("cites_sources", ...)).
+DOCUMENTED_VALUES = frozenset({(q.EVALUATION, "cites_sources")})
+
+
+def named_values(queries: list[PromQuery]) -> list[str]:
+    """Every matcher of a query that names a value of an app-named label (a variable or "" is fine)."""
+    return [f"{query.source}: {label} {op} {value!r}" for query in queries
+            for label, op, value in query.matchers()
+            if label in APP_NAMED_LABELS and value and not value.startswith("$")]
+
+
+def test_no_panel_rule_or_variable_names_what_the_app_names() -> None:
+    queries = dashboard_queries() + alert_queries() + variable_queries()
+    assert named_values(queries) == []
+    matched = {(label, value) for query in queries for label, _, value in query.matchers()}
+    assert {pair for pair in matched if pair[0] == q.EVALUATION} <= DOCUMENTED_VALUES
+    traceql_named = [entry.name for entry in traceql.load()
+                     if re.search(r"\.(" + "|".join(map(re.escape, APP_NAMED_ATTRIBUTES)) + r")\s*(=|!=|=~|!~)",
+                                  entry.query)]
+    assert traceql_named == []
+
+
+def test_the_name_check_sees_a_step_or_job_name() -> None:
+    found = named_values([
+        PromQuery("sub-steps", f'rate({q.STEP_DURATION}_count{{{q.STEP_NAME}=~"dense_encode|faiss_search"}}[1m])'),
+        PromQuery("scrape", 'up{job=~"rag-chat-api|rag-retriever"}'),
+        PromQuery("fine", f'rate({q.STEP_DURATION}_count{{job=~"$service", {q.STEP_NAME}!=""}}[$__rate_interval])'),
+    ])
+    assert found == ["sub-steps: rag_step_name Re 'dense_encode|faiss_search'",
+                     "scrape: job Re 'rag-chat-api|rag-retriever'"]
+
+
+def test_sub_steps_come_from_a_step_variable_filled_by_the_data() -> None:
+    board = dashboards()["rag-retrieval"]
+    step = variables(board)["step"]
+    assert step["query"].startswith(f"label_values({q.STEP_DURATION}_count{{") and \
+        step["query"].endswith(f", {q.STEP_NAME})")
+    assert step["allValue"] == ".*" and step["multi"] and step["includeAll"]
+    [panel] = [p for p in panels(board) if p["title"] == "p95 by step"]
+    assert f'{q.STEP_NAME}=~"$step"' in panel["targets"][0]["expr"]
+
+
+def test_errors_by_stage_leave_pipelines_to_their_own_panel() -> None:
+    found = {query.source: query for query in dashboard_queries()}
+    stages = found["rag-overview / Errors/s by stage"]
+    assert (q.STEP_KIND, "NotEqual", "pipeline") in stages.matchers()
+    pipelines = found["rag-overview / Failed pipelines/s"]
+    assert (q.STEP_KIND, "Equal", "pipeline") in pipelines.matchers()
 
 
 def test_metric_names_follow_semconv() -> None:
