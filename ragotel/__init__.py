@@ -27,6 +27,7 @@ from ragotel._genai.hits import Document
 from ragotel._genai.index import record_index, record_index_write
 from ragotel._steps.kinds import (
     Step,
+    StepFacts,
     StepSpec,
     current_step,
     current_trace_id,
@@ -59,6 +60,7 @@ __all__ = [
     "QueryRedactor",
     "RagotelMiddleware",
     "Step",
+    "StepFacts",
     "StepKind",
     "StepSpec",
     "Telemetry",

@@ -126,6 +126,19 @@ def test_httpx_records_into_the_providers_it_is_given(
     assert recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION) == []
 
 
+def test_httpx_cost_goes_to_the_meter_provider_it_is_given(recorded: Recorded, server: RecordedOpenAIServer) -> None:
+    tracer_provider, _, meter_provider, reader = own_providers()
+    previous = ragotel.set_prices({"*": ragotel.ModelPrice(input_per_million=1.0, output_per_million=2.0)})
+    try:
+        with httpx.Client(base_url=server.base_url) as client:
+            ragotel.instrument_httpx(client, tracer_provider=tracer_provider, meter_provider=meter_provider)
+            client.post("/chat/completions", json=CHAT)
+    finally:
+        ragotel.set_prices(previous)
+    assert sc.RAG_COST in metric_names(reader)
+    assert recorded.points(sc.RAG_COST) == []
+
+
 def test_httpx_honours_suppress_instrumentation(recorded: Recorded, server: RecordedOpenAIServer) -> None:
     with httpx.Client(base_url=server.base_url) as client:
         ragotel.instrument_httpx(client)

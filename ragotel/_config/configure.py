@@ -57,6 +57,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from ragotel import semconv as sc
 from ragotel._config import export as _export
 from ragotel._config import logs, settings
+from ragotel._core.compat import is_unset
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import cost
@@ -68,27 +69,19 @@ logger = logging.getLogger("ragotel")
 SDK_INTERNAL_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 _P = TypeVar("_P")
 
-# Downward-API variables users put in their pod spec, first name wins.
-_K8S_ENV: Mapping[str, tuple[str, ...]] = {
-    sc.K8S_POD_NAME: ("K8S_POD_NAME", "POD_NAME"),
-    sc.K8S_NAMESPACE_NAME: ("K8S_NAMESPACE_NAME", "POD_NAMESPACE"),
-    sc.K8S_NODE_NAME: ("K8S_NODE_NAME", "NODE_NAME"),
+# Resource attributes from settings: the placement labels (seed 001's cross-provider comparison, also on
+# every Prometheus series) and the Kubernetes downward API.
+_PLACEMENT: Mapping[str, str] = {
+    sc.DEPLOYMENT_ENVIRONMENT: "environment",
+    sc.CLOUD_PROVIDER: "provider",
+    sc.K8S_CLUSTER_NAME: "cluster",
+    sc.CLOUD_REGION: "region",
 }
-# Seed 001's cross-provider labels; copied onto every Prometheus series as labels too.
-_PLACEMENT_ENV: Mapping[str, str] = {
-    sc.CLOUD_PROVIDER: "RAGOTEL_PROVIDER",
-    sc.K8S_CLUSTER_NAME: "RAGOTEL_CLUSTER",
-    sc.CLOUD_REGION: "RAGOTEL_REGION",
+_DOWNWARD_API: Mapping[str, str] = {
+    sc.K8S_POD_NAME: "k8s_pod_name",
+    sc.K8S_NAMESPACE_NAME: "k8s_namespace_name",
+    sc.K8S_NODE_NAME: "k8s_node_name",
 }
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
-def _env_true(name: str) -> bool:
-    return (_env(name) or "").lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -282,13 +275,10 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
 
     content_policy.fill(values)
     runtime.fill(values)
-    _load_prices(values["prices"], say)
-    resource = _resource(
-        values["service_name"], values["service_version"], values["environment"], values["provider"],
-        values["cluster"], values["region"], values["resource_attributes"],
-    )
+    _load_prices(resolved, say)
+    resource = _resource(values)
 
-    if _env_true("OTEL_SDK_DISABLED"):
+    if values["sdk_disabled"]:
         runtime.disabled = True
         return Telemetry(
             trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider(),
@@ -300,7 +290,7 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
     owned: set[str] = set()
 
     tracer_provider = trace.get_tracer_provider()
-    if _is_unset(tracer_provider):
+    if is_unset(tracer_provider):
         sdk_tracer = TracerProvider(resource=resource)
         sdk_tracer.add_span_processor(QueryRedactor())
         for processor in builder.span_processors():
@@ -316,10 +306,11 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
     port = _prometheus_port(values["prometheus_port"], "prometheus_port" in resolved.explicit
                             and args.get("prometheus_port") is not None, resolved)
     meter_provider = metrics.get_meter_provider()
-    if _is_unset(meter_provider):
+    if is_unset(meter_provider):
         readers = [*builder.metric_readers(), *values["metric_readers"]]
         if port is not None:
-            reader = _prometheus_reader(port, values["prometheus_host"], say)
+            reader = _prometheus_reader(port, values["prometheus_host"],
+                                        resolved.sources.get("prometheus_port", "prometheus_port="), say)
             if reader is None:
                 port = None
             else:
@@ -336,7 +327,7 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
 
     logger_provider = _logs.get_logger_provider()
     handler: logging.Handler | None = None
-    if _is_unset(logger_provider):
+    if is_unset(logger_provider):
         sdk_logger = LoggerProvider(resource=resource)
         for processor in builder.log_processors():
             sdk_logger.add_log_record_processor(processor)
@@ -357,10 +348,10 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
     return telemetry
 
 
-def _load_prices(prices: cost.PriceSource, say: _Warnings) -> None:
+def _load_prices(resolved: settings.Resolved, say: _Warnings) -> None:
     """``prices`` as resolved (``RAGOTEL_PRICES_FILE`` wins over the argument, like every variable)."""
-    env_file = _env(cost.PRICES_FILE_ENV)
-    setting = cost.PRICES_FILE_ENV if env_file is not None else "prices"
+    prices = resolved["prices"]
+    setting = resolved.sources.get("prices", "prices=").rstrip("=")
     try:
         cost.set_prices(prices if prices is not None else {})
     except Exception as exc:
@@ -374,38 +365,11 @@ def get_telemetry() -> Telemetry | None:
     return _telemetry
 
 
-def _is_unset(provider: Any) -> bool:
-    """True while no real provider is installed (only OpenTelemetry's proxy or no-op one)."""
-    return type(provider).__name__ in {
-        "ProxyTracerProvider", "NoOpTracerProvider", "_ProxyMeterProvider", "NoOpMeterProvider",
-        "ProxyLoggerProvider", "NoOpLoggerProvider",
-    }
-
-
-def _resource(
-    service_name: str | None,
-    service_version: str | None,
-    environment: str | None,
-    provider: str | None,
-    cluster: str | None,
-    region: str | None,
-    extra: Mapping[str, str] | None,
-) -> Resource:
-    attrs: dict[str, str] = {"telemetry.distro.name": "ragotel", "telemetry.distro.version": __version__}
-    attrs.update(extra or {})
-    defaults = {
-        sc.SERVICE_NAME: service_name,
-        sc.SERVICE_VERSION: service_version,
-        sc.DEPLOYMENT_ENVIRONMENT: _env("RAGOTEL_ENVIRONMENT") or environment,
-        sc.CLOUD_PROVIDER: _env(_PLACEMENT_ENV[sc.CLOUD_PROVIDER]) or provider,
-        sc.K8S_CLUSTER_NAME: _env(_PLACEMENT_ENV[sc.K8S_CLUSTER_NAME]) or cluster,
-        sc.CLOUD_REGION: _env(_PLACEMENT_ENV[sc.CLOUD_REGION]) or region,
-    }
-    attrs.update({key: value for key, value in defaults.items() if value})
-    for key, names in _K8S_ENV.items():
-        value = next((v for v in map(_env, names) if v), None)
-        if value:
-            attrs[key] = value
+def _resource(values: Mapping[str, Any]) -> Resource:
+    attrs: dict[str, Any] = {"telemetry.distro.name": "ragotel", "telemetry.distro.version": __version__}
+    attrs.update(values["resource_attributes"] or {})
+    named = {sc.SERVICE_NAME: "service_name", sc.SERVICE_VERSION: "service_version", **_PLACEMENT, **_DOWNWARD_API}
+    attrs.update({key: values[arg] for key, arg in named.items() if values[arg]})
     # Resource.create adds the SDK's own attributes; merging the env detector last lets
     # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the code's defaults.
     return Resource.create(attrs).merge(OTELResourceDetector().detect())
@@ -477,7 +441,7 @@ class _Exporters:
         if protocol is None:
             return None  # unusable protocol: warned when resolving
         module_name, class_name = _OTLP_CLASSES[(signal, protocol)]
-        setting = _protocol_setting(signal)
+        setting = _protocol_setting(self._resolved, signal)
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -531,11 +495,9 @@ class _Exporters:
         return processors
 
 
-def _protocol_setting(signal: str) -> str:
-    specific = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
-    if _env(specific):
-        return specific
-    return "OTEL_EXPORTER_OTLP_PROTOCOL" if _env("OTEL_EXPORTER_OTLP_PROTOCOL") else "protocol="
+def _protocol_setting(resolved: settings.Resolved, signal: str) -> str:
+    """The variable (or argument) the protocol of ``signal`` came from, for messages."""
+    return (resolved.sources.get(f"protocol.{signal}") or resolved.sources.get("protocol", "protocol")).rstrip("=")
 
 
 def _prometheus_port(port: int | None, from_code: bool, resolved: settings.Resolved) -> int | None:
@@ -548,7 +510,7 @@ def _prometheus_port(port: int | None, from_code: bool, resolved: settings.Resol
     return port if from_code else None
 
 
-def _prometheus_reader(port: int, host: str, say: _Warnings) -> MetricReader | None:
+def _prometheus_reader(port: int, host: str, setting: str, say: _Warnings) -> MetricReader | None:
     from prometheus_client import start_http_server
 
     from ragotel._config.prometheus import ExemplarPrometheusReader
@@ -557,14 +519,13 @@ def _prometheus_reader(port: int, host: str, say: _Warnings) -> MetricReader | N
         try:
             start_http_server(port, addr=host)
         except Exception as exc:
-            setting = "OTEL_EXPORTER_PROMETHEUS_PORT" if _env("OTEL_EXPORTER_PROMETHEUS_PORT") else "prometheus_port="
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             say.say(setting.rstrip("="), port, (
                 f"ragotel: {setting.rstrip('=')}={port!r} cannot be used (cannot listen on {host}:{port}: "
                 f"{reason}); the Prometheus endpoint stays off"))
             return None
     # Placement and the environment go on every series, so dashboards can filter and compare by them.
-    placement = {*_PLACEMENT_ENV, sc.DEPLOYMENT_ENVIRONMENT}
+    placement = set(_PLACEMENT)
     return ExemplarPrometheusReader(resource_attribute_filter=placement.__contains__)
 
 

@@ -109,6 +109,8 @@ class Setting:
     """An unusable value falls back to the argument, then the default; ``False``: the part stays off."""
     off: Any = None
     """The value when ``fallback`` is ``False`` and the given one is unusable."""
+    aliases: tuple[str, ...] = ()
+    """Other variables read, in order, when ``env`` is not set."""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -153,6 +155,16 @@ SETTINGS: tuple[Setting, ...] = (
 )
 BY_ARG: Mapping[str, Setting] = {s.arg: s for s in SETTINGS}
 
+ENVIRONMENT_ONLY: tuple[Setting, ...] = (
+    Setting("sdk_disabled", "OTEL_SDK_DISABLED", False, _flag, "nothing is set up; every step is a plain call"),
+    # The Kubernetes downward API, as users name it in their pod spec: the first name set wins.
+    Setting("k8s_pod_name", "K8S_POD_NAME", None, _text, "k8s.pod.name", aliases=("POD_NAME",)),
+    Setting("k8s_namespace_name", "K8S_NAMESPACE_NAME", None, _text, "k8s.namespace.name",
+            aliases=("POD_NAMESPACE",)),
+    Setting("k8s_node_name", "K8S_NODE_NAME", None, _text, "k8s.node.name", aliases=("NODE_NAME",)),
+)
+"""Settings with no ``configure()`` argument: only the environment gives them."""
+
 SDK_READS: tuple[str, ...] = (
     "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT", "OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS",
@@ -189,6 +201,9 @@ class Resolved:
     endpoints: dict[str, str | None] = field(default_factory=dict)
     """Per signal, what ragotel passes to the exporter: ``None`` lets the exporter's own chain decide."""
     problems: list[Problem] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    """Where each explicit value came from: its environment variable, or ``argument=``; for the per-signal
+    protocols, ``protocol.<signal>``."""
 
     def __getitem__(self, arg: str) -> Any:
         return self.values[arg]
@@ -209,7 +224,7 @@ def resolve(
     args = args or {}
     out = Resolved()
     wanted = set(only) if only is not None else None
-    for setting in SETTINGS:
+    for setting in (*SETTINGS, *ENVIRONMENT_ONLY):
         if wanted is not None and setting.arg not in wanted:
             continue
         out.values[setting.arg] = _one(setting, args.get(setting.arg), environ, out)
@@ -247,11 +262,17 @@ def _resolve_content(out: Resolved, environ: Mapping[str, str] | None) -> None:
 
 
 def _one(setting: Setting, arg: Any, environ: Mapping[str, str] | None, out: Resolved) -> Any:
-    raw_env = env(setting.env, environ) if setting.env else None
+    variable, raw_env = setting.env, None
+    for name in (setting.env, *setting.aliases) if setting.env else ():
+        raw_env = env(name, environ)
+        if raw_env is not None:
+            variable = name
+            break
     # An unusable environment value falls back to the code's argument, then the default.
-    for source, value in ((setting.env, raw_env), (f"{setting.arg}=", arg)):
+    for source, value in ((variable, raw_env), (f"{setting.arg}=", arg)):
         if value is None:
             continue
+        out.sources[setting.arg] = str(source)
         if setting.parse is None:
             out.explicit.add(setting.arg)
             return value
@@ -292,6 +313,7 @@ def _resolve_exporters(out: Resolved, environ: Mapping[str, str] | None) -> None
         name = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
         specific = env(name, environ)
         if specific is not None:
+            out.sources[f"protocol.{signal}"] = name
             try:
                 out.protocols[signal] = _protocol(specific)
             except ValueError as exc:

@@ -26,6 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Ob
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
+from ragotel._core.runtime import runtime
 from ragotel._version import __version__
 
 SCOPE = "ragotel"
@@ -76,8 +77,6 @@ class IndexAges:
             self._built[frozenset(attributes.items())] = (dict(attributes), built_at)
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        from ragotel._core.runtime import runtime
-
         if runtime.disabled:
             return []
         now = time.time()
@@ -114,6 +113,8 @@ class Instruments:
     index_chunks_embedded: Counter
     http_request_body_size: Histogram
     http_response_body_size: Histogram
+    evaluation_score: Histogram
+    evaluations: SummedCounter
 
 
 @cache
@@ -244,4 +245,6 @@ def _build(meter: Meter) -> Instruments:
             sc.HTTP_SERVER_RESPONSE_BODY_SIZE, sc.UNIT_BYTES, "Size of HTTP server response bodies.",
             sc.BODY_SIZE_BUCKETS,
         ),
+        evaluation_score=histogram(sc.RAG_EVALUATION_SCORE, sc.UNIT_SCORE, "Evaluation scores.", sc.SCORE_BUCKETS),
+        evaluations=SummedCounter(meter, sc.RAG_EVALUATIONS, sc.UNIT_EVALUATION, "Evaluations recorded."),
     )

@@ -10,7 +10,7 @@
     vllm      └─ chat [ERROR]   600.0 ms   73.9%  |         ███████████████████████████████|
     [ERROR] chat (vllm): upstream timeout
 
-Pure functions over :class:`SpanRecord` values; the spans file is read by :mod:`ragotel.cli.waterfall`.
+Pure functions over :class:`SpanRecord` values (the spans file is read by :mod:`ragotel.cli.waterfall`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias, TypeGuard
+
+from ragotel import semconv as sc
 
 __all__ = ["JSONValue", "SpanRecord", "order_key", "render_waterfall", "trace_usage"]
 
@@ -237,8 +239,8 @@ def trace_usage(members: Sequence[SpanRecord]) -> tuple[int, int, float | None] 
     Each call is counted once: a span's figures count only when no span under it carries its own (a
     pipeline's totals and a step around an HTTP call repeat what the call under them recorded).
     """
-    has_usage = {s.span_id for s in members if "gen_ai.usage.input_tokens" in s.attributes
-                 or "gen_ai.usage.output_tokens" in s.attributes}
+    has_usage = {s.span_id for s in members if sc.GEN_AI_USAGE_INPUT_TOKENS in s.attributes
+                 or sc.GEN_AI_USAGE_OUTPUT_TOKENS in s.attributes}
     if not has_usage:
         return None
     parent_of = {s.span_id: s.parent_span_id for s in members}
@@ -252,9 +254,9 @@ def trace_usage(members: Sequence[SpanRecord]) -> tuple[int, int, float | None] 
     usd: float | None = None
     for span in members:
         if span.span_id in has_usage and span.span_id not in covered:
-            tokens_in += _number(span.attributes.get("gen_ai.usage.input_tokens"))
-            tokens_out += _number(span.attributes.get("gen_ai.usage.output_tokens"))
-            cost = span.attributes.get("rag.cost.usd")
+            tokens_in += _number(span.attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+            tokens_out += _number(span.attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
+            cost = span.attributes.get(sc.RAG_COST)
             if isinstance(cost, (int, float)) and not isinstance(cost, bool):
                 usd = (usd or 0.0) + float(cost)
     return tokens_in, tokens_out, usd

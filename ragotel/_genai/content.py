@@ -19,9 +19,7 @@ from ragotel._core.safe import report_internal_error
 Redactor = Callable[[str], str]
 
 CONTENT_SETTINGS = ("capture_content", "genai_content", "genai_latest_experimental", "max_content_chars")
-CAPTURE_ENV = "RAGOTEL_CAPTURE_CONTENT"
-MAX_CHARS_ENV = "RAGOTEL_CAPTURE_MAX_CHARS"
-DEFAULT_MAX_CHARS = 2048
+DEFAULT_MAX_CHARS: int = settings.BY_ARG["max_content_chars"].default
 _TRUNCATED = "…[truncated]"
 
 
@@ -39,7 +37,7 @@ class ContentPolicy:
 
     @classmethod
     def from_env(cls) -> ContentPolicy:
-        """From the environment alone, through :mod:`ragotel.settings` (unusable values give the defaults)."""
+        """From the environment alone, through :mod:`ragotel._config.settings` (unusable values give the defaults)."""
         values = settings.resolve(only=CONTENT_SETTINGS).values
         return cls(enabled=bool(values["content_spans"]), events=bool(values["content_events"]),
                    max_chars=int(values["max_content_chars"]))

@@ -46,11 +46,10 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
+from ragotel._config import settings
 from ragotel._core.instruments import Instruments
 from ragotel._core.safe import report_internal_error
 from ragotel._genai.protocol import Usage
-
-PRICES_FILE_ENV = "RAGOTEL_PRICES_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +140,8 @@ def set_prices(prices: PriceSource) -> PriceTable:
     """
     global _table
     if prices is None:
-        env = os.environ.get(PRICES_FILE_ENV)
-        _table = PriceTable.from_file(env) if env else PriceTable()
+        path = settings.resolve(only=("prices",)).values["prices"]
+        _table = PriceTable.from_file(path) if path else PriceTable()
     elif isinstance(prices, PriceTable):
         _table = prices
     elif isinstance(prices, Mapping):

@@ -15,10 +15,8 @@ histogram of scores) and ``rag.evaluations`` (a count), both by name and label o
 from __future__ import annotations
 
 import math
-from functools import cache
-from typing import Any
 
-from opentelemetry import _logs, metrics, trace
+from opentelemetry import _logs, trace
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -26,7 +24,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core.cardinality import limiter
-from ragotel._core.instruments import SCOPE, SummedCounter
+from ragotel._core.instruments import SCOPE, instruments
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai.content import policy as content_policy
@@ -35,15 +33,6 @@ from ragotel._version import __version__
 Evaluated = SpanContext | str | int | None
 """What an evaluation judges: a span's context, a trace id (32 hex digits or an int), or — ``None`` —
 the current span."""
-
-
-@cache
-def _instruments() -> tuple[Any, SummedCounter]:
-    meter = metrics.get_meter(SCOPE, __version__)
-    scores = meter.create_histogram(sc.RAG_EVALUATION_SCORE, unit=sc.UNIT_SCORE, description="Evaluation scores.",
-                                    explicit_bucket_boundaries_advisory=list(sc.SCORE_BUCKETS))
-    count = SummedCounter(meter, sc.RAG_EVALUATIONS, sc.UNIT_EVALUATION, "Evaluations recorded.")
-    return scores, count
 
 
 def _target(context: Evaluated) -> tuple[int, int, TraceFlags]:
@@ -83,8 +72,9 @@ def record_evaluation(
     try:
         trace_id, span_id, flags = _target(context)
         attrs: dict[str, AttributeValue] = {sc.GEN_AI_EVALUATION_NAME: name}
-        if score is not None and math.isfinite(float(score)):
-            attrs[sc.GEN_AI_EVALUATION_SCORE_VALUE] = float(score)
+        value = float(score) if score is not None else math.nan
+        if math.isfinite(value):
+            attrs[sc.GEN_AI_EVALUATION_SCORE_VALUE] = value
         if label is not None:
             attrs[sc.GEN_AI_EVALUATION_SCORE_LABEL] = label
         if response_id is not None:
@@ -99,9 +89,9 @@ def record_evaluation(
             attributes=attrs,
         ))
         labels = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
-        scores, count = _instruments()
-        count.add(1, frozenset(labels.items()), labels)
-        if sc.GEN_AI_EVALUATION_SCORE_VALUE in attrs:
-            scores.record(attrs[sc.GEN_AI_EVALUATION_SCORE_VALUE], labels)
+        ins = instruments()
+        ins.evaluations.add(1, frozenset(labels.items()), labels)
+        if math.isfinite(value):
+            ins.evaluation_score.record(value, labels)
     except Exception as exc:
         report_internal_error("record_evaluation", exc)

@@ -84,12 +84,6 @@ def hit_list(result: Any) -> Sequence[Any] | None:
     return result
 
 
-def documents(result: Any) -> list[Document] | None:
-    """The hits in ``result``, or ``None`` when it is not a sequence of hits."""
-    items = hit_list(result)
-    return None if items is None else [to_document(item) for item in items]
-
-
 # Score statistics look at this many hits at most: a runaway result costs a bounded scan.
 MAX_SCORED_HITS: Final = 1000
 

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ragotel.cli.files import DEFAULT_DIR, LOGS_FILENAME, SPANS_FILENAME
+
 __all__ = ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "SPANS_FILENAME", "Command", "build_parser", "main"]
 
-DEFAULT_DIR = Path("var/telemetry")
-SPANS_FILENAME = "spans.jsonl"
-LOGS_FILENAME = "logs.jsonl"
 
 
 @dataclass(frozen=True, slots=True)

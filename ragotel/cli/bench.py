@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ DEFAULT_QUESTIONS = (
     "What are the opening hours?",
     "Do you treat children?",
 )
-PLACEMENT_ENV = {"provider": "RAGOTEL_PROVIDER", "cluster": "RAGOTEL_CLUSTER", "region": "RAGOTEL_REGION"}
+PLACEMENT = ("provider", "cluster", "region")
 # Transport failures have no HTTP status: they are reported under these names.
 TIMEOUT, CONNECTION = "timeout", "connection"
 
@@ -227,7 +226,10 @@ def summarize(samples: list[Sample], wall_s: float, config: BenchConfig, labels:
 
 def default_labels(extra: dict[str, str]) -> dict[str, str]:
     """Where the run happened: provider/cluster/region from the same env the app uses, the git revision."""
-    labels = {name: os.environ.get(env, "unknown") for name, env in PLACEMENT_ENV.items()}
+    from ragotel._config import settings
+
+    found = settings.resolve(only=PLACEMENT).values
+    labels = {name: found[name] or "unknown" for name in PLACEMENT}
     labels["git_revision"] = _git_revision()
     return {**labels, **extra}
 

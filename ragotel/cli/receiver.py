@@ -56,7 +56,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from ragotel.cli import DEFAULT_DIR, LOGS_FILENAME, SPANS_FILENAME
+from ragotel.cli.files import DEFAULT_DIR, LOGS_FILENAME, SPANS_FILENAME
 from ragotel.cli.waterfall import JSONValue, SpanRecord
 
 __all__ = [

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragotel import semconv as sc
 from ragotel._core.waterfall import JSONValue, SpanRecord, order_key, render_waterfall, trace_usage
 
 __all__ = [
@@ -90,7 +91,7 @@ _BACKGROUND_PATHS = frozenset({"/metrics", "/health", "/healthz", "/ready", "/re
 def is_background(members: Sequence[SpanRecord]) -> bool:
     """True for a trace of a scrape or a probe only (``GET /metrics``, ``GET /health``, ...)."""
     for span in members:
-        path = span.attributes.get("url.path") or span.attributes.get("http.route")
+        path = span.attributes.get(sc.URL_PATH) or span.attributes.get(sc.HTTP_ROUTE)
         if path is None and " " in span.name:
             path = span.name.split(" ", 1)[1]
         if path not in _BACKGROUND_PATHS:

@@ -44,6 +44,17 @@ from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel.semconv import Outcome
 
+__all__ = [
+    "DEFAULT_EXCLUDED_PATHS",
+    "BodySizeMiddleware",
+    "FastApiInstrumentor",
+    "MetricsEndpoint",
+    "RagotelMiddleware",
+    "fail_response",
+    "instrument_fastapi",
+    "uninstrument_fastapi",
+]
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]

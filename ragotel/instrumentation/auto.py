@@ -20,6 +20,9 @@ from typing import Any
 
 from ragotel._core.safe import report_internal_error
 
+__all__ = [
+    "RagotelConfigurator",
+]
 
 class RagotelConfigurator:
     """Calls :func:`ragotel.configure` with no arguments: every setting comes from the environment.

@@ -73,6 +73,13 @@ from ragotel._genai.content import policy as content_policy
 from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes
 from ragotel.semconv import StepKind
 
+__all__ = [
+    "CLIENT_MODULES",
+    "HttpxInstrumentor",
+    "instrument_httpx",
+    "uninstrument_httpx",
+]
+
 # Modules with httpx's client API: httpx itself, and httpx2 (used by openai >= 3).
 CLIENT_MODULES: Final = ("httpx", "httpx2")
 _log = logging.getLogger("ragotel")
@@ -122,8 +129,8 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         include_usage: ask streamed requests for usage when the caller did not (hidden from it).
         capture_content: record prompts and completions (default: the process content policy).
         tracer_provider: spans go to this provider instead of the global one.
-        meter_provider: metrics go to this provider instead of the global one (``rag.cost.usd`` and
-            the attribute-overflow counter stay on the global one).
+        meter_provider: metrics go to this provider instead of the global one (the attribute-overflow
+            counter, process-wide like the cap it reports, stays on the global one).
 
     Instrumenting again (globally, or the same client) keeps the first instrumentation; different
     arguments give a WARNING naming what was kept and what was ignored.
@@ -191,10 +198,6 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             del client.send
             client._ragotel_send = None
             client._ragotel_settings = None
-
-    @classmethod
-    def is_instrumented(cls) -> bool:
-        return bool(cls._patched)
 
 
 def _warn_if_different(what: str, kept: _Settings, asked: _Settings) -> None:

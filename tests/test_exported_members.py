@@ -1,0 +1,56 @@
+"""The public API, listed: a change to what users can import is a visible diff here.
+
+Everything a user imports comes from ``ragotel`` itself, ``ragotel.semconv`` (the names emitted),
+``ragotel.instrumentation.*`` (the instrumentors, also entry points) or ``ragotel.cli``; every other
+module is private by name (``tests/test_architecture.py`` checks that).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import ragotel
+
+PUBLIC: dict[str, list[str]] = {
+    "ragotel": [
+        "Document", "FastApiInstrumentor", "HttpxInstrumentor", "ModelPrice", "Operation", "PriceTable",
+        "QueryRedactor", "RagotelMiddleware", "Step", "StepFacts", "StepKind", "StepSpec", "Telemetry",
+        "__version__", "configure", "current_step", "current_trace_id", "embedding", "fail_response", "generation",
+        "get_telemetry", "instrument_fastapi", "instrument_httpx", "pipeline", "prometheus_app", "prompt",
+        "record_error", "record_evaluation", "record_index", "record_index_write", "rerank", "retrieval",
+        "set_prices", "uninstrument_fastapi", "uninstrument_httpx",
+    ],
+    "ragotel.instrumentation.httpx": ["CLIENT_MODULES", "HttpxInstrumentor", "instrument_httpx", "uninstrument_httpx"],
+    "ragotel.instrumentation.asgi": [
+        "BodySizeMiddleware", "DEFAULT_EXCLUDED_PATHS", "FastApiInstrumentor", "MetricsEndpoint", "RagotelMiddleware",
+        "fail_response", "instrument_fastapi", "uninstrument_fastapi",
+    ],
+    "ragotel.instrumentation.auto": ["RagotelConfigurator"],
+    "ragotel.cli": ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "SPANS_FILENAME", "Command", "build_parser", "main"],
+    "ragotel.cli.waterfall": [
+        "JSONValue", "SpanRecord", "TraceSummary", "find_trace_ids", "group_by_trace", "latest_trace_id",
+        "list_traces", "load_spans", "render_waterfall", "trace_usage",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_exported_members(module: str) -> None:
+    found = importlib.import_module(module)
+    assert sorted(found.__all__) == sorted(PUBLIC[module])
+    for name in found.__all__:
+        assert hasattr(found, name), f"{module}.__all__ names {name}, which is not there"
+
+
+def test_the_package_exposes_nothing_else() -> None:
+    """No public attribute beyond ``__all__`` and the public submodules."""
+    extra = {name for name in dir(ragotel) if not name.startswith("_")} - set(ragotel.__all__)
+    assert extra <= {"semconv", "instrumentation", "cli"}
+
+
+def test_public_callables_have_usage_docstrings() -> None:
+    missing = [name for name in ragotel.__all__ if not name.startswith("_")
+               and callable(getattr(ragotel, name)) and not (getattr(ragotel, name).__doc__ or "").strip()]
+    assert missing == []
