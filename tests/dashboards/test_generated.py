@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards import alerts, exporters, traceql
+from dashboards import alerts, exporters, needs, traceql
 from dashboards import promql as q
 from dashboards.__main__ import RULES, outputs, stale
 from dashboards.queries import (
@@ -193,6 +193,14 @@ def test_errors_by_stage_leave_pipelines_to_their_own_panel() -> None:
     assert (q.STEP_KIND, "NotEqual", "pipeline") in stages.matchers()
     pipelines = found["rag-overview / Failed pipelines/s"]
     assert (q.STEP_KIND, "Equal", "pipeline") in pipelines.matchers()
+
+
+def test_every_need_names_queries_that_ship() -> None:
+    shipped = {query.source for query in dashboard_queries() + alert_queries()}
+    named = [source for need in needs.NEEDS for source in need.sources]
+    assert len(named) == len(set(named))
+    assert set(named) - shipped == set()
+    assert needs.markdown_table() in (ROOT / "README.md").read_text()
 
 
 def test_metric_names_follow_semconv() -> None:

@@ -1,0 +1,1 @@
+"""Applications the tests run that ragotel's own examples are not."""
