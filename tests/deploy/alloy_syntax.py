@@ -1,18 +1,25 @@
 """A small parser and checker for Grafana Alloy's configuration syntax, enough to test deploy/alloy.
 
 It reads blocks (``name.parts "label" { ... }``), attributes (``name = expr``) and expressions
-(literals, lists, objects, references, calls, operators), then checks the wiring: every reference
-names a component that is defined, through an export its component family really has.
-No Alloy binary is involved; the component tables below are what the checks know.
+(literals, lists, objects, references, calls, operators), then checks what ``alloy validate`` would
+and a little more: every reference names a defined component through an export it has; every argument
+and block is one the component documents, with a value of the documented type, and required ones are
+set (alloy_schema.py, written from Alloy's reference); standard-library names exist; custom components
+get only the arguments their ``declare`` has; relabel rules, policies and TLS settings are consistent;
+and each OpenTelemetry signal only goes where it is accepted and passed on.
+No Alloy binary is involved; the tables in alloy_schema.py are what the checks know.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.deploy import alloy_schema as schema
 
 # ---- Syntax -----------------------------------------------------------------------------------------
 
@@ -301,48 +308,52 @@ def parse(text: str) -> list[Attribute | Block]:
 
 def refs(node: Any) -> Iterator[Ref]:
     """Every reference inside an expression, attribute or block."""
-    if isinstance(node, Ref):
-        yield node
-    elif isinstance(node, Attribute):
-        yield from refs(node.value)
-    elif isinstance(node, Block):
+    return (n for n in expressions(node) if isinstance(n, Ref))
+
+
+def expressions(node: Any) -> Iterator[Any]:
+    """Every expression node inside an expression, attribute or block (calls and references included)."""
+    if isinstance(node, Attribute):
+        yield from expressions(node.value)
+        return
+    if isinstance(node, Block):
         for stmt in node.body:
-            yield from refs(stmt)
-    elif isinstance(node, Call):
-        for arg in node.args:
-            yield from refs(arg)
+            yield from expressions(stmt)
+        return
+    yield node
+    children: tuple[Any, ...] = ()
+    if isinstance(node, Call):
+        children = node.args
     elif isinstance(node, ListExpr):
-        for item in node.items:
-            yield from refs(item)
+        children = node.items
     elif isinstance(node, ObjectExpr):
-        for _, value in node.fields:
-            yield from refs(value)
+        children = tuple(v for _, v in node.fields)
     elif isinstance(node, BinOp):
-        yield from refs(node.left)
-        yield from refs(node.right)
+        children = (node.left, node.right)
     elif isinstance(node, Unary):
-        yield from refs(node.operand)
+        children = (node.operand,)
     elif isinstance(node, Index):
-        yield from refs(node.target)
-        yield from refs(node.index)
+        children = (node.target, node.index)
+    for child in children:
+        yield from expressions(child)
 
 
-def evaluate(node: Any, env: Mapping[str, str] | None = None) -> Any:
+def evaluate(node: Any, env: Mapping[str, str] | None = None, ref: Callable[[Ref], Any] | None = None) -> Any:
     """Value of a constant expression (literals, sys.env, coalesce, encoding.from_json, + and comparisons).
 
-    References evaluate to themselves, so ``[x.y.input]`` gives a list of Ref.
+    References evaluate to themselves, so ``[x.y.input]`` gives a list of Ref, unless ``ref`` maps them.
     """
     env = env or {}
     if isinstance(node, Literal):
         return node.value
     if isinstance(node, Ref):
-        return node
+        return ref(node) if ref else node
     if isinstance(node, ListExpr):
-        return [evaluate(i, env) for i in node.items]
+        return [evaluate(i, env, ref) for i in node.items]
     if isinstance(node, ObjectExpr):
-        return {k: evaluate(v, env) for k, v in node.fields}
+        return {k: evaluate(v, env, ref) for k, v in node.fields}
     if isinstance(node, Call):
-        args = [evaluate(a, env) for a in node.args]
+        args = [evaluate(a, env, ref) for a in node.args]
         if node.func == ("sys", "env"):
             return env.get(args[0], "")
         if node.func == ("encoding", "from_json"):
@@ -351,7 +362,7 @@ def evaluate(node: Any, env: Mapping[str, str] | None = None) -> Any:
             return next((a for a in args if a not in (None, "", [], {})), args[-1] if args else None)
         raise ValueError(f"cannot evaluate call {'.'.join(node.func)}")
     if isinstance(node, BinOp):
-        left, right = evaluate(node.left, env), evaluate(node.right, env)
+        left, right = evaluate(node.left, env, ref), evaluate(node.right, env, ref)
         ops = {
             "+": lambda a, b: a + b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
             "&&": lambda a, b: a and b, "||": lambda a, b: a or b,
@@ -360,69 +371,11 @@ def evaluate(node: Any, env: Mapping[str, str] | None = None) -> Any:
             raise ValueError(f"cannot evaluate operator {node.op}")
         return ops[node.op](left, right)
     if isinstance(node, Unary) and node.op == "!":
-        return not evaluate(node.operand, env)
+        return not evaluate(node.operand, env, ref)
     raise ValueError(f"cannot evaluate {node!r}")
 
 
-# ---- Components -------------------------------------------------------------------------------------
-
-# Exports by component family (longest prefix wins), from Alloy's component reference.
-EXPORTS: dict[str, frozenset[str]] = {
-    "otelcol.receiver.": frozenset(),
-    "otelcol.processor.": frozenset({"input"}),
-    "otelcol.exporter.": frozenset({"input"}),
-    "otelcol.connector.": frozenset({"input"}),
-    "otelcol.auth.": frozenset({"handler"}),
-    "otelcol.extension.": frozenset(),
-    "prometheus.remote_write": frozenset({"receiver"}),
-    "prometheus.relabel": frozenset({"receiver", "rules"}),
-    "prometheus.scrape": frozenset(),
-    "prometheus.exporter.": frozenset({"targets"}),
-    "prometheus.operator.": frozenset(),
-    "loki.write": frozenset({"receiver"}),
-    "loki.process": frozenset({"receiver"}),
-    "loki.relabel": frozenset({"receiver", "rules"}),
-    "loki.echo": frozenset({"receiver"}),
-    "loki.source.": frozenset(),
-    "discovery.relabel": frozenset({"output", "rules"}),
-    "discovery.": frozenset({"targets"}),
-    "local.file_match": frozenset({"targets"}),
-    "local.file": frozenset({"content"}),
-    "remote.kubernetes.": frozenset({"data"}),
-}
-
-# Component names the configs may use; a misspelt one is an error, not a silent new family.
-KNOWN_COMPONENTS = frozenset({
-    "otelcol.receiver.otlp", "otelcol.receiver.prometheus", "otelcol.receiver.loki",
-    "otelcol.processor.memory_limiter", "otelcol.processor.batch", "otelcol.processor.k8sattributes",
-    "otelcol.processor.transform", "otelcol.processor.attributes", "otelcol.processor.filter",
-    "otelcol.processor.resourcedetection", "otelcol.processor.tail_sampling",
-    "otelcol.processor.deltatocumulative",
-    "otelcol.exporter.otlp", "otelcol.exporter.otlphttp", "otelcol.exporter.prometheus",
-    "otelcol.exporter.loki", "otelcol.exporter.debug", "otelcol.exporter.loadbalancing",
-    "otelcol.connector.spanmetrics", "otelcol.connector.servicegraph", "otelcol.connector.host_info",
-    "prometheus.remote_write", "prometheus.scrape", "prometheus.relabel", "prometheus.exporter.self",
-    "prometheus.exporter.unix",
-    "loki.write", "loki.process", "loki.relabel", "loki.echo",
-    "loki.source.kubernetes", "loki.source.docker", "loki.source.file", "loki.source.podlogs",
-    "discovery.kubernetes", "discovery.docker", "discovery.relabel", "discovery.dns", "discovery.http",
-    "local.file", "local.file_match",
-})
-
-# Top-level blocks that configure Alloy or modules rather than define components.
-CONFIG_BLOCKS = frozenset({
-    "logging", "tracing", "http", "livedebugging", "remotecfg", "foreach",
-    "import.file", "import.git", "import.http", "import.string", "declare", "argument", "export",
-})
-
-# Standard-library namespaces: their members are functions or constants, never components.
-STDLIB = frozenset({"sys", "constants", "encoding", "string", "array", "json_path", "convert", "file", "coalesce",
-                    "concat", "format", "join", "env", "nonsensitive", "split", "to_lower", "to_upper", "trim"})
-
-
-def exports_of(name: str) -> frozenset[str] | None:
-    best = max((p for p in EXPORTS if name == p or (p.endswith(".") and name.startswith(p))), key=len, default=None)
-    return EXPORTS[best] if best is not None else None
+# ---- Scopes and references ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -430,7 +383,8 @@ class Component:
     name: str
     label: str
     block: Block
-    exports: frozenset[str]
+    exports: Mapping[str, str]  # export name -> type ("any" for a custom component's)
+    module: Module | None = None  # the module declaring a custom component
 
 
 @dataclass
@@ -458,10 +412,6 @@ def load_module(path: str, text: str) -> Module:
     return Module(path, statements, declares)
 
 
-def _declare_exports(declare: Block) -> frozenset[str]:
-    return frozenset(b.label for b in declare.blocks("export") if b.label)
-
-
 def build_scope(
     where: str, statements: list[Attribute | Block], imports: Mapping[str, Module]
 ) -> tuple[Scope, list[str]]:
@@ -471,7 +421,7 @@ def build_scope(
         if isinstance(stmt, Attribute):
             problems.append(f"{where}:{stmt.line}: attribute {stmt.name} outside any block")
             continue
-        if stmt.name in CONFIG_BLOCKS:
+        if stmt.name == "declare" or stmt.name in schema.CONFIG_BLOCKS or stmt.name in schema.UNMODELLED_CONFIG_BLOCKS:
             if stmt.name == "argument" and stmt.label:
                 scope.arguments[stmt.label] = stmt
             continue
@@ -479,61 +429,413 @@ def build_scope(
             problems.append(f"{where}:{stmt.line}: component {stmt.name} has no label")
             continue
         head, _, declared = stmt.name.partition(".")
+        module = None
         if head in imports:
             module = imports[head]
             if declared not in module.declares:
                 problems.append(f"{where}:{stmt.line}: {stmt.name}: module {module.path} declares no {declared!r}")
                 continue
-            exports = _declare_exports(module.declares[declared])
+            exports = {b.label: "any" for b in module.declares[declared].blocks("export") if b.label}
+        elif stmt.name in schema.COMPONENTS:
+            exports = schema.COMPONENTS[stmt.name].exports
         else:
-            if stmt.name not in KNOWN_COMPONENTS:
-                problems.append(f"{where}:{stmt.line}: unknown component {stmt.name}")
-                continue
-            exports = exports_of(stmt.name) or frozenset()
+            problems.append(f"{where}:{stmt.line}: unknown component {stmt.name} (none in alloy_schema.py)")
+            continue
         key = (stmt.name, stmt.label)
         if key in scope.components:
             problems.append(f"{where}:{stmt.line}: {stmt.name} {stmt.label!r} defined twice")
-        scope.components[key] = Component(stmt.name, stmt.label, stmt, exports)
+        scope.components[key] = Component(stmt.name, stmt.label, stmt, exports, module)
     return scope, problems
 
 
 def resolve(ref: Ref, scope: Scope) -> tuple[Component | None, str | None, str | None]:
-    """(component, export, problem) for a reference; component None for stdlib and arguments."""
-    path = ref.path
-    if path[0] in STDLIB:
-        return None, None, None
+    """(component, export, problem) for a reference; component None for the standard library and arguments."""
+    path, dotted = ref.path, ".".join(ref.path)
+    if path[0] in schema.STDLIB_NAMESPACES:
+        ok = dotted in schema.STDLIB_CONSTANTS
+        return None, None, None if ok else f"{dotted}: not a constant of Alloy's standard library"
     if path[0] == "argument":
         if len(path) == 3 and path[1] in scope.arguments and path[2] == "value":
             return None, None, None
-        return None, None, f"{'.'.join(path)}: no such argument (arguments are read as argument.NAME.value)"
+        return None, None, f"{dotted}: no such argument (arguments are read as argument.NAME.value)"
     for k in range(len(path) - 1, 0, -1):
         comp = scope.components.get((".".join(path[:k]), path[k]))
         if comp is None:
             continue
         export = path[k + 1] if k + 1 < len(path) else None
         if export is None:
-            return comp, None, f"{'.'.join(path)}: a component is referenced through one of its exports"
+            return comp, None, f"{dotted}: a component is referenced through one of its exports"
         if export not in comp.exports:
             have = ", ".join(sorted(comp.exports)) or "nothing"
-            return comp, export, f"{'.'.join(path)}: {comp.name} exports {have}, not {export}"
+            return comp, export, f"{dotted}: {comp.name} exports {have}, not {export}"
         return comp, export, None
-    return None, None, f"{'.'.join(path)}: no such component in {scope.where}"
+    return None, None, f"{dotted}: no such component in {scope.where}"
 
 
 def check_scope(scope: Scope) -> list[str]:
+    """References resolve; called functions are the standard library's."""
     problems = []
     for stmt in scope.statements:
-        if not isinstance(stmt, Block) or stmt.name in ("declare", "argument", "import.file"):
+        if not isinstance(stmt, Block) or stmt.name == "declare":
             continue
-        for ref in refs(stmt):
-            _, _, problem = resolve(ref, scope)
-            if problem:
-                problems.append(f"{scope.where}:{ref.line}: {problem}")
+        for node in expressions(stmt):
+            if isinstance(node, Ref):
+                _, _, problem = resolve(node, scope)
+                if problem:
+                    problems.append(f"{scope.where}:{node.line}: {problem}")
+            elif isinstance(node, Call) and ".".join(node.func) not in schema.STDLIB_FUNCTIONS:
+                problems.append(f"{scope.where}:{stmt.line}: {'.'.join(node.func)}(): no such function in Alloy's "
+                                "standard library")
     return problems
 
 
+# ---- Values and types -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capsule:
+    """A value that only exists at run time (a consumer, a receiver, targets), known by its type."""
+
+    kind: str
+    name: str
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()  # a module argument or a call that cannot be evaluated here
+
+_DURATION = re.compile(r"0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+")
+_CAPSULES = frozenset({"consumer", "metrics_receiver", "logs_receiver", "targets", "relabel_rules", "handler"})
+
+
+def static_value(node: Any, scope: Scope) -> Any:
+    """The value an expression has with no environment set (defaults apply); exports become Capsules."""
+
+    def ref(r: Ref) -> Any:
+        if r.path[0] in schema.STDLIB_NAMESPACES:
+            return "constant"
+        comp, export, _ = resolve(r, scope)
+        if comp is None or export is None or comp.exports.get(export, "any") == "any":
+            return UNKNOWN
+        return Capsule(comp.exports[export], ".".join(r.path))
+
+    try:
+        return evaluate(node, {}, ref)
+    except (ValueError, TypeError, KeyError, IndexError):
+        return UNKNOWN
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Capsule):
+        return f"{value.kind} {value.name}"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return {list: "list", dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _split_top(text: str) -> list[str]:
+    """Split ``a:t,b:list(x,y)`` at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]] if text else parts
+
+
+def type_problem(value: Any, kind: str) -> str | None:
+    """Why a value does not fit a type of alloy_schema's notation (None when it fits or cannot be known)."""
+    if value is UNKNOWN or kind == "any":
+        return None
+    if isinstance(value, list) and any(v is UNKNOWN for v in value) and kind.startswith("list("):
+        value = [v for v in value if v is not UNKNOWN]
+    if kind in _CAPSULES:
+        if isinstance(value, Capsule) and value.kind == kind:
+            return None
+        if kind == "targets" and isinstance(value, list) and all(isinstance(t, dict) for t in value):
+            return None
+        return f"expected {kind}, got {_describe(value)}"
+    if isinstance(value, Capsule):
+        return f"expected {kind}, got {_describe(value)}"
+    if kind.startswith("list("):
+        if not isinstance(value, list):
+            return f"expected {kind}, got {_describe(value)}"
+        return next((p for p in (type_problem(v, kind[5:-1]) for v in value) if p), None)
+    if kind.startswith("map("):
+        if not isinstance(value, dict):
+            return f"expected {kind}, got {_describe(value)}"
+        return next((p for p in (type_problem(v, kind[4:-1]) for v in value.values()) if p), None)
+    if kind.startswith("object("):
+        if not isinstance(value, dict):
+            return f"expected an object, got {_describe(value)}"
+        fields = dict(item.split(":", 1) for item in _split_top(kind[7:-1]))
+        for key, item in value.items():
+            if key not in fields:
+                return f"object has no key {key!r} (known: {', '.join(sorted(fields))})"
+            if problem := type_problem(item, fields[key]):
+                return f"{key}: {problem}"
+        return None
+    if kind.startswith("enum:"):
+        allowed = schema.ENUMS[kind[5:]]
+        if value in allowed:
+            return None
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        return f"{value!r} is not one of the documented values" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if kind in ("string", "secret"):
+        return None if isinstance(value, str) else f"expected {kind}, got {_describe(value)}"
+    if kind == "duration":
+        if isinstance(value, str) and _DURATION.fullmatch(value):
+            return None
+        return f"expected a duration string such as \"10s\", got {_describe(value)}"
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"expected bool, got {_describe(value)}"
+    if kind in ("number", "int", "uint"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected {kind}, got {_describe(value)}"
+        if kind != "number" and (value != int(value) or (kind == "uint" and value < 0)):
+            return f"expected {kind}, got {_describe(value)}"
+        return None
+    raise ValueError(f"alloy_schema: unknown type {kind}")
+
+
+def duration_seconds(text: str) -> float:
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", text))
+
+
+# ---- Arguments and blocks against the reference -------------------------------------------------------------
+
+
+def body_problems(block: Block, spec: schema.Spec, scope: Scope, where: str) -> list[str]:
+    """Unknown, mistyped, repeated or missing arguments and blocks, recursively."""
+    if spec.open:
+        return []
+    problems, seen = [], {}
+    for stmt in block.body:
+        here = f"{where}:{stmt.line}: {block.key}"
+        if isinstance(stmt, Attribute):
+            if stmt.name in seen:
+                problems.append(f"{here}: {stmt.name} set twice")
+            seen[stmt.name] = stmt
+            if stmt.name not in spec.attrs:
+                hint = " (it is a block)" if stmt.name in spec.blocks else _did_you_mean(stmt.name, spec)
+                problems.append(f"{here}: unknown argument {stmt.name}{hint}")
+            elif problem := type_problem(static_value(stmt.value, scope), spec.attrs[stmt.name]):
+                problems.append(f"{here}: {stmt.name}: {problem}")
+            continue
+        inner = spec.blocks.get(stmt.name)
+        if inner is None:
+            hint = " (it is an argument: name = value)" if stmt.name in spec.attrs else _did_you_mean(stmt.name, spec)
+            problems.append(f"{here}: unknown block {stmt.name}{hint}")
+            continue
+        if stmt.name in seen and not inner.repeat:
+            problems.append(f"{here}: block {stmt.name} given twice")
+        seen[stmt.name] = stmt
+        problems += body_problems(stmt, inner, scope, where)
+    for name in sorted(spec.required - set(seen)):
+        kind = "argument" if name in spec.attrs else "block"
+        problems.append(f"{where}:{block.line}: {block.key}: missing required {kind} {name}")
+    return problems
+
+
+def _did_you_mean(name: str, spec: schema.Spec) -> str:
+    close = difflib.get_close_matches(name, [*spec.attrs, *spec.blocks], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _truthy(block: Block, attr: str, scope: Scope) -> bool:
+    return block.attr(attr) is not None and static_value(block.attr(attr), scope) not in (False, "", UNKNOWN)
+
+
+def rule_problems(rule: Block, scope: Scope) -> list[str]:
+    """What Alloy's relabel validation refuses, per action."""
+    values = {a.name: static_value(a.value, scope) for a in rule.body if isinstance(a, Attribute)}
+    action = values.get("action", "replace")
+    problems = []
+    if action in ("replace", "hashmod", "lowercase", "uppercase", "keepequal", "dropequal") and not values.get(
+            "target_label"):
+        problems.append(f"{action} needs target_label")
+    if action == "hashmod" and not values.get("modulus"):
+        problems.append("hashmod needs a non-zero modulus")
+    defaults = {"regex": "(.*)", "modulus": 0, "separator": ";", "replacement": "$1"}
+    if action in ("keepequal", "dropequal"):
+        extra = sorted(k for k, d in defaults.items() if k in values and values[k] != d)
+        if extra:
+            problems.append(f"{action} takes only source_labels and target_label, not {', '.join(extra)}")
+    if action in ("labeldrop", "labelkeep"):
+        extra = sorted(k for k in ("source_labels", "target_label", "modulus", "separator", "replacement")
+                       if k in values and values[k] != defaults.get(k))
+        if extra:
+            problems.append(f"{action} takes only regex, not {', '.join(extra)}")
+    if action in ("lowercase", "uppercase") and values.get("replacement", "$1") != "$1":
+        problems.append(f"{action} takes no replacement")
+    return problems
+
+
+def policy_problems(policy: Block, scope: Scope) -> list[str]:
+    """A policy's settings live in the block named after its type, and only there."""
+    kind = static_value(policy.attr("type"), scope) if policy.attr("type") is not None else None
+    typed = set(schema.POLICY_BLOCKS) | {"and", "not", "drop", "composite"}
+    present = {b.name for b in policy.blocks() if b.name in typed}
+    problems = []
+    if kind in typed and kind not in present and kind not in ("always_sample", "trace_flags"):
+        problems.append(f"policy type {kind} without its {kind} block")
+    for other in sorted(present - {kind}):
+        problems.append(f"block {other} in a policy of type {kind}: it is ignored")
+    for cond in policy.blocks("ottl_condition"):
+        if cond.attr("span") is None and cond.attr("spanevent") is None:
+            problems.append("ottl_condition needs span or spanevent conditions")
+    for sub in (b for name in ("and", "not", "drop", "composite") for b in policy.blocks(name)):
+        for inner in sub.blocks():
+            if inner.name.endswith("_sub_policy"):
+                problems += policy_problems(inner, scope)
+    return problems
+
+
+def semantic_problems(comp: Component, scope: Scope) -> list[str]:
+    """Rules the reference states in prose rather than in its argument tables."""
+    block, problems = comp.block, []
+    if comp.name == "otelcol.processor.memory_limiter":
+        absolute, share = block.attr("limit") is not None, block.attr("limit_percentage") is not None
+        if absolute == share:
+            problems.append("set either limit or limit_percentage (with spike_limit_percentage), exactly one")
+    if comp.name == "otelcol.processor.tail_sampling":
+        wait = static_value(block.attr("decision_wait"), scope) if block.attr("decision_wait") else "30s"
+        if isinstance(wait, str) and _DURATION.fullmatch(wait) and duration_seconds(wait) <= 0:
+            problems.append("decision_wait must be greater than zero")
+        for policy in block.blocks("policy"):
+            problems += policy_problems(policy, scope)
+    for inner in block.walk():
+        if inner.name == "rule" and comp.name.endswith(".relabel"):
+            problems += rule_problems(inner, scope)
+        if inner.name in ("tls", "tls_config"):
+            if inner.attr("ca_file") is not None and inner.attr("ca_pem") is not None:
+                problems.append(f"{inner.name}: ca_file and ca_pem exclude each other")
+            if _truthy(inner, "insecure_skip_verify", scope) and (
+                    inner.attr("ca_file") is not None or inner.attr("ca_pem") is not None):
+                problems.append(f"{inner.name}: a CA is set but insecure_skip_verify = true never uses it")
+    return [f"{scope.where}:{block.line}: {comp.name} {comp.label!r}: {p}" for p in problems]
+
+
+def instance_problems(comp: Component, scope: Scope) -> list[str]:
+    """A custom component gets exactly the arguments its declare block has, the required ones included."""
+    assert comp.module is not None
+    declare = comp.module.declares[comp.name.partition(".")[2]]
+    arguments = {b.label: b for b in declare.blocks("argument") if b.label}
+    where = f"{scope.where}:{comp.block.line}: {comp.name} {comp.label!r}"
+    problems = [f"{where}: custom components take arguments only, not block {b.name}" for b in comp.block.blocks()]
+    given = {a.name for a in comp.block.body if isinstance(a, Attribute)}
+    for name in sorted(given - set(arguments)):
+        close = difflib.get_close_matches(name, arguments, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{where}: unknown argument {name}{hint}; {comp.module.path} declares "
+                        f"{', '.join(sorted(arguments))}")
+    for name, argument in sorted(arguments.items()):
+        optional = argument.attr("optional") is not None and static_value(argument.attr("optional"), scope) is True
+        if name not in given and not optional:
+            problems.append(f"{where}: missing required argument {name}")
+    return problems
+
+
+def schema_problems(scope: Scope) -> list[str]:
+    problems = []
+    for stmt in scope.statements:
+        if not isinstance(stmt, Block) or stmt.name == "declare":
+            continue
+        spec = schema.CONFIG_BLOCKS.get(stmt.name)
+        if spec is not None:
+            problems += body_problems(stmt, spec, scope, scope.where)
+    for comp in scope.components.values():
+        if comp.module is not None:
+            problems += instance_problems(comp, scope)
+        else:
+            problems += body_problems(comp.block, schema.COMPONENTS[comp.name].body, scope, scope.where)
+            problems += semantic_problems(comp, scope)
+    return problems
+
+
+# ---- Signals along the wiring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Bound:
+    """A scope as one instance sees it: module arguments bound to the expressions the instance passed."""
+
+    scope: Scope
+    arguments: Mapping[str, tuple[Any, Bound]] = field(default_factory=dict)
+
+
+def consumers(ref: Ref, at: Bound, inner: Callable[[Component], Scope]) -> Iterator[tuple[Bound, Component]]:
+    """The built-in components a reference finally hands data to, through module arguments and exports."""
+    if ref.path[0] == "argument":
+        if ref.path[1] in at.arguments:
+            expr, outer = at.arguments[ref.path[1]]
+            for r in refs(expr):
+                yield from consumers(r, outer, inner)
+        return
+    comp, export, problem = resolve(ref, at.scope)
+    if comp is None or problem:
+        return
+    if comp.module is None:
+        yield at, comp
+        return
+    bound = Bound(inner(comp), {a.name: (a.value, at) for a in comp.block.body if isinstance(a, Attribute)})
+    declare = comp.module.declares[comp.name.partition(".")[2]]
+    for exported in (b for b in declare.blocks("export") if b.label == export):
+        for r in refs(exported.attr("value")):
+            yield from consumers(r, bound, inner)
+
+
+def signal_problems(top: Bound, inner: Callable[[Component], Scope]) -> list[str]:
+    """Each signal goes only to components that take it, and every processor passes on what it receives."""
+    problems, received = [], {}
+    senders: list[tuple[Bound, Component]] = []
+
+    def collect(at: Bound) -> None:
+        for comp in at.scope.components.values():
+            if comp.module is not None:
+                collect(Bound(inner(comp), {a.name: (a.value, at) for a in comp.block.body
+                                            if isinstance(a, Attribute)}))
+            elif comp.block.blocks("output"):
+                senders.append((at, comp))
+
+    collect(top)
+    for at, comp in senders:
+        [output] = comp.block.blocks("output")
+        for signal in ("traces", "metrics", "logs"):
+            for ref in refs(output.attr(signal)) if output.attr(signal) is not None else ():
+                for there, target in consumers(ref, at, inner):
+                    accepts = schema.COMPONENTS[target.name].accepts
+                    received.setdefault((id(there.scope), target.name, target.label), set()).add(signal)
+                    if signal not in accepts:
+                        problems.append(f"{at.scope.where}:{output.line}: {comp.name} {comp.label!r} sends {signal} "
+                                        f"to {target.name} {target.label!r}, which takes "
+                                        f"{', '.join(sorted(accepts)) or 'nothing'} only")
+    for at, comp in senders:
+        if not comp.name.startswith("otelcol.processor."):
+            continue
+        [output] = comp.block.blocks("output")
+        for signal in sorted(received.get((id(at.scope), comp.name, comp.label), set())):
+            accepted = signal in schema.COMPONENTS[comp.name].accepts
+            if accepted and (output.attr(signal) is None or not list(refs(output.attr(signal)))):
+                problems.append(f"{at.scope.where}:{output.line}: {comp.name} {comp.label!r} receives {signal} "
+                                f"but its output passes no {signal} on: they are dropped")
+    return sorted(set(problems))
+
+
+# ---- All together -------------------------------------------------------------------------------------------
+
+
 def check(files: Mapping[str, str], import_paths: Mapping[str, str] | None = None) -> list[str]:
-    """Parse and cross-check Alloy files; returns the problems found (empty when the wiring is sound).
+    """Parse and check Alloy files; returns the problems found (empty when the configuration is sound).
 
     ``files`` maps a file name to its text; ``import_paths`` maps an ``import.file`` label to the file
     name (in ``files``) it loads, because the real path comes from the environment.
@@ -547,6 +849,13 @@ def check(files: Mapping[str, str], import_paths: Mapping[str, str] | None = Non
     if problems:
         return problems
     import_paths = import_paths or {}
+    inner_scopes: dict[tuple[str, str], Scope] = {}
+
+    def inner(comp: Component) -> Scope:
+        assert comp.module is not None
+        return inner_scopes[(comp.module.path, comp.name.partition(".")[2])]
+
+    tops = {}
     for path, module in modules.items():
         imports = {}
         for block in module.statements:
@@ -557,8 +866,14 @@ def check(files: Mapping[str, str], import_paths: Mapping[str, str] | None = Non
                     continue
                 imports[block.label] = modules[target]
         scope, found = build_scope(path, module.statements, imports)
-        problems += found + check_scope(scope)
+        tops[path] = scope
+        problems += found + check_scope(scope) + schema_problems(scope)
         for name, declare in module.declares.items():
-            inner, found = build_scope(f"{path}:declare {name}", declare.body, imports)
-            problems += found + check_scope(inner)
+            body, found = build_scope(f"{path}:declare {name}", declare.body, imports)
+            inner_scopes[(path, name)] = body
+            problems += found + check_scope(body) + schema_problems(body)
+    if problems:
+        return problems
+    for scope in tops.values():
+        problems += signal_problems(Bound(scope), inner)
     return problems

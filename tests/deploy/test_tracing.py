@@ -60,8 +60,8 @@ def test_placement_check_sees_a_bypass() -> None:
     bypass = text.replace("traces  = [platform.traces.default.input]", "traces  = [otelcol.exporter.otlp.tempo.input]")
     assert bypass != text
     assert any("without a sampler" in p for p in placement_problems(bypass))
-    tap = text.replace("traces = [otelcol.processor.tail_sampling.default.input]",
-                       "traces = [otelcol.processor.tail_sampling.default.input, otelcol.exporter.otlp.tempo.input]")
+    tap = text.replace("traces  = [otelcol.processor.batch.default.input]",
+                       "traces  = [otelcol.processor.batch.default.input, otelcol.exporter.otlp.tempo.input]")
     assert tap != text
     assert any("directly" in p for p in placement_problems(tap))
 
@@ -168,9 +168,18 @@ def routing_problems(text: str, env: dict[str, str] | None = None) -> list[str]:
     [grpc] = receiver.blocks("grpc")
     if value(grpc, "endpoint") != f"0.0.0.0:{value(dns, 'port')}":
         problems.append("the routed spans' receiver does not listen on the resolver's port")
+    # Routed spans skipped their own node's first memory limiter: one on this side refuses them, and
+    # the sending load balancer retries what it refuses.
     [out] = receiver.blocks("output")
-    if targets_of(out.attr("traces")) != [("argument", "sampler", "value")]:
-        problems.append("routed spans do not go to the sampler argument")
+    hops = [split(p, declare.body) for p in targets_of(out.attr("traces"))]
+    limiter = comps.get(hops[0]) if len(hops) == 1 and hops[0][0] == "otelcol.processor.memory_limiter" else None
+    if limiter is None:
+        problems.append(f"routed spans go to {hops}, not through a memory limiter")
+    elif targets_of(limiter.blocks("output")[0].attr("traces")) != [("argument", "sampler", "value")]:
+        problems.append("routed spans do not go on to the sampler argument")
+    for otlp in (b for p in balancer.blocks("protocol") for b in p.blocks("otlp")):
+        if any(r.attr("enabled") is not None and value(r, "enabled") is False for r in otlp.blocks("retry")):
+            problems.append("the load balancer does not retry what the receiving side refuses")
     [export] = declare.blocks("export")
     if targets_of(export.attr("value")) != [("otelcol", "exporter", "loadbalancing", "traces", "input")]:
         problems.append("the module's input is not the load balancer")
@@ -181,10 +190,33 @@ def test_kubernetes_routes_spans_by_trace_id_to_the_sampling_alloy() -> None:
     assert routing_problems(KUBERNETES.read_text()) == []
 
 
-def test_routing_check_sees_a_wrong_key_or_port() -> None:
+def test_routing_check_sees_a_wrong_key_or_port_or_no_limiter() -> None:
     text = KUBERNETES.read_text()
     assert any("not traceID" in p for p in routing_problems(text.replace('"traceID"', '"service"')))
     assert any("port" in p for p in routing_problems(text.replace('port     = "4319"', 'port     = "4317"')))
+    bypass = text.replace("traces = [otelcol.processor.memory_limiter.traces.input]",
+                          "traces = [argument.sampler.value]")
+    assert bypass != text
+    assert any("not through a memory limiter" in p for p in routing_problems(bypass))
+    no_retry = text.replace("    protocol {\n      otlp {\n", "    protocol {\n      otlp {\n        retry {\n"
+                            "          enabled = false\n        }\n\n")
+    assert no_retry != text
+    assert any("does not retry" in p for p in routing_problems(no_retry))
+
+
+def test_nothing_after_the_batch_refuses_spans_in_compose() -> None:
+    """Compose passes spans from the (asynchronous) batch straight to the sampler: a memory limiter in
+    between would drop what it refuses, since nobody is left to retry."""
+    statements = ax.parse(MAIN.read_text())
+    [platform] = [b for b in statements if isinstance(b, ax.Block) and b.name == "platform.traces"]
+    assert [split(p, statements)[0] for p in targets_of(platform.attr("sampler"))] == [
+        "otelcol.processor.tail_sampling"]
+    receiver = only(statements, "otelcol.receiver.otlp")
+    for route in paths(statements, receiver, "traces"):
+        names = [step.rsplit(".", 1)[0] for step in route]
+        batch = names.index("otelcol.processor.batch")
+        assert "otelcol.processor.memory_limiter" not in names[batch:], route
+        assert names.index("otelcol.processor.memory_limiter") == 1, route
 
 
 def test_compose_has_one_alloy_and_passes_traces_straight_to_the_sampler() -> None:
