@@ -218,22 +218,30 @@ def test_one_span_when_instrumented_twice(recorded: Recorded, client: httpx.Clie
     only_genai_span(recorded)
 
 
-def test_with_opentelemetry_httpx_instrumentation_the_http_span_is_the_child(
-    recorded: Recorded, server: RecordedOpenAIServer, global_instrumentation: None
+@pytest.mark.parametrize("theirs_first", [True, False], ids=["theirs-first", "ours-first"])
+def test_with_opentelemetry_httpx_instrumentation_each_request_has_one_client_span(
+    recorded: Recorded, server: RecordedOpenAIServer, theirs_first: bool
 ) -> None:
+    """GenAI requests get ragotel's span alone; other requests get the standard HTTP span; either order."""
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    HTTPXClientInstrumentor().instrument()
+    theirs = HTTPXClientInstrumentor()
+    steps = [theirs.instrument, ragotel.instrument_httpx]
+    for instrument in steps if theirs_first else reversed(steps):
+        instrument()
     try:
-        with httpx.Client(base_url=server.base_url) as client:
+        with httpx.Client(base_url=server.base_url) as client, ragotel.pipeline("chat"):
             client.post("/chat/completions", json=CHAT)
+            client.get("/models")
     finally:
-        HTTPXClientInstrumentor().uninstrument()
-    genai = only_genai_span(recorded)
-    http = [s for s in recorded.spans() if s is not genai]
-    assert len(http) == 1 and http[0].parent.span_id == genai.context.span_id
-    # vLLM's span then hangs under the HTTP span, whose traceparent went out last
-    assert f"{http[0].context.span_id:016x}" in server.requests[0]["headers"]["traceparent"]
+        theirs.uninstrument()
+        ragotel.uninstrument_httpx()
+    clients = [s for s in recorded.spans() if s.kind is SpanKind.CLIENT]
+    assert sorted(s.name for s in clients) == ["GET", "chat tiny-llama"]
+    (genai,) = [s for s in clients if s.name == "chat tiny-llama"]
+    assert genai.attributes[sc.HTTP_RESPONSE_STATUS_CODE] == 200
+    # vLLM's span hangs under the GenAI span: its traceparent is the one that went out
+    assert f"{genai.context.span_id:016x}" in server.requests[0]["headers"]["traceparent"]
 
 
 FAULTS = [

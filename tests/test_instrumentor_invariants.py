@@ -128,7 +128,8 @@ def test_httpx_records_into_the_providers_it_is_given(
 
 def test_httpx_cost_goes_to_the_meter_provider_it_is_given(recorded: Recorded, server: RecordedOpenAIServer) -> None:
     tracer_provider, _, meter_provider, reader = own_providers()
-    previous = ragotel.set_prices({"*": ragotel.ModelPrice(input_per_million=1.0, output_per_million=2.0)})
+    previous = ragotel.set_prices(None)
+    ragotel.set_prices({"*": ragotel.ModelPrice(input_per_million=1.0, output_per_million=2.0)})
     try:
         with httpx.Client(base_url=server.base_url) as client:
             ragotel.instrument_httpx(client, tracer_provider=tracer_provider, meter_provider=meter_provider)

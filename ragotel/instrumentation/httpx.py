@@ -28,11 +28,11 @@ instrumented the same way), so SDK users are covered too.
   early, or fails.
 * **Trace context**: the W3C ``traceparent`` of the GenAI span goes out with every call, so a vLLM
   started with ``--otlp-traces-endpoint`` exports its ``llm_request`` span as the call's child.
-* **One span per call**: the GenAI span wraps ``Client.send``, above the transport. If
-  ``opentelemetry-instrumentation-httpx`` is active too, its HTTP span (transport level) becomes
-  the GenAI span's child — the logical operation over the HTTP exchange that carried it — and its
-  ``traceparent`` wins, so vLLM's span hangs under the HTTP span. Instrumenting both globally and
-  per client still yields one span.
+* **One span per request**: the GenAI span wraps ``Client.send``, above the transport, and is the
+  request's CLIENT span (with ``http.response.status_code``, ``server.address``/``server.port``). With
+  ``opentelemetry-instrumentation-httpx`` active too, in either order, that instrumentation is told to
+  stand aside for GenAI requests (``suppress_http_instrumentation``) and still gives every other request
+  its standard HTTP CLIENT span. Instrumenting both globally and per client still yields one span.
 * **Inside a step**: within ``ragotel.generation()`` (or ``embedding()``) the call's span is a
   child of the step, and the step leaves operation duration, tokens and cost to the call, so
   nothing is counted twice.
@@ -57,7 +57,7 @@ from typing import Any, ClassVar, Final
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_http_instrumentation
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -283,7 +283,8 @@ def _sync_send(send: Callable[..., Any], settings: _Settings, request: Any, *arg
         return send(request, *args, **kwargs)
     token = otel_context.attach(call.context)
     try:
-        response = send(call.request, *args, **kwargs)
+        with suppress_http_instrumentation():  # this span is the request's one CLIENT span
+            response = send(call.request, *args, **kwargs)
     except BaseException as exc:
         call.fail(exc)
         raise
@@ -299,7 +300,8 @@ async def _async_send(send: Callable[..., Any], settings: _Settings, request: An
         return await send(request, *args, **kwargs)
     token = otel_context.attach(call.context)
     try:
-        response = await send(call.request, *args, **kwargs)
+        with suppress_http_instrumentation():  # this span is the request's one CLIENT span
+            response = await send(call.request, *args, **kwargs)
     except BaseException as exc:
         call.fail(exc)
         raise

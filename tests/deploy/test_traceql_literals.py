@@ -90,10 +90,8 @@ def emitted(recorded: Recorded) -> dict[str, set[type]]:
         return [{"id": "d1", "score": 0.82, "text": "Open 8-18."}, {"id": "d2", "score": 1, "text": "Closed Sun."},
                 {"id": "d3", "score": 0.41, "text": "Parking."}][:k]
 
-    from ragotel import cost
-
-    previous = cost.set_prices(None)  # priced, so that the pipeline carries its cost
-    cost.set_prices({"*": ragotel.ModelPrice(input_per_million=3.0, output_per_million=15.0)})
+    previous = ragotel.set_prices(None)  # priced, so that the pipeline carries its cost
+    ragotel.set_prices({"*": ragotel.ModelPrice(input_per_million=3.0, output_per_million=15.0)})
     with RecordedOpenAIServer() as server, httpx.Client(base_url=server.base_url, timeout=5) as client:
         ragotel.instrument_httpx(client)
         with ragotel.pipeline("chat"):
@@ -106,7 +104,7 @@ def emitted(recorded: Recorded) -> dict[str, set[type]]:
                 assert response.status_code == 200
                 lines = list(response.iter_lines())  # to the end: the usage chunk comes last
                 assert any(line.startswith("data:") for line in lines)
-    cost.set_prices(previous)
+    ragotel.set_prices(previous)
     types: dict[str, set[type]] = {}
     for span in recorded.spans():
         for key, value in (span.attributes or {}).items():
