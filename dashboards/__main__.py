@@ -25,6 +25,7 @@ GENERATED = HERE / "generated"
 RULES = GENERATED / "rules"
 README = ROOT / "README.md"
 MIMIR_RULES = ROOT / "deploy" / "k8s" / "base" / "mimir" / "rules" / "ragotel.rules.yaml"
+OPERATOR_RULE = ROOT / "deploy" / "k8s" / "components" / "kube-prometheus-stack" / "prometheusrule.yaml"
 # README sections kept in step with the code: (begin marker, end marker) → table.
 README_TABLES: dict[tuple[str, str], Callable[[], str]] = {
     ("<!-- traceql-catalog:begin -->\n", "<!-- traceql-catalog:end -->\n"):
@@ -54,6 +55,7 @@ def outputs() -> dict[Path, str]:
     files[RULES / "ragotel.prometheusrule.yaml"] = _yaml(alerts.prometheus_rule())
     # kustomize reads only files below the kustomization: Mimir's rules ConfigMap takes this copy.
     files[MIMIR_RULES] = files[RULES / "ragotel.rules.yaml"]
+    files[OPERATOR_RULE] = files[RULES / "ragotel.prometheusrule.yaml"]  # the kube-prometheus-stack component
     files[README] = _readme()
     return files
 
