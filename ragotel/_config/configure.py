@@ -339,6 +339,8 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
             handler = logs.handler(sdk_logger)
             logs.install(handler)
     logs.install_trace_ids()
+    if not zero_code:
+        _follow_threads(values["disabled_instrumentations"])
 
     telemetry = Telemetry(
         tracer_provider, meter_provider, logger_provider, resource,
@@ -358,6 +360,25 @@ def _load_prices(resolved: settings.Resolved, say: _Warnings) -> None:
         cost.set_prices({})
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         say.say(setting, prices, f"ragotel: {setting}={prices!r} cannot be used ({reason}); cost is not recorded")
+
+
+zero_code = False
+"""Set by the ``opentelemetry-instrument`` configurator: its loader turns the threading instrumentation on."""
+
+
+def _follow_threads(disabled: frozenset[str]) -> None:
+    """Steps run in a thread pool or a thread stay in the request's trace (opentelemetry-instrumentation-threading
+    carries the context into ``ThreadPoolExecutor.submit``/``map``, ``run_in_executor`` and ``Thread``)."""
+    if "threading" in disabled or "*" in disabled:
+        return
+    try:
+        from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+        instrumentor = ThreadingInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    except Exception as exc:
+        report_internal_error("instrumenting threads", exc)
 
 
 def get_telemetry() -> Telemetry | None:

@@ -72,6 +72,10 @@ def _flag(value: object) -> bool:
     return value if isinstance(value, bool) else _bool(str(value))
 
 
+def _names(value: object) -> frozenset[str]:
+    return frozenset(name.strip() for name in str(value).split(",") if name.strip())
+
+
 GENAI_LATEST: Final = "gen_ai_latest_experimental"
 CONTENT_MODES: Final = ("no_content", "span_only", "event_only", "span_and_event")
 """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` values under ``gen_ai_latest_experimental``."""
@@ -157,6 +161,8 @@ BY_ARG: Mapping[str, Setting] = {s.arg: s for s in SETTINGS}
 
 ENVIRONMENT_ONLY: tuple[Setting, ...] = (
     Setting("sdk_disabled", "OTEL_SDK_DISABLED", False, _flag, "nothing is set up; every step is a plain call"),
+    Setting("disabled_instrumentations", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", frozenset(), _names,
+            "instrumentations not to turn on (entry point names; * for all)"),
     # The Kubernetes downward API, as users name it in their pod spec: the first name set wins.
     Setting("k8s_pod_name", "K8S_POD_NAME", None, _text, "k8s.pod.name", aliases=("POD_NAME",)),
     Setting("k8s_namespace_name", "K8S_NAMESPACE_NAME", None, _text, "k8s.namespace.name",

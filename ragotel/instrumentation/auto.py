@@ -35,7 +35,9 @@ class RagotelConfigurator:
     def configure(self, **kwargs: Any) -> None:
         try:
             import ragotel
+            from ragotel._config import configure as configuration
 
+            configuration.zero_code = True  # the loader runs every instrumentor, threading's included
             ragotel.configure()
         except Exception as exc:
             report_internal_error("configuring ragotel for opentelemetry-instrument", exc)
