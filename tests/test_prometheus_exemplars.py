@@ -65,3 +65,46 @@ def test_buckets_name_the_span_that_was_timed() -> None:
     text = scrape(registry, "text/plain")
     assert " # {" not in text and 'rag_step_duration_seconds_bucket{' in text
     provider.shutdown()
+
+
+def exemplar_spans(body: str) -> dict[str, str]:
+    """span id → the ``le`` of the bucket line carrying it."""
+    found = {}
+    for line in body.splitlines():
+        match = EXEMPLAR.match(line)
+        if match:
+            le = re.search(r'le="([^"]+)"', match.group(2))
+            assert le is not None
+            found[match.group(3) or match.group(6)] = le.group(1)
+    return found
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def test_exemplars_stay_until_a_newer_one_replaces_them() -> None:
+    """Every scrape collects and the SDK then forgets its exemplars; the endpoint must not: a text scrape
+    (a person's curl) and a first OpenMetrics scrape (one of an HA pair) leave them for the next one."""
+    registry = CollectorRegistry(auto_describe=True)
+    reader = ExemplarPrometheusReader(registry=registry)
+    provider = MeterProvider(metric_readers=[reader])
+    tracer = TracerProvider().get_tracer("t")
+    histogram = provider.get_meter("m").create_histogram(
+        "rag.step.duration", unit="s", explicit_bucket_boundaries_advisory=list(sc.STEP_DURATION_BUCKETS))
+    with tracer.start_as_current_span("slow") as slow:
+        histogram.record(2.0, {"rag.step.kind": "retrieval"})
+    with tracer.start_as_current_span("fast") as fast:
+        histogram.record(0.003, {"rag.step.kind": "retrieval"})
+    slow_id, fast_id = (format(s.get_span_context().span_id, "016x") for s in (slow, fast))
+
+    assert " # {" not in scrape(registry, "text/plain")  # collects: the SDK's reservoirs are emptied
+    first, second = (exemplar_spans(scrape(registry, OPENMETRICS)) for _ in range(2))
+    assert first == second == {slow_id: "2.56", fast_id: "0.005"}
+
+    # A newer measurement in the fast bucket replaces that bucket's exemplar; the slow one stays.
+    with tracer.start_as_current_span("faster") as faster:
+        histogram.record(0.004, {"rag.step.kind": "retrieval"})
+    newer_id = format(faster.get_span_context().span_id, "016x")
+    assert exemplar_spans(scrape(registry, OPENMETRICS)) == {slow_id: "2.56", newer_id: "0.005"}
+    assert exemplar_spans(scrape(registry, OPENMETRICS)) == {slow_id: "2.56", newer_id: "0.005"}
+    provider.shutdown()

@@ -7,6 +7,11 @@ is that reader plus the exemplars: when a scraper asks for OpenMetrics (Promethe
 with ``--enable-feature=exemplar-storage``), every ``_bucket`` sample carries
 ``# {trace_id="…",span_id="…"} value timestamp``; the classic text format is unchanged.
 
+Each bucket keeps its latest exemplar until a newer one arrives, as Prometheus does: the SDK empties its
+exemplar reservoirs at every collection (every scrape, in any format), so without keeping them the first
+scrape after a request would take them all — a ``curl`` of the text format, or one of an HA pair of
+Prometheus servers, would leave none for the next scraper.
+
 ::
 
     ragotel.configure(service_name="chat-api", prometheus_port=9464)
@@ -55,7 +60,7 @@ class ExemplarPrometheusReader(PrometheusMetricReader):
         try:
             found = _exemplars_of(metrics_data)
             with self._lock:
-                self._exemplars = found
+                self._exemplars = _merged(self._exemplars, found)
         except Exception as exc:
             report_internal_error("reading exemplars", exc)
         super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
@@ -63,6 +68,26 @@ class ExemplarPrometheusReader(PrometheusMetricReader):
     def exemplars(self) -> dict[_Key, _Buckets]:
         with self._lock:
             return self._exemplars
+
+
+def _merged(kept: dict[_Key, _Buckets], found: dict[_Key, _Buckets]) -> dict[_Key, _Buckets]:
+    """``kept`` with each bucket's exemplar replaced by a newer one from ``found``. A new mapping: a scrape
+    may be reading the old one."""
+    if not found:
+        return kept
+    merged = dict(kept)
+    for key, (bounds, newer) in found.items():
+        previous = kept.get(key)
+        if previous is None or previous[0] != bounds:  # new series, or its buckets changed
+            merged[key] = (bounds, newer)
+            continue
+        buckets = dict(previous[1])
+        for index, exemplar in newer.items():
+            old = buckets.get(index)
+            if old is None or float(exemplar.timestamp or 0) >= float(old.timestamp or 0):
+                buckets[index] = exemplar
+        merged[key] = (bounds, buckets)
+    return merged
 
 
 class _WithExemplars:
