@@ -9,18 +9,24 @@ they are required and a missing one fails the stack tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from examples.reference_app.run_local import LocalStack
+from examples.reference_app.processes import ManagedProcess
+from examples.reference_app.run_local import LocalStack, node_exporter_process
 from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
 from ragotel._config.settings import BY_ARG
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import SpanRecord, load_spans
+from tests.apps.plainrag.launch import PlainRag
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVED_MODEL = "tiny-llama"
@@ -98,3 +104,77 @@ def stack(vllm: VllmServer, vllm_receiver: OtlpReceiver) -> Iterator[LocalStack]
                     env={BY_ARG["detailed_metrics"].env: "true"}) as running:
         check_parts(running)
         yield running
+
+
+# --- an app ragotel has never seen ----------------------------------------------------------------
+# tests/apps/plainrag decorated by hand, under its own step names and scrape jobs (none is the
+# reference app's); a second Prometheus renames every step, pipeline, route and job once more at
+# scrape time, so a query that matched any of the names would come back empty there.
+PLAIN_JOBS = {"chat": "answers", "retriever": "doc-index", "vllm": "llm-engine", "node": "host"}
+RENAMED_LABELS = ("rag_step_name", "gen_ai_workflow_name", "http_route")
+RENAMED_PREFIX = "renamed-"
+
+
+@dataclass
+class PlainStack:
+    app: PlainRag
+    prometheus_url: str
+    """Scrapes the app under ``PLAIN_JOBS``."""
+    renamed_prometheus_url: str
+    """Scrapes the same targets with every job and every value of ``RENAMED_LABELS`` prefixed ``renamed-``."""
+
+
+def plain_prometheus_config(targets: dict[str, str], *, rename: bool) -> str:
+    jobs = []
+    for job, url in targets.items():
+        scrape: dict[str, object] = {"job_name": RENAMED_PREFIX + job if rename else job,
+                                     "static_configs": [{"targets": [url.split("://", 1)[1]]}]}
+        if rename:
+            scrape["metric_relabel_configs"] = [
+                {"source_labels": [label], "regex": "(.+)", "target_label": label, "replacement": RENAMED_PREFIX + "$1"}
+                for label in RENAMED_LABELS]
+        jobs.append(scrape)
+    return yaml.safe_dump({"global": {"scrape_interval": "5s"}, "scrape_configs": jobs}, sort_keys=False)
+
+
+@pytest.fixture(scope="session")
+def plain_stack(vllm: VllmServer, vllm_receiver: OtlpReceiver,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        message = "prometheus is not installed (scripts/install_tools.sh)"
+        if in_ci():
+            pytest.fail(f"{message}: CI requires it")
+        pytest.skip(message)
+    var_dir = tmp_path_factory.mktemp("plainrag")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": vllm_receiver.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+           "OTEL_METRICS_EXPORTER": "prometheus", "OTEL_BSP_SCHEDULE_DELAY": "500",
+           # The opt-ins the reference stack runs with too (README: what a panel needs).
+           "RAGOTEL_DETAILED_METRICS": "true",
+           "RAGOTEL_PRICES_FILE": str(ROOT / "examples" / "reference_app" / "prices.toml"),
+           # The tiny model's 1024-token window: room for the question and a short answer.
+           "MAX_CONTEXT_CHARS": "600"}
+    names = {service: {"OTEL_SERVICE_NAME": PLAIN_JOBS[service]} for service in ("retriever", "chat")}
+    with contextlib.ExitStack() as running:
+        app = running.enter_context(PlainRag(var_dir, llm_base_url=f"{vllm.base_url}/v1", model=SERVED_MODEL,
+                                             env=env, service_env=names))
+        targets = {PLAIN_JOBS["chat"]: app.chat_url, PLAIN_JOBS["retriever"]: app.retriever_url,
+                   PLAIN_JOBS["vllm"]: vllm.base_url}
+        node_port = free_port()
+        node = node_exporter_process(node_port, var_dir / "logs" / "node-exporter.log")
+        if node is not None:
+            running.enter_context(node)
+            targets[PLAIN_JOBS["node"]] = f"http://127.0.0.1:{node_port}"
+        urls = []
+        for rename in (False, True):
+            directory = var_dir / ("prometheus-renamed" if rename else "prometheus")
+            directory.mkdir()
+            (directory / "prometheus.yml").write_text(plain_prometheus_config(targets, rename=rename))
+            port = free_port()
+            urls.append(f"http://127.0.0.1:{port}")
+            running.enter_context(ManagedProcess(
+                directory.name, [binary, f"--config.file={directory / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                ready_url=f"{urls[-1]}/-/ready", log_path=var_dir / "logs" / f"{directory.name}.log",
+                startup_timeout=60))
+        yield PlainStack(app, *urls)

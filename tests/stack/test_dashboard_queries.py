@@ -1,7 +1,11 @@
 """Every dashboard and alert query, run through a real Prometheus scraping the reference app and vLLM
 after real traffic (answers, streams, bad input, a failing generation): each must return data. The
 few that need a cluster's exporters are parsed and their names checked against the exporters' docs.
-Every attribute a TraceQL catalog query reads must be on the spans the same run emitted."""
+Every attribute a TraceQL catalog query reads must be on the spans the same run emitted.
+
+The same queries run against an app ragotel's examples do not contain (tests/apps/plainrag, decorated
+by hand under its own step names and scrape jobs) and against the same app renamed once more at scrape
+time: each query with data on the reference app has data on both, or the README names what it needs."""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboards import exporters, traceql
+from dashboards import exporters, needs, traceql
 from dashboards import promql as q
 from dashboards.queries import PromQuery, alert_queries, dashboard_queries
 from examples.reference_app.run_local import LocalStack, stream_once
 from examples.reference_app.vllm_server import VllmServer
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import load_spans
+from tests.apps.plainrag.launch import PlainRag
+from tests.stack.conftest import PlainStack
 
 pytestmark = pytest.mark.stack
 
@@ -77,14 +83,20 @@ def series(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
     return list(body["data"]["result"])
 
 
+def local_queries(node_exporter: bool) -> list[PromQuery]:
+    """The queries a local stack can answer: not the cluster exporters', not the ingest job's."""
+    queries = dashboard_queries() + alert_queries()
+    local = [query for query in queries if not cluster_only(query) and not pushed_by_ingest(query)]
+    if not node_exporter:  # not installed here; conftest.check_parts fails in CI
+        local = [query for query in local if not query.metrics() & exporters.DOCUMENTED["node-exporter"]]
+    return local
+
+
 def test_every_dashboard_and_alert_query_returns_data(stack: LocalStack, vllm: VllmServer) -> None:
     assert stack.prometheus_url, "Prometheus is not installed (scripts/install_tools.sh)"
     send_traffic(stack)
     fail_requests(stack, vllm)
-    queries = dashboard_queries() + alert_queries()
-    local = [query for query in queries if not cluster_only(query) and not pushed_by_ingest(query)]
-    if stack.node_exporter_url is None:  # not installed here; conftest.check_parts fails in CI
-        local = [query for query in local if not query.metrics() & exporters.DOCUMENTED["node-exporter"]]
+    local = local_queries(stack.node_exporter_url is not None)
     assert len(local) > 60
     # rate() needs two scrapes (every 5 s) after the traffic; give Prometheus up to a minute.
     deadline, empty = time.monotonic() + 60, local
@@ -116,3 +128,77 @@ def test_traceql_attributes_are_on_the_spans_the_app_emits(stack: LocalStack, vl
         seen |= {("resource", "service.name")} if any(span.service_name for span in spans) else set()
         missing = needed - seen
     assert missing == set()
+
+
+# --- an app ragotel has never seen ----------------------------------------------------------------
+PLAIN_QUESTIONS = ("How much does fixing a flat tyre cost?", "When is the workshop open on Saturday?",
+                   "What deposit does an e-bike rental need?")
+
+
+def plain_traffic(app: PlainRag) -> None:
+    """Answers through the openai SDK (plain and streamed) and through requests, and bad input."""
+    with httpx.Client(base_url=app.chat_url, timeout=120) as chat:
+        for question in PLAIN_QUESTIONS:
+            for path, body in (("/ask", {}), ("/ask", {"stream": True}), ("/ask/raw", {})):
+                answer = chat.post(path, json={"question": question, "max_tokens": 16, **body})
+                assert answer.status_code == 200 and answer.text, answer.text
+        assert chat.post("/ask", json={"question": ""}).status_code == 422
+    assert httpx.post(f"{app.retriever_url}/query", json={"text": " "}, timeout=30).status_code == 422
+
+
+def status(url: str, body: dict[str, Any]) -> int:
+    return httpx.post(url, json=body, timeout=60).status_code
+
+
+def fail_both(stack: LocalStack, app: PlainRag, vllm: VllmServer) -> None:
+    """Both apps' retrievers, then vLLM (once for both), stopped and started again; meanwhile both
+    answer 503 and then 502."""
+    reference, question = f"{stack.chat_url}/chat", {"question": "Is there parking?"}
+    retrievers = (stack.processes["retriever"], app.processes["retriever"])
+    for process in retrievers:
+        process.stop()
+    try:
+        assert status(reference, question) == 503
+        for path in ("/ask", "/ask/raw"):
+            assert status(f"{app.chat_url}{path}", question) == 503, path
+    finally:
+        for process in retrievers:
+            process.start()
+    vllm.stop()
+    try:
+        assert status(reference, question) == 502
+        for path, body in (("/ask", {}), ("/ask", {"stream": True}), ("/ask/raw", {})):
+            assert status(f"{app.chat_url}{path}", {**question, **body}) == 502, (path, body)
+    finally:
+        vllm.start()
+
+
+def test_every_query_with_data_on_the_reference_app_has_data_on_an_app_it_has_never_seen(
+    stack: LocalStack, vllm: VllmServer, plain_stack: PlainStack,
+) -> None:
+    assert stack.prometheus_url, "Prometheus is not installed (scripts/install_tools.sh)"
+    send_traffic(stack)
+    plain_traffic(plain_stack.app)
+    fail_both(stack, plain_stack.app, vllm)
+    send_traffic(stack)
+    plain_traffic(plain_stack.app)  # vLLM restarted: its series again, on both
+    local = local_queries(stack.node_exporter_url is not None)
+    servers = {"as named": plain_stack.prometheus_url, "renamed": plain_stack.renamed_prometheus_url}
+    # rate() needs two scrapes (every 5 s) after the traffic; give Prometheus up to a minute.
+    deadline, unanswered = time.monotonic() + 60, {name: local for name in servers}
+    while any(unanswered.values()) and time.monotonic() < deadline:
+        time.sleep(5)
+        unanswered = {name: [query for query in queries if not series(servers[name], query.runnable)]
+                      for name, queries in unanswered.items()}
+    # Every local query has data on the reference app (the test above); what this app lacks is what the
+    # README says a panel needs.
+    unexplained = {name: [f"{query.source}: {query.runnable}" for query in queries if not needs.needed_by(query.source)]
+                   for name, queries in unanswered.items()}
+    assert unexplained == {name: [] for name in servers}
+    # The renamed copy is a real rename: none of the app's own names is left in it.
+    steps = {s["metric"].get(q.STEP_NAME, "") for s in series(plain_stack.renamed_prometheus_url,
+                                                                f"{q.STEP_DURATION}_count")}
+    jobs = {s["metric"]["job"] for s in series(plain_stack.renamed_prometheus_url, "up")}
+    assert steps and all(step.startswith("renamed-") for step in steps), steps
+    assert jobs and all(job.startswith("renamed-") for job in jobs), jobs
+    assert {"renamed-encode", "renamed-faiss", "renamed-lookup", "renamed-passages"} <= steps
