@@ -47,11 +47,18 @@ from ragotel.instrumentation.asgi import (
     instrument_fastapi,
     uninstrument_fastapi,
 )
+from ragotel.instrumentation.faiss import FaissInstrumentor, instrument_faiss, uninstrument_faiss
 from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
+from ragotel.instrumentation.sentence_transformers import (
+    SentenceTransformersInstrumentor,
+    instrument_sentence_transformers,
+    uninstrument_sentence_transformers,
+)
 from ragotel.semconv import Operation, StepKind
 
 __all__ = [
     "Document",
+    "FaissInstrumentor",
     "FastApiInstrumentor",
     "HttpxInstrumentor",
     "ModelPrice",
@@ -59,6 +66,7 @@ __all__ = [
     "PriceTable",
     "QueryRedactor",
     "RagotelMiddleware",
+    "SentenceTransformersInstrumentor",
     "Step",
     "StepFacts",
     "StepKind",
@@ -72,8 +80,10 @@ __all__ = [
     "fail_response",
     "generation",
     "get_telemetry",
+    "instrument_faiss",
     "instrument_fastapi",
     "instrument_httpx",
+    "instrument_sentence_transformers",
     "pipeline",
     "prometheus_app",
     "prompt",
@@ -84,6 +94,8 @@ __all__ = [
     "rerank",
     "retrieval",
     "set_prices",
+    "uninstrument_faiss",
     "uninstrument_fastapi",
     "uninstrument_httpx",
+    "uninstrument_sentence_transformers",
 ]

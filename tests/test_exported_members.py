@@ -15,12 +15,19 @@ import ragotel
 
 PUBLIC: dict[str, list[str]] = {
     "ragotel": [
-        "Document", "FastApiInstrumentor", "HttpxInstrumentor", "ModelPrice", "Operation", "PriceTable",
-        "QueryRedactor", "RagotelMiddleware", "Step", "StepFacts", "StepKind", "StepSpec", "Telemetry",
+        "Document", "FaissInstrumentor", "FastApiInstrumentor", "HttpxInstrumentor", "ModelPrice", "Operation",
+        "PriceTable", "QueryRedactor", "RagotelMiddleware", "SentenceTransformersInstrumentor", "Step", "StepFacts",
+        "StepKind", "StepSpec", "Telemetry",
         "__version__", "configure", "current_step", "current_trace_id", "embedding", "fail_response", "generation",
-        "get_telemetry", "instrument_fastapi", "instrument_httpx", "pipeline", "prometheus_app", "prompt",
+        "get_telemetry", "instrument_faiss", "instrument_fastapi", "instrument_httpx",
+        "instrument_sentence_transformers", "pipeline", "prometheus_app", "prompt",
         "record_error", "record_evaluation", "record_index", "record_index_write", "rerank", "retrieval",
-        "set_prices", "uninstrument_fastapi", "uninstrument_httpx",
+        "set_prices", "uninstrument_faiss", "uninstrument_fastapi", "uninstrument_httpx",
+        "uninstrument_sentence_transformers",
+    ],
+    "ragotel.instrumentation.faiss": ["FaissInstrumentor", "instrument_faiss", "uninstrument_faiss"],
+    "ragotel.instrumentation.sentence_transformers": [
+        "SentenceTransformersInstrumentor", "instrument_sentence_transformers", "uninstrument_sentence_transformers",
     ],
     "ragotel.instrumentation.httpx": ["CLIENT_MODULES", "HttpxInstrumentor", "instrument_httpx", "uninstrument_httpx"],
     "ragotel.instrumentation.asgi": [

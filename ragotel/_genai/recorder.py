@@ -140,16 +140,23 @@ class Recorder:
 
     # -- hits and scores ---------------------------------------------------------------------------
     def record_scores(self, count: int, stats: hits.Scores | None, out: dict[str, AttributeValue],
-                      dims: MetricAttributes, min_score: float | None) -> str:
-        """Results returned and score statistics on the span; returns ``rag.retrieval.quality``."""
+                      dims: MetricAttributes, min_score: float | None, *, distances: bool = False) -> str:
+        """Results returned and score statistics on the span; returns ``rag.retrieval.quality``.
+
+        ``distances``: lower is better (a FAISS L2 index). The statistics are still min/max/avg of what the
+        index returned, marked ``rag.retrieval.score.kind=distance``; no similarity threshold judges them and
+        no best-score record is made, since a distance is no similarity.
+        """
         out[sc.RAG_RETRIEVAL_RESULTS_RETURNED] = count
         if stats is not None:
             out[sc.RAG_RETRIEVAL_SCORE_MIN] = stats.low
             out[sc.RAG_RETRIEVAL_SCORE_MAX] = stats.top
             out[sc.RAG_RETRIEVAL_SCORE_AVG] = stats.mean
-            if runtime.detailed_metrics:
+            if distances:
+                out[sc.RAG_RETRIEVAL_SCORE_KIND] = "distance"
+            elif runtime.detailed_metrics:
                 self.ins.retrieval_top_score.record(stats.top, dims, context=self.context)
-        threshold = runtime.low_score if runtime.low_score is not None else min_score
+        threshold = None if distances else runtime.low_score if runtime.low_score is not None else min_score
         return hits.quality(count, stats, threshold)
 
     def record_each_score(self, scores: Iterable[float | None], dims: MetricAttributes) -> None:

@@ -305,6 +305,17 @@ class Step(Recorder):
         except Exception as exc:
             report_internal_error("recording streamed hits", exc)
 
+    def _record_found(self, count: int, stats: hits.Scores | None, out: dict[str, AttributeValue], *,
+                      distances: bool, counted: bool) -> None:
+        """A search's results as an instrumentation read them (adapters only). ``counted``: this search is
+        the retrieval itself, not a sub-step of the caller's retrieval step, which counts and judges the
+        documents it returns (so nothing is counted twice)."""
+        quality = self.record_scores(count, stats, out, self._dims, self._min_score, distances=distances)
+        if counted:
+            self._quality = quality
+            self.ins.retrieval_documents.add(count, self._dims_key, self._dims)
+        self.span.set_attributes(out)
+
     def _record_documents(self, items: Sequence[Any], out: dict[str, AttributeValue]) -> None:
         listed = []
         for doc in map(hits.to_document, items[:MAX_DOCUMENTS_ON_SPAN]):

@@ -1,0 +1,245 @@
+"""Retrieval spans and metrics for FAISS searches, and index writes, with no code change.
+
+::
+
+    import ragotel
+
+    ragotel.instrument_faiss()              # or, with no code: opentelemetry-instrument (ragotel_faiss)
+    scores, ids = index.search(vectors, 4)  # span "retrieval faiss", rag.step.duration{rag_step_name="faiss"}
+
+Every ``Index.search`` and ``range_search`` is a retrieval step: span ``retrieval faiss`` with
+``gen_ai.operation.name=retrieval``, ``gen_ai.data_source.id=faiss``, ``gen_ai.retrieval.top_k``, the
+queries in the batch, results returned (ids that are not -1), score statistics read with the index's
+metric (``rag.retrieval.score.kind=distance`` for L2 and the other distances: lower is better, so no
+similarity threshold judges them), index size, dimension, type, metric and ``nprobe`` / ``efSearch``
+where the index has them. Inside the application's own retrieval step it is that step's sub-step: its
+span and duration, while the documents and the retrieval quality stay the enclosing step's to count.
+``add`` and ``add_with_ids`` count their vectors in ``rag.index.chunks.written``.
+
+Seed 002's attributes map onto these names: ``faiss.top_k`` → ``gen_ai.retrieval.top_k``,
+``faiss.index_size`` → ``rag.index.size``, ``faiss.results_count`` → ``rag.retrieval.results.returned``,
+``faiss.score_min/max/avg`` → ``rag.retrieval.score.min/max/avg``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from collections.abc import Callable, Collection
+from typing import Any, ClassVar, Final
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.util.types import AttributeValue
+
+from ragotel import semconv as sc
+from ragotel._core import instruments as _instruments
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
+from ragotel._genai import hits
+from ragotel._genai.recorder import enclosing
+from ragotel._steps.spec import Spec
+from ragotel._steps.step import Step
+from ragotel.instrumentation._patch import Patches
+from ragotel.semconv import StepKind
+
+__all__ = ["FaissInstrumentor", "instrument_faiss", "uninstrument_faiss"]
+
+DATA_SOURCE: Final = "faiss"
+_SPEC: Final = Spec(StepKind.RETRIEVAL, DATA_SOURCE, target=DATA_SOURCE,
+                    attributes={sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE})
+_WRITES: Final = {sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE}
+# Distributions that provide the faiss module.
+_DISTRIBUTIONS: Final = ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cu11", "faiss")
+
+
+class FaissInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """FAISS searches as retrieval steps, as an OpenTelemetry instrumentor (``ragotel_faiss``).
+
+    Patches ``search``, ``range_search``, ``add`` and ``add_with_ids`` of every index class the ``faiss``
+    module defines; ``uninstrument()`` puts them back.
+    """
+
+    _patches: ClassVar = Patches()
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        for name in _DISTRIBUTIONS:
+            try:
+                importlib.metadata.version(name)
+                return (name,)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return ("faiss-cpu",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        import faiss
+
+        for cls in _index_classes(faiss):
+            self._patches.apply(cls, "search", _searching(_search_facts))
+            self._patches.apply(cls, "range_search", _searching(_range_search_facts))
+            self._patches.apply(cls, "add", _writing)
+            self._patches.apply(cls, "add_with_ids", _writing)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self._patches.restore()
+
+
+def instrument_faiss() -> None:
+    """Instrument every FAISS index (see :mod:`ragotel.instrumentation.faiss`); a second call does nothing."""
+    instrumentor = FaissInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def uninstrument_faiss() -> None:
+    """Undo :func:`instrument_faiss`."""
+    instrumentor = FaissInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+
+
+def _index_classes(faiss: Any) -> list[type]:
+    base = faiss.Index
+    return [obj for obj in vars(faiss).values() if isinstance(obj, type) and issubclass(obj, base)]
+
+
+# -- searches --------------------------------------------------------------------------------------
+Facts = Callable[[Any], tuple[int, hits.Scores | None]]
+
+
+def _searching(read: Facts) -> Callable[[Any], Any]:
+    """The wrapper factory for a search method whose result ``read`` turns into (results, score stats)."""
+
+    def wrap(original: Any) -> Any:
+        @functools.wraps(original)
+        def search(index: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+            step = _begin(index, x, args, kwargs) if not runtime.disabled else None
+            if step is None:
+                return original(index, x, *args, **kwargs)
+            try:
+                with step:
+                    result = original(index, x, *args, **kwargs)
+            except BaseException as exc:
+                step._finish(exc)
+                raise
+            try:
+                count, stats = read(result)
+                step._record_found(count, stats, {}, distances=_distances(index), counted=step.spec is _SPEC)
+            except Exception as exc:
+                report_internal_error("reading a FAISS result", exc)
+            step._finish()
+            return result
+
+        return search
+
+    return wrap
+
+
+# Inside the application's retrieval step: the same span name and duration, documents left to that step.
+_SUB_SPEC: Final = Spec(StepKind.RETRIEVAL, DATA_SOURCE, target=DATA_SOURCE,
+                        attributes={sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE})
+
+
+def _begin(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step | None:
+    """Open the search's step, or ``None``: instrumentation suppressed, or a search inside this one's
+    own (a wrapper index delegating from Python). Never raises."""
+    try:
+        if not is_instrumentation_enabled():
+            return None
+        parent = enclosing()
+        spec = _SPEC
+        if isinstance(parent, Step):
+            if parent.spec is _SPEC or parent.spec is _SUB_SPEC:
+                return None
+            if parent.kind in (StepKind.RETRIEVAL, StepKind.RERANK):
+                spec = _SUB_SPEC
+        step = Step._open(spec)
+        step.span.set_attributes(_search_attributes(index, x, args, kwargs))
+        return step
+    except Exception as exc:
+        report_internal_error("starting a FAISS span", exc)
+        return None
+
+
+def _search_attributes(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+    attrs: dict[str, AttributeValue] = {
+        sc.RAG_FAISS_INDEX_TYPE: type(index).__name__,
+        sc.RAG_FAISS_METRIC: _metric_name(index),
+    }
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) == 2:
+        attrs[sc.RAG_RETRIEVAL_QUERIES] = int(shape[0])
+    k = args[0] if args else kwargs.get("k")
+    if isinstance(k, int) and not isinstance(k, bool):
+        attrs[sc.GEN_AI_RETRIEVAL_TOP_K] = k
+    for key, name in ((sc.RAG_INDEX_SIZE, "ntotal"), (sc.RAG_FAISS_DIMENSION, "d")):
+        value = getattr(index, name, None)
+        if isinstance(value, int):
+            attrs[key] = value
+    params = kwargs.get("params")
+    nprobe = getattr(params, "nprobe", None) or getattr(index, "nprobe", None)
+    if isinstance(nprobe, int):
+        attrs[sc.RAG_FAISS_NPROBE] = nprobe
+    hnsw = getattr(index, "hnsw", None)
+    ef_search = getattr(params, "efSearch", None) or getattr(hnsw, "efSearch", None)
+    if isinstance(ef_search, int):
+        attrs[sc.RAG_FAISS_EF_SEARCH] = ef_search
+    return attrs
+
+
+def _search_facts(result: Any) -> tuple[int, hits.Scores | None]:
+    """``(distances, ids)`` of ``search``: -1 ids are slots no vector filled."""
+    distances, ids = result
+    found = ids != -1
+    return int(found.sum()), _stats(distances[found])
+
+
+def _range_search_facts(result: Any) -> tuple[int, hits.Scores | None]:
+    """``(lims, distances, ids)`` of ``range_search``."""
+    _, distances, ids = result
+    return len(ids), _stats(distances)
+
+
+def _stats(values: Any) -> hits.Scores | None:
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    return hits.Scores(top=float(finite.max()), low=float(finite.min()), mean=float(finite.mean()),
+                       scored=int(finite.size))
+
+
+_METRICS: dict[int, str] = {}
+
+
+def _metric_name(index: Any) -> str:
+    metric = getattr(index, "metric_type", None)
+    if not _METRICS:
+        import faiss
+
+        _METRICS.update({getattr(faiss, n): n[len("METRIC_"):].lower() for n in dir(faiss)
+                         if n.startswith("METRIC_") and isinstance(getattr(faiss, n), int)})
+    return _METRICS.get(metric, "unknown") if isinstance(metric, int) else "unknown"
+
+
+def _distances(index: Any) -> bool:
+    """Lower is better for every FAISS metric but the inner product."""
+    return _metric_name(index) != "inner_product"
+
+
+# -- writes ----------------------------------------------------------------------------------------
+def _writing(original: Any) -> Any:
+    @functools.wraps(original)
+    def add(index: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(index, x, *args, **kwargs)
+        if not runtime.disabled and is_instrumentation_enabled():
+            try:
+                shape = getattr(x, "shape", None)
+                if shape is not None and len(shape) == 2 and shape[0]:
+                    _instruments.instruments().index_chunks_written.add(int(shape[0]), _WRITES)
+            except Exception as exc:
+                report_internal_error("counting a FAISS write", exc)
+        return result
+
+    return add
