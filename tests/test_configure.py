@@ -10,12 +10,15 @@ import os
 import subprocess
 import sys
 import textwrap
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ragotel.cli.receiver import OtlpReceiver
+from tests.http_double import HttpDouble
+from tests.otlp_collector_double import OtlpCollectorDouble
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -276,3 +279,91 @@ def test_metric_settings_from_arguments_and_the_environment_winning() -> None:
     env = {**quiet, "RAGOTEL_DETAILED_METRICS": "false", "RAGOTEL_RETRIEVAL_LOW_SCORE": "0.25",
            "RAGOTEL_METRIC_VALUE_LIMIT": "50"}
     assert run_python(script, env=env) == {"detailed": False, "low": 0.25, "limit": 50}
+
+
+class TempoDouble(HttpDouble):
+    """Stands in for Grafana Tempo's OTLP/HTTP port: it takes traces and answers 404 to metrics and logs."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, int]] = []
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = 200 if self.path == "/v1/traces" else 404
+                double.posts.append((self.path, status))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-protobuf" if status == 200 else "text/plain")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+# Emits a span, a log record and a metric point, flushes, and prints what ragotel warned.
+EXPORT_ALL_AND_FLUSH = """
+import json, logging, ragotel
+warnings = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        warnings.append(record.getMessage())
+logging.getLogger("ragotel").addHandler(Keep(logging.WARNING))
+t = ragotel.configure(service_name="chat-api")
+with ragotel.retrieval("search", data_source="faiss"):
+    logging.getLogger("app").warning("searched")
+t.force_flush()
+print(json.dumps({"warnings": warnings}))
+"""
+
+
+def test_an_endpoint_for_traces_only_is_named_not_called_missing() -> None:
+    with TempoDouble() as tempo:
+        out = run_python(EXPORT_ALL_AND_FLUSH, env={"OTEL_EXPORTER_OTLP_ENDPOINT": tempo.url})
+    assert ("/v1/traces", 200) in tempo.posts and ("/v1/metrics", 404) in tempo.posts
+    warnings = out["warnings"]
+    assert not any("nothing answers" in w for w in warnings), warnings
+    metrics = next(w for w in warnings if "HTTP 404 to metrics" in w)
+    assert f"{tempo.url}/v1/metrics" in metrics and "takes traces only" in metrics and "Tempo" in metrics
+    assert "Alloy" in metrics and "OTEL_METRICS_EXPORTER=prometheus" in metrics
+    logs = next(w for w in warnings if "HTTP 404 to logs" in w)
+    assert "takes traces only" in logs and "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" in logs
+    assert not any("to traces" in w for w in warnings), warnings
+    assert len(warnings) == 2, warnings  # once per signal, not at every export
+
+
+def test_a_collector_answering_an_error_is_named_with_its_status() -> None:
+    with OtlpCollectorDouble(status=500) as collector:
+        out = run_python(EXPORT_ALL_AND_FLUSH, env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url})
+    warnings = out["warnings"]
+    assert any(f"{collector.url}/v1/traces answered HTTP 500 to traces" in w for w in warnings), warnings
+    assert not any("nothing answers" in w or "traces only" in w for w in warnings), warnings
+
+
+def test_force_flush_does_not_wait_once_nothing_answers(unused_tcp_port: int) -> None:
+    out = run_python(
+        """
+        import json, logging, threading, time, ragotel
+        known = threading.Event()
+        class Known(logging.Handler):
+            def emit(self, record):
+                if "nothing answers" in record.getMessage():
+                    known.set()
+        logging.getLogger("ragotel").addHandler(Known(logging.WARNING))
+        t = ragotel.configure(service_name="chat-api")
+        with ragotel.retrieval("search", data_source="faiss"):
+            logging.getLogger("app").warning("searched")
+        warned = known.wait(30)  # the log exporter's first try finds nothing there
+        with ragotel.retrieval("search", data_source="faiss"):
+            pass
+        started = time.monotonic()
+        flushed = t.force_flush()
+        print(json.dumps({"warned": warned, "flushed": flushed, "seconds": time.monotonic() - started}))
+        """,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{unused_tcp_port}"},
+    )
+    assert out["warned"] and out["flushed"] is False
+    assert out["seconds"] < 1.0, out  # the issue's bound; the exporters alone retry for 10 s

@@ -36,6 +36,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -100,13 +101,39 @@ class Telemetry:
     _reach: _export.Reachability | None = field(default=None, repr=False)
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
-        """Export everything queued, in every provider that supports it. True if all succeeded."""
-        ok = True
-        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
-            flush = getattr(provider, "force_flush", None)
-            if flush is not None:
-                ok = bool(flush(timeout_millis)) and ok
-        return ok
+        """Export everything queued, in every provider that supports it. True if all succeeded.
+
+        Once ragotel knows that nothing answers at the collector's address (it has warned so), this returns
+        False within ``ragotel._config.export.FLUSH_GRACE_S`` instead of waiting for the exporters' retries; the
+        exports go on in the background and reach a collector that comes up meanwhile."""
+        flushes = [flush for provider in (self.tracer_provider, self.meter_provider, self.logger_provider)
+                   if (flush := getattr(provider, "force_flush", None)) is not None]
+        reach = self._reach
+        if reach is None or not reach.guards or not flushes:
+            return all([bool(flush(timeout_millis)) for flush in flushes])
+        results: list[bool] = []
+        done = threading.Event()
+
+        def run(flush: Callable[[int], Any]) -> None:
+            ok = False
+            try:
+                ok = bool(flush(timeout_millis))
+            except Exception as exc:
+                report_internal_error("flushing a provider", exc)
+            finally:
+                results.append(ok)
+                if len(results) == len(flushes):
+                    done.set()
+
+        for flush in flushes:
+            threading.Thread(target=run, args=(flush,), name="ragotel-flush", daemon=True).start()
+        start = time.monotonic()
+        while not done.wait(0.02):
+            now, since = time.monotonic(), reach.unreachable_since
+            if now > start + timeout_millis / 1000 or (
+                    since is not None and now > max(since, start) + _export.FLUSH_GRACE_S):
+                return False
+        return all(results)
 
     def shutdown(self) -> None:
         """Flush and stop the providers ragotel created; leave the application's own alone.

@@ -1,10 +1,12 @@
 """Exporters around the SDK's: no collector is a normal development state, and a readable console.
 
 * :class:`Guarded` wraps each OTLP exporter ragotel builds. The first failed export logs one WARNING naming
-  the endpoint and the two ways out (``ragotel receive``, or ``OTEL_EXPORTER_OTLP_ENDPOINT``); the SDK's
-  retry messages for ragotel's own exports are left out. At exit, an export to a collector that has not
-  answered is given :data:`EXIT_GRACE_S` and then abandoned (the exporter's own ``shutdown()`` stops its
-  retries), so a short script exits at once instead of retrying for 10 s per signal.
+  the endpoint and the way out; the SDK's retry messages for ragotel's own exports are left out. Nothing
+  listening there (``ragotel receive``, or ``OTEL_EXPORTER_OTLP_ENDPOINT``) is told apart from an endpoint
+  that answers with an error status, which is named (a 404 to metrics or logs: an endpoint that takes
+  traces only, such as Grafana Tempo's). At exit, an export to a collector that has not answered is given
+  :data:`EXIT_GRACE_S` and then abandoned (the exporter's own ``shutdown()`` stops its retries), so a short
+  script exits at once instead of retrying for 10 s per signal.
 * :class:`WaterfallConsoleExporter` prints each finished trace as the ``ragotel trace`` waterfall.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
@@ -25,6 +28,8 @@ logger = logging.getLogger("ragotel")
 
 EXIT_GRACE_S = 0.8
 """How long an export still running at exit may go on when the collector has not answered yet."""
+FLUSH_GRACE_S = 0.5
+"""How long ``Telemetry.force_flush()`` still waits once it is known that nothing answers."""
 
 _exporting = threading.local()
 
@@ -39,6 +44,9 @@ class _OwnRetryNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(_exporting, "active", False):
             return True
+        guard = getattr(_exporting, "guard", None)
+        if guard is not None:
+            guard.note_grpc(record)
         return not (isinstance(record.msg, str) and record.msg.startswith(self._PREFIXES))
 
 
@@ -58,7 +66,8 @@ for _name in _NOISY_LOGGERS:
 
 
 class Reachability:
-    """Shared by the exporters of one configure(): has the collector answered, and is the process exiting."""
+    """Shared by the exporters of one configure(): has the collector answered, does anything listen there
+    (:attr:`unreachable_since`), and is the process exiting."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -66,9 +75,12 @@ class Reachability:
         self.answered = False
         self.failing = False
         self.exiting = False
+        self.unreachable_since: float | None = None
+        """``time.monotonic()`` of the first refused connection since anything last answered."""
         self.guards: list[Guarded] = []
 
     def failed(self, endpoint: str) -> None:
+        """An export failed without an answer: nothing listens there (or it never answered in time)."""
         with self.lock:
             self.failing = True
             first, self.warned = not self.warned, True
@@ -79,11 +91,24 @@ class Reachability:
                 "collector.", endpoint,
             )
 
+    def no_answer(self, endpoint: str) -> None:
+        """A connection was refused: known at the first try, not after the exporter's 10 s of retries."""
+        with self.lock:
+            if self.unreachable_since is None:
+                self.unreachable_since = time.monotonic()
+        self.failed(endpoint)
+
+    def heard(self) -> None:
+        """The endpoint answered, with any status: something listens there."""
+        with self.lock:
+            self.unreachable_since = None
+
     def succeeded(self) -> None:
         with self.lock:
             if self.failing and self.warned:
                 logger.info("ragotel: the collector answers again")
             self.answered, self.failing, self.warned = True, False, False
+            self.unreachable_since = None
 
     def start_exit(self) -> threading.Timer:
         """Mark the exit; after the grace, abandon exports to a collector that never answered."""
@@ -103,27 +128,74 @@ class Reachability:
 class Guarded:
     """Common part of the span/log/metric wrappers: count outcomes, report the first failure."""
 
+    signal = "telemetry"
+
     def __init__(self, inner: Any, endpoint: str, reach: Reachability) -> None:
         self.inner = inner
         self.endpoint = endpoint
         self.reach = reach
         self._abandoned = False
         self._closed = False
+        self._status: int | str | None = None  # the error status of this export's last answer
+        self._warned_status: int | str | None = None
         reach.guards.append(self)
+        self._watch_http(inner)
+
+    def _watch_http(self, inner: Any) -> None:
+        """Note each HTTP attempt's outcome: the SDK's exporter reports only success or failure, after its
+        retries; the status and a refused connection are what tell a wrong endpoint from a missing one."""
+        transport = getattr(getattr(inner, "_client", None), "_transport", None)
+        request = getattr(transport, "request", None)
+        is_connection_error = getattr(transport, "is_connection_error", None)
+        if transport is None or request is None or is_connection_error is None:
+            return  # gRPC, or an exporter built otherwise: note_grpc() and the result are all there is
+
+        def noted_request(*args: Any, **kwargs: Any) -> Any:
+            result = request(*args, **kwargs)
+            try:
+                status = getattr(result, "status_code", None)
+                if status is not None:
+                    self.reach.heard()
+                    if status >= 400:
+                        self._status = status
+                elif is_connection_error(getattr(result, "error", None)):
+                    self.reach.no_answer(self.endpoint)
+            except Exception:
+                pass
+            return result
+
+        transport.request = noted_request
+
+    def note_grpc(self, record: logging.LogRecord) -> None:
+        """The gRPC exporter's status, from its own log record (it reports it nowhere else)."""
+        code = next((a for a in record.args or () if type(a).__name__ == "StatusCode"), None)
+        name = getattr(code, "name", None)
+        if name == "UNAVAILABLE":
+            self.reach.no_answer(self.endpoint)
+        elif isinstance(name, str):
+            self.reach.heard()
+            self._status = name
 
     def _call(self, export: Callable[[], Any], failure: Any, success: Any) -> Any:
         reach = self.reach
         if self._abandoned or (reach.exiting and reach.failing):
             return failure  # exiting with no collector: drop what is left at once
-        _exporting.active = True
+        _exporting.active, _exporting.guard, self._status = True, self, None
         try:
             result = export()
         except Exception:
             result = failure
         finally:
-            _exporting.active = False
+            _exporting.active, _exporting.guard = False, None
         if result == success:
+            self._warned_status = None
             reach.succeeded()
+        elif self._status is not None:
+            with reach.lock:
+                reach.failing = True
+            if self._status != self._warned_status:
+                self._warned_status = self._status
+                logger.warning("%s", rejected_message(self.endpoint, self.signal, self._status))
         else:
             reach.failed(self.endpoint)
         return result
@@ -155,6 +227,8 @@ class Guarded:
 
 
 class GuardedSpanExporter(Guarded, SpanExporter):
+    signal = "traces"
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result: SpanExportResult = self._call(
             lambda: self.inner.export(spans), SpanExportResult.FAILURE, SpanExportResult.SUCCESS)
@@ -162,6 +236,8 @@ class GuardedSpanExporter(Guarded, SpanExporter):
 
 
 class GuardedLogExporter(Guarded):
+    signal = "logs"
+
     def export(self, batch: Sequence[Any]) -> Any:
         from opentelemetry.sdk._logs.export import LogRecordExportResult
 
@@ -170,6 +246,8 @@ class GuardedLogExporter(Guarded):
 
 
 class GuardedMetricExporter(Guarded, MetricExporter):
+    signal = "metrics"
+
     def __init__(self, inner: MetricExporter, endpoint: str, reach: Reachability) -> None:
         Guarded.__init__(self, inner, endpoint, reach)
         MetricExporter.__init__(
@@ -189,6 +267,28 @@ class GuardedMetricExporter(Guarded, MetricExporter):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._close_inner()
+
+
+def rejected_message(endpoint: str, signal: str, status: int | str) -> str:
+    """The warning for an endpoint that answers ``signal`` exports with an error ``status`` (an HTTP status
+    code, or a gRPC status name)."""
+    shown = f"HTTP {status}" if isinstance(status, int) else f"gRPC {status}"
+    head = f"ragotel: {endpoint} answered {shown} to {signal}; they are dropped."
+    if status in (404, "UNIMPLEMENTED") and signal in ("metrics", "logs"):
+        where = ("Send metrics and logs to Grafana Alloy or an OpenTelemetry Collector "
+                 f"(OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT for {signal} alone)")
+        if signal == "metrics":
+            where += ", or let Prometheus scrape them: OTEL_METRICS_EXPORTER=prometheus"
+        else:
+            where += ", or turn them off: OTEL_LOGS_EXPORTER=none"
+        return f"{head} This endpoint takes traces only (Grafana Tempo's OTLP port does). {where}."
+    if status == 404 or status == "UNIMPLEMENTED":
+        return f"{head} Is this an OTLP endpoint? The OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs."
+    if status in (401, 403, "UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return f"{head} Check the credentials in OTEL_EXPORTER_OTLP_HEADERS."
+    if isinstance(status, int) and status >= 500:
+        return f"{head} The collector is failing; its own logs say why."
+    return f"{head} The collector refuses what ragotel sends; its own logs say why."
 
 
 class WaterfallConsoleExporter(SpanExporter):
