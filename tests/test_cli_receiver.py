@@ -288,7 +288,11 @@ def test_sdk_logs_are_written_with_trace_context(receiver: OtlpReceiver) -> None
     assert not receiver.spans_path.exists()
 
 
-def test_sdk_metrics_are_acknowledged_and_counted(receiver: OtlpReceiver) -> None:
+def test_sdk_metrics_are_stored_with_their_exemplars(receiver: OtlpReceiver,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "m"}))
+    tracer_provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")))
     exporter = OTLPMetricExporter(endpoint=f"{receiver.endpoint}/v1/metrics")
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     meter_provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": "m"}))
@@ -296,17 +300,33 @@ def test_sdk_metrics_are_acknowledged_and_counted(receiver: OtlpReceiver) -> Non
     counter = meter.create_counter("rag.requests")
     counter.add(1, {"route": "/chat"})
     counter.add(1, {"route": "/search"})
-    meter.create_histogram("rag.latency", unit="ms").record(12.5)
+    latency = meter.create_histogram("rag.latency", unit="ms")
+    with tracer_provider.get_tracer("t").start_as_current_span("retrieval faiss") as span:
+        latency.record(12.5, {"rag.step.kind": "retrieval"})
+    trace_id, span_id = (format(span.get_span_context().trace_id, "032x"),
+                         format(span.get_span_context().span_id, "016x"))
 
-    assert meter_provider.force_flush()
-    meter_provider.shutdown()
+    meter_provider.shutdown()  # exports once
+    tracer_provider.shutdown()
 
     stats = receiver.stats
-    assert stats.metric_points >= 3  # two counter series + one histogram point
+    assert stats.metric_points == 3  # two counter series + one histogram point
     assert stats.rejected == 0
-    assert stats.requests >= 1
-    assert not receiver.spans_path.exists()
     assert not receiver.logs_path.exists()
+    points = {(p["name"], json.dumps(p["attributes"])): p for p in read_lines(receiver.metrics_path)}
+    assert points[("rag.requests", '{"route": "/chat"}')]["value"] == 1
+    histogram = points[("rag.latency", '{"rag.step.kind": "retrieval"}')]
+    assert histogram["type"] == "histogram" and histogram["unit"] == "ms" and histogram["count"] == 1
+    assert histogram["sum"] == 12.5 and histogram["service"] == "m"
+    assert [(e["trace_id"], e["span_id"], e["value"]) for e in histogram["exemplars"]] == [
+        (trace_id, span_id, 12.5)]
+
+    # `ragotel trace` shows the measurements that name the trace's spans.
+    from ragotel.cli import main
+
+    assert main(["trace", trace_id[:8], "--dir", str(receiver.spans_path.parent)]) == 0
+    exemplar_lines = capsys.readouterr().out.split("metric exemplars of this trace (1):\n")[1].splitlines()
+    assert exemplar_lines == [f"  rag.latency  12.5 ms  {{rag.step.kind=retrieval}}  span {span_id} retrieval faiss"]
 
 
 # --------------------------------------------------------------------------- bad requests
@@ -443,11 +463,12 @@ def test_ragotel_receive_command_runs_until_terminated(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        banner = [proc.stdout.readline() for _ in range(5)]
+        banner = [proc.stdout.readline() for _ in range(6)]
         assert banner[0].startswith("ragotel receiver listening on http://127.0.0.1:"), banner
         endpoint = banner[0].split()[-1]
-        assert banner[1].strip() == f"spans -> {tmp_path / 'tel' / 'spans.jsonl'}"
-        assert banner[3].strip() == f"export OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}"
+        assert banner[1].split() == ["spans", "->", str(tmp_path / "tel" / "spans.jsonl")]
+        assert banner[3].split() == ["metrics", "->", str(tmp_path / "tel" / "metrics.jsonl")]
+        assert banner[4].strip() == f"export OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}"
         assert post(endpoint, "/v1/traces", proto_request(trace_byte=9, span_count=3), PROTOBUF)[0] == 200
         assert len(read_lines(tmp_path / "tel" / "spans.jsonl")) == 3
         proc.send_signal(signal.SIGTERM)

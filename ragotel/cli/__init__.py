@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ragotel.cli.files import DEFAULT_DIR, LOGS_FILENAME, SPANS_FILENAME
+from ragotel.cli.files import DEFAULT_DIR, LOGS_FILENAME, METRICS_FILENAME, SPANS_FILENAME
 
-__all__ = ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "SPANS_FILENAME", "Command", "build_parser", "main"]
+__all__ = ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "METRICS_FILENAME", "SPANS_FILENAME", "Command",
+           "build_parser", "main"]
 
 
 
@@ -53,7 +54,8 @@ def _add_dir_argument(parser: argparse.ArgumentParser) -> None:
         "--dir",
         type=Path,
         default=DEFAULT_DIR,
-        help=f"telemetry directory holding {SPANS_FILENAME} and {LOGS_FILENAME} (default: %(default)s)",
+        help=f"telemetry directory holding {SPANS_FILENAME}, {LOGS_FILENAME} and {METRICS_FILENAME} "
+             "(default: %(default)s)",
     )
 
 
@@ -78,6 +80,7 @@ def _run_receive(args: argparse.Namespace) -> int:
         port=args.port,
         spans_path=directory / SPANS_FILENAME,
         logs_path=directory / LOGS_FILENAME,
+        metrics_path=directory / METRICS_FILENAME,
     )
     try:
         receiver.start()
@@ -93,8 +96,9 @@ def _run_receive(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         print(f"ragotel receiver listening on {receiver.endpoint}")
-        print(f"  spans -> {receiver.spans_path}")
-        print(f"  logs  -> {receiver.logs_path}")
+        print(f"  spans   -> {receiver.spans_path}")
+        print(f"  logs    -> {receiver.logs_path}")
+        print(f"  metrics -> {receiver.metrics_path}")
         print(f"export OTEL_EXPORTER_OTLP_ENDPOINT={receiver.endpoint}")
         print("Ctrl-C to stop", flush=True)
         receiver.wait()
@@ -132,7 +136,15 @@ def _stdout_is_unicode() -> bool:
 
 
 def _run_trace(args: argparse.Namespace) -> int:
-    from ragotel.cli.waterfall import find_trace_ids, latest_trace_id, list_traces, load_spans, render_waterfall
+    from ragotel.cli.waterfall import (
+        find_trace_ids,
+        latest_trace_id,
+        list_traces,
+        load_exemplars,
+        load_spans,
+        render_exemplars,
+        render_waterfall,
+    )
 
     spans_path: Path = args.dir / SPANS_FILENAME
     try:
@@ -168,6 +180,10 @@ def _run_trace(args: argparse.Namespace) -> int:
 
     width = args.width if args.width is not None else shutil.get_terminal_size((100, 24)).columns
     print(render_waterfall(spans, trace_id, width=width, ascii_only=not _stdout_is_unicode()))
+    exemplars = load_exemplars(args.dir / METRICS_FILENAME, trace_id)
+    if exemplars:
+        print()
+        print(render_exemplars(exemplars, spans))
     return 0
 
 
@@ -256,7 +272,7 @@ def _run_dashboards(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "receive": Command(
-        "run a local OTLP/HTTP receiver writing spans and logs as JSON lines",
+        "run a local OTLP/HTTP receiver writing spans, logs and metrics as JSON lines",
         _configure_receive,
         _run_receive,
     ),

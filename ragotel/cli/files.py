@@ -7,3 +7,4 @@ from pathlib import Path
 DEFAULT_DIR = Path("var/telemetry")
 SPANS_FILENAME = "spans.jsonl"
 LOGS_FILENAME = "logs.jsonl"
+METRICS_FILENAME = "metrics.jsonl"

@@ -1,4 +1,4 @@
-"""A small local OTLP/HTTP receiver that writes spans and logs as JSON lines.
+"""A small local OTLP/HTTP receiver that writes spans, logs and metrics as JSON lines.
 
 It stands in for a collector during development: point any OTLP/HTTP exporter at it
 and read the result with ``ragotel trace``, ``jq`` or ``tail -f``::
@@ -14,9 +14,11 @@ or from a shell: ``ragotel receive`` then
 
 ``POST /v1/traces``, ``/v1/logs`` and ``/v1/metrics`` accept ``application/x-protobuf``
 and OTLP/JSON (``application/json``), optionally gzip- or deflate-compressed. Spans go
-to ``spans_path`` and log records to ``logs_path`` (``logs.jsonl`` next to the spans
-file by default), one JSON object per line, appended and flushed per request so
-another process can read the files while the receiver runs. Metrics are only counted.
+to ``spans_path``, log records to ``logs_path`` and metric data points to ``metrics_path``
+(``logs.jsonl`` and ``metrics.jsonl`` next to the spans file by default), one JSON object
+per line, appended and flushed per request so another process can read the files while
+the receiver runs. A data point keeps its exemplars (the trace and span a value was
+recorded in): ``ragotel trace`` shows those of the trace it draws.
 """
 
 from __future__ import annotations
@@ -52,11 +54,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Exemplar, Metric
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from ragotel.cli.files import DEFAULT_DIR, LOGS_FILENAME, SPANS_FILENAME
+from ragotel.cli.files import DEFAULT_DIR, LOGS_FILENAME, METRICS_FILENAME, SPANS_FILENAME
 from ragotel.cli.waterfall import JSONValue, SpanRecord
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "ReceiverStats",
     "log_records",
     "metric_point_count",
+    "metric_records",
     "span_records",
 ]
 
@@ -221,6 +224,59 @@ def metric_point_count(request: ExportMetricsServiceRequest) -> int:
         for scope_metrics in resource_metrics.scope_metrics
         for metric in scope_metrics.metrics
     )
+
+
+def _exemplar(exemplar: Exemplar) -> dict[str, JSONValue]:
+    which = exemplar.WhichOneof("value")
+    return {
+        "trace_id": exemplar.trace_id.hex() or None,
+        "span_id": exemplar.span_id.hex() or None,
+        "value": getattr(exemplar, which) if which else None,
+        "time_ns": exemplar.time_unix_nano,
+        "attributes": _attributes(exemplar.filtered_attributes),
+    }
+
+
+def _point_values(kind: str, point: Any) -> dict[str, JSONValue]:
+    if kind in ("gauge", "sum"):
+        which = point.WhichOneof("value")
+        return {"value": getattr(point, which) if which else None}
+    values: dict[str, JSONValue] = {"count": point.count, "sum": point.sum if point.HasField("sum") else None}
+    if kind == "histogram":
+        values["bucket_counts"] = list(point.bucket_counts)
+        values["explicit_bounds"] = list(point.explicit_bounds)
+    elif kind == "exponential_histogram":
+        values["scale"] = point.scale
+        values["zero_count"] = point.zero_count
+    elif kind == "summary":
+        values["quantiles"] = {str(q.quantile): q.value for q in point.quantile_values}
+    return values
+
+
+def metric_records(request: ExportMetricsServiceRequest) -> list[dict[str, JSONValue]]:
+    """One JSON-ready object per data point in an OTLP metrics export request, with its exemplars."""
+    records: list[dict[str, JSONValue]] = []
+    for resource_metrics in request.resource_metrics:
+        service = _service_name(resource_metrics.resource)
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = _scope_name(scope_metrics.scope)
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                for point in getattr(metric, kind).data_points:
+                    records.append({
+                        "time_ns": point.time_unix_nano,
+                        "name": metric.name,
+                        "unit": metric.unit,
+                        "type": kind,
+                        "attributes": _attributes(point.attributes),
+                        **_point_values(kind, point),
+                        "exemplars": [_exemplar(e) for e in getattr(point, "exemplars", ())],
+                        "service": service,
+                        "scope": scope,
+                    })
+    return records
 
 
 # OTLP/JSON encodes trace and span ids as hex, while protobuf's canonical JSON mapping
@@ -380,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class OtlpReceiver:
-    """Local OTLP/HTTP endpoint writing spans and logs to JSON-lines files.
+    """Local OTLP/HTTP endpoint writing spans, logs and metric data points to JSON-lines files.
 
     ``port=0`` picks a free port; read the actual one from :attr:`port` or
     :attr:`endpoint` after :meth:`start`. Usable as a context manager, which starts
@@ -400,10 +456,13 @@ class OtlpReceiver:
         port: int = 4318,
         spans_path: str | Path = DEFAULT_DIR / SPANS_FILENAME,
         logs_path: str | Path | None = None,
+        metrics_path: str | Path | None = None,
     ) -> None:
         self.host = host
         self.spans_path = Path(spans_path)
         self.logs_path = Path(logs_path) if logs_path is not None else self.spans_path.with_name(LOGS_FILENAME)
+        self.metrics_path = (Path(metrics_path) if metrics_path is not None
+                             else self.spans_path.with_name(METRICS_FILENAME))
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -417,7 +476,7 @@ class OtlpReceiver:
         """Bind the port and serve in a background thread. Raises ``OSError`` if the port is taken."""
         if self._server is not None:
             raise RuntimeError("receiver already started")
-        for path in (self.spans_path, self.logs_path):
+        for path in (self.spans_path, self.logs_path, self.metrics_path):
             path.parent.mkdir(parents=True, exist_ok=True)
         server = _Server((self.host, self._port), self)
         self._port = int(server.server_address[1])
@@ -516,8 +575,9 @@ class OtlpReceiver:
             self._count(logs=len(logs))
             response = ExportLogsServiceResponse()
         else:
-            points = metric_point_count(_parse(ExportMetricsServiceRequest(), body, is_json))
-            self._count(metric_points=points)
+            points = metric_records(_parse(ExportMetricsServiceRequest(), body, is_json))
+            self._append(self.metrics_path, points)
+            self._count(metric_points=len(points))
             response = ExportMetricsServiceResponse()
         if is_json:
             return str(json_format.MessageToJson(response)).encode("utf-8")

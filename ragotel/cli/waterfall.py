@@ -22,6 +22,7 @@ from ragotel import semconv as sc
 from ragotel._core.waterfall import JSONValue, SpanRecord, order_key, render_waterfall, trace_usage
 
 __all__ = [
+    "ExemplarRecord",
     "JSONValue",
     "SpanRecord",
     "TraceSummary",
@@ -29,7 +30,9 @@ __all__ = [
     "group_by_trace",
     "latest_trace_id",
     "list_traces",
+    "load_exemplars",
     "load_spans",
+    "render_exemplars",
     "render_waterfall",
     "trace_usage",
 ]
@@ -141,3 +144,47 @@ def list_traces(spans: Iterable[SpanRecord], *, include_background: bool = False
     return sorted(found, key=lambda t: t.end_ns, reverse=True)
 
 
+@dataclass(frozen=True, slots=True)
+class ExemplarRecord:
+    """A measurement that names the span it was recorded in: a data point's exemplar in ``metrics.jsonl``."""
+
+    metric: str
+    unit: str
+    value: float
+    span_id: str
+    attributes: tuple[tuple[str, str], ...]
+    time_ns: int
+
+
+def load_exemplars(path: str | Path, trace_id: str) -> list[ExemplarRecord]:
+    """The exemplars of ``trace_id`` in a metrics file the receiver wrote, oldest first, each once.
+
+    Invalid lines are skipped, as in :func:`load_spans`; a missing file has none."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    found: set[ExemplarRecord] = set()
+    for line in text.splitlines():
+        try:
+            point = json.loads(line)
+            labels = tuple(sorted((str(k), str(v)) for k, v in (point.get("attributes") or {}).items()))
+            for exemplar in point.get("exemplars") or ():
+                if exemplar.get("trace_id") == trace_id:
+                    found.add(ExemplarRecord(str(point["name"]), str(point.get("unit") or ""),
+                                             float(exemplar["value"]), str(exemplar.get("span_id") or ""),
+                                             labels, int(exemplar.get("time_ns") or 0)))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # a line being written, or not the receiver's
+    return sorted(found, key=lambda e: (e.time_ns, e.metric))
+
+
+def render_exemplars(exemplars: Sequence[ExemplarRecord], spans: Iterable[SpanRecord]) -> str:
+    """One line per exemplar: the metric, the value recorded, its labels and the span it names."""
+    names = {span.span_id: span.name for span in spans}
+    lines = [f"metric exemplars of this trace ({len(exemplars)}):"]
+    for e in exemplars:
+        labels = ", ".join(f"{k}={v}" for k, v in e.attributes)
+        value = f"{e.value:g}" + (f" {e.unit}" if e.unit else "")
+        lines.append(f"  {e.metric}  {value}  {{{labels}}}  span {e.span_id} {names.get(e.span_id, '(not received)')}")
+    return "\n".join(lines)
