@@ -49,6 +49,7 @@ from ragotel.instrumentation.asgi import (
 )
 from ragotel.instrumentation.faiss import FaissInstrumentor, instrument_faiss, uninstrument_faiss
 from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
+from ragotel.instrumentation.requests import RequestsInstrumentor, instrument_requests, uninstrument_requests
 from ragotel.instrumentation.sentence_transformers import (
     SentenceTransformersInstrumentor,
     instrument_sentence_transformers,
@@ -66,6 +67,7 @@ __all__ = [
     "PriceTable",
     "QueryRedactor",
     "RagotelMiddleware",
+    "RequestsInstrumentor",
     "SentenceTransformersInstrumentor",
     "Step",
     "StepFacts",
@@ -83,6 +85,7 @@ __all__ = [
     "instrument_faiss",
     "instrument_fastapi",
     "instrument_httpx",
+    "instrument_requests",
     "instrument_sentence_transformers",
     "pipeline",
     "prometheus_app",
@@ -97,5 +100,6 @@ __all__ = [
     "uninstrument_faiss",
     "uninstrument_fastapi",
     "uninstrument_httpx",
+    "uninstrument_requests",
     "uninstrument_sentence_transformers",
 ]

@@ -16,15 +16,16 @@ import ragotel
 PUBLIC: dict[str, list[str]] = {
     "ragotel": [
         "Document", "FaissInstrumentor", "FastApiInstrumentor", "HttpxInstrumentor", "ModelPrice", "Operation",
-        "PriceTable", "QueryRedactor", "RagotelMiddleware", "SentenceTransformersInstrumentor", "Step", "StepFacts",
-        "StepKind", "StepSpec", "Telemetry",
+        "PriceTable", "QueryRedactor", "RagotelMiddleware", "RequestsInstrumentor", "SentenceTransformersInstrumentor",
+        "Step", "StepFacts", "StepKind", "StepSpec", "Telemetry",
         "__version__", "configure", "current_step", "current_trace_id", "embedding", "fail_response", "generation",
         "get_telemetry", "instrument_faiss", "instrument_fastapi", "instrument_httpx",
-        "instrument_sentence_transformers", "pipeline", "prometheus_app", "prompt",
+        "instrument_requests", "instrument_sentence_transformers", "pipeline", "prometheus_app", "prompt",
         "record_error", "record_evaluation", "record_index", "record_index_write", "rerank", "retrieval",
         "set_prices", "uninstrument_faiss", "uninstrument_fastapi", "uninstrument_httpx",
-        "uninstrument_sentence_transformers",
+        "uninstrument_requests", "uninstrument_sentence_transformers",
     ],
+    "ragotel.instrumentation.requests": ["RequestsInstrumentor", "instrument_requests", "uninstrument_requests"],
     "ragotel.instrumentation.faiss": ["FaissInstrumentor", "instrument_faiss", "uninstrument_faiss"],
     "ragotel.instrumentation.sentence_transformers": [
         "SentenceTransformersInstrumentor", "instrument_sentence_transformers", "uninstrument_sentence_transformers",

@@ -21,6 +21,8 @@ for protobuf and the OTLP packages.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -298,9 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ragotel`` script; returns the process exit code.
 
+    A closed pipe (``ragotel trace --list | head -1``) ends any command quietly, with the status of a
+    command stopped by SIGPIPE (141).
+
     >>> main(["trace", "--dir", "/nonexistent"])  # doctest: +SKIP
     1
     """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit; point it at /dev/null so that flush has nowhere to fail.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `ragotel bench URL ...` is short for `ragotel bench run URL ...`.

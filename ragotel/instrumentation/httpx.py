@@ -50,28 +50,17 @@ import importlib.util
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
-from time import perf_counter
 from types import ModuleType
 from typing import Any, ClassVar, Final
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_http_instrumentation
-from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import AttributeValue
 
-from ragotel import semconv as sc
-from ragotel._core import instruments as _instruments
-from ragotel._core.cardinality import limiter
-from ragotel._core.errors import error_type
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import hits, messages
-from ragotel._genai import protocol as proto
-from ragotel._genai.content import policy as content_policy
-from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes
-from ragotel.semconv import StepKind
+from ragotel.instrumentation._http import CallSettings, HttpCall, call_settings, warn_if_different
 
 __all__ = [
     "CLIENT_MODULES",
@@ -84,37 +73,6 @@ __all__ = [
 CLIENT_MODULES: Final = ("httpx", "httpx2")
 _log = logging.getLogger("ragotel")
 _MARK: Final = "ragotel.genai"  # request extension: this request already has its GenAI span
-_CONNECTION_ERRORS: Final = frozenset(
-    {"NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "ProtocolError",
-     "ProxyError", "CloseError"}
-)
-
-
-class _Settings:
-    __slots__ = ("capture_content", "include_usage", "meter_provider", "provider", "tracer_provider")
-
-    def __init__(self, provider: str | None, include_usage: bool, capture_content: bool | None,
-                 tracer_provider: Any = None, meter_provider: Any = None) -> None:
-        self.provider = provider
-        self.include_usage = include_usage
-        self.capture_content = capture_content
-        self.tracer_provider = tracer_provider
-        self.meter_provider = meter_provider
-
-    def described(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in sorted(self.__slots__)}
-
-    def differences(self, other: _Settings) -> str:
-        """``name=kept (ignored: other)`` for each setting that differs; empty when they agree."""
-        mine, theirs = self.described(), other.described()
-        return ", ".join(f"{k}={mine[k]!r} (ignored: {theirs[k]!r})" for k in mine if mine[k] != theirs[k])
-
-
-def _settings(
-    provider: str | None = None, include_usage: bool = True, capture_content: bool | None = None,
-    tracer_provider: Any = None, meter_provider: Any = None, **ignored: Any,
-) -> _Settings:
-    return _Settings(provider, include_usage, capture_content, tracer_provider, meter_provider)
 
 
 class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -139,7 +97,7 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     # Global patches are process-wide; BaseInstrumentor makes this class a singleton.
     _lock: ClassVar = threading.Lock()
     _patched: ClassVar[dict[tuple[str, str], Callable[..., Any]]] = {}
-    _global_settings: ClassVar[_Settings | None] = None
+    _global_settings: ClassVar[CallSettings | None] = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         for name, requirement in (("httpx", "httpx >= 0.27"), ("httpx2", "httpx2")):
@@ -151,12 +109,12 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self.is_instrumented_by_opentelemetry:
             kept = type(self)._global_settings
             if kept is not None:
-                _warn_if_different("instrument_httpx()", kept, _settings(**kwargs))
+                warn_if_different("instrument_httpx()", kept, call_settings(**kwargs))
             return None
         return super().instrument(**kwargs)  # type: ignore[no-any-return]
 
     def _instrument(self, **kwargs: Any) -> None:
-        settings = _settings(**kwargs)
+        settings = call_settings(**kwargs)
         modules = _client_modules()
         with self._lock:
             type(self)._global_settings = settings
@@ -180,10 +138,10 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     @staticmethod
     def instrument_client(client: Any, **kwargs: Any) -> None:
         """Instrument one client (sync or async); the same keyword arguments as :meth:`instrument`."""
-        settings = _settings(**kwargs)
+        settings = call_settings(**kwargs)
         kept = getattr(client, "_ragotel_settings", None)
-        if getattr(client, "_ragotel_send", None) is not None and isinstance(kept, _Settings):
-            _warn_if_different("instrument_httpx(client)", kept, settings)
+        if getattr(client, "_ragotel_send", None) is not None and isinstance(kept, CallSettings):
+            warn_if_different("instrument_httpx(client)", kept, settings)
             return
         original = client.send
         wrapper = _async_send if _is_async(client) else _sync_send
@@ -198,12 +156,6 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             del client.send
             client._ragotel_send = None
             client._ragotel_settings = None
-
-
-def _warn_if_different(what: str, kept: _Settings, asked: _Settings) -> None:
-    differences = kept.differences(asked)
-    if differences:
-        _log.warning("%s: already instrumented; the first instrumentation is kept: %s", what, differences)
 
 
 def instrument_httpx(
@@ -250,7 +202,7 @@ def _is_async(client: Any) -> bool:
     return any(cls.__name__ == "AsyncClient" for cls in type(client).__mro__)
 
 
-def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], settings: _Settings) -> Any:
+def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], settings: CallSettings) -> Any:
     """A function to install as ``Client.send``: binds ``self`` into the original method."""
     if wrapper is _async_send:
 
@@ -276,294 +228,77 @@ def _propagate(request: Any) -> None:
         report_internal_error("propagating trace context", exc)
 
 
-def _sync_send(send: Callable[..., Any], settings: _Settings, request: Any, *args: Any, **kwargs: Any) -> Any:
-    call = _Call.begin(request, settings)
+def _begin(request: Any, settings: CallSettings) -> tuple[HttpCall | None, Any]:
+    """The GenAI call for an httpx request (``None``: not a GenAI request, or already instrumented), and
+    the request to send. Never raises."""
+    try:
+        if request.extensions.get(_MARK):
+            return None, request
+        url = request.url
+        try:
+            body = request.content
+        except Exception:  # a streaming request body: its parameters stay unknown
+            body = b""
+        call = HttpCall.begin(settings, path=url.path, host=url.host or "",
+                              port=url.port or (443 if url.scheme == "https" else 80), body=body)
+        if call is not None:
+            if call.body_to_send is not None:
+                request = _with_body(request, call.body_to_send)
+            request.extensions = {**request.extensions, _MARK: True}
+            call.inject(request.headers)
+        return call, request
+    except Exception as exc:
+        report_internal_error("starting an httpx GenAI call", exc)
+        return None, request
+
+
+def _sync_send(send: Callable[..., Any], settings: CallSettings, request: Any, *args: Any, **kwargs: Any) -> Any:
+    call, request = _begin(request, settings) if not runtime.disabled else (None, request)
     if call is None:
         _propagate(request)
         return send(request, *args, **kwargs)
     token = otel_context.attach(call.context)
     try:
         with suppress_http_instrumentation():  # this span is the request's one CLIENT span
-            response = send(call.request, *args, **kwargs)
+            response = send(request, *args, **kwargs)
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         otel_context.detach(token)
-    return call.on_response(response)
+    return _on_response(call, response)
 
 
-async def _async_send(send: Callable[..., Any], settings: _Settings, request: Any, *args: Any, **kwargs: Any) -> Any:
-    call = _Call.begin(request, settings)
+async def _async_send(send: Callable[..., Any], settings: CallSettings, request: Any, *args: Any,
+                      **kwargs: Any) -> Any:
+    call, request = _begin(request, settings) if not runtime.disabled else (None, request)
     if call is None:
         _propagate(request)
         return await send(request, *args, **kwargs)
     token = otel_context.attach(call.context)
     try:
         with suppress_http_instrumentation():  # this span is the request's one CLIENT span
-            response = await send(call.request, *args, **kwargs)
+            response = await send(request, *args, **kwargs)
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         otel_context.detach(token)
-    return call.on_response(response)
+    return _on_response(call, response)
 
 
-class _Call(Recorder):
-    """One instrumented API call, from request to the end of its response body: the httpx adapter of the
-    GenAI recorder (it reads requests, response heads and body bytes; the recorder records)."""
-
-    def __init__(self, request: Any, settings: _Settings, endpoint: proto.Endpoint) -> None:
-        parent = enclosing()
-        super().__init__(endpoint.kind, trace.INVALID_SPAN, otel_context.get_current(),
-                         _instruments.instruments_for(settings.meter_provider), parent,
-                         parent.conversation_id if parent is not None else None)
-        self.parent = parent
-        self.request = request
-        self.settings = settings
-        self.endpoint = endpoint
-        self.capture = settings.capture_content
-        self.ended = False
-        self.start = perf_counter()
-        self.first_chunk_at: float | None = None
-        self.last_chunk_at: float | None = None
-        self.facts = proto.ResponseFacts()
-        self.sse: proto.SseReader | None = None
-        self.body = bytearray()
-        self.body_too_large = False
-        self.error: str | None = None
-        self.info = proto.RequestInfo()
-        self.metric_attributes: MetricAttributes = {}
-        self.owns_step = True
-        self.inputs: list[messages.Message] | None = None
-        """Input messages, kept for the details event (content on events only)."""
-
-    @classmethod
-    def begin(cls, request: Any, settings: _Settings) -> _Call | None:
-        """Start the span for a GenAI request; ``None`` for anything else. Never raises."""
-        if runtime.disabled:
-            return None
-        try:
-            if request.extensions.get(_MARK) or not is_instrumentation_enabled():
-                return None
-            found = proto.match_endpoint(request.url.path)
-            if found is None:
-                return None
-            call = cls(request, settings, found)
-            call._start_span()
-            return call
-        except Exception as exc:
-            report_internal_error("starting an HTTP GenAI span", exc)
-            return None
-
-    def _start_span(self) -> None:
-        request = self.request
-        try:
-            raw = request.content
-        except Exception:  # a streaming request body: its parameters stay unknown
-            raw = b""
-        self.info = info = proto.read_request(raw, add_usage=self.settings.include_usage)
-        if info.usage_added and info.body is not None:
-            self.request = request = _with_body(request, proto.encode(info.body))
-        request.extensions = {**request.extensions, _MARK: True}
-
-        host = request.url.host or ""
-        provider = self.settings.provider or ("openai" if host.endswith("openai.com") else "vllm")
-        endpoint = self.endpoint
-        attrs: dict[str, AttributeValue] = {
-            sc.GEN_AI_PROVIDER_NAME: provider,
-            sc.RAG_STEP_KIND: self.kind.value,
-            sc.SERVER_ADDRESS: host,
-        }
-        if endpoint.operation is not None:
-            attrs[sc.GEN_AI_OPERATION_NAME] = endpoint.operation.value
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        attrs[sc.SERVER_PORT] = port
-        attrs.update(info.attributes)
-        if self.parent is not None and self.parent.take_over(self.kind):
-            self.owns_step = False  # the enclosing step of this kind times it; this call records the rest
+def _on_response(call: HttpCall, response: Any) -> Any:
+    """Look at the response head; end now if the body was read, else follow its stream."""
+    try:
+        call.on_head(int(response.status_code), response.headers.get("content-type", ""))
+        if getattr(response, "_content", None) is not None:  # read by Client.send(stream=False)
+            call.on_body(response.content)
         else:
-            # Outside a step of its kind the call is that step: its one duration record says so.
-            attrs[sc.RAG_STEP_NAME] = endpoint.verb
-        # The model comes from the request body: capped, like every value a client can choose.
-        self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
-        if self.conversation_id is not None:
-            attrs[sc.GEN_AI_CONVERSATION_ID] = self.conversation_id
-
-        name = f"{endpoint.verb} {info.model}" if info.model else endpoint.verb
-        tracer = _instruments.tracer_for(self.settings.tracer_provider)
-        span_attrs = {**attrs, **openinference_attributes(self.kind, info.model)} if runtime.openinference else attrs
-        self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
-        if info.body is not None and self.kind is StepKind.GENERATION:
-            self._capture_inputs(info.body)
-        self.context = trace.set_span_in_context(self.span)
-        propagate.inject(request.headers, context=self.context)
-
-    # -- response ----------------------------------------------------------------------------------
-    def on_response(self, response: Any) -> Any:
-        """Look at the response head; end now if the body was read, else follow its stream."""
-        try:
-            status = int(response.status_code)
-            self.span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
-            if status >= 400:
-                self.error = f"http.{status // 100}xx"
-            if getattr(response, "_content", None) is not None:  # read by Client.send(stream=False)
-                self._read_body(response.content)
-                self.finish()
-                return response
-            content_type = response.headers.get("content-type", "")
-            if "text/event-stream" in content_type:
-                self.sse = proto.SseReader(
-                    self.facts, keep_text=self._keeps_text(), hide_usage_chunk=self.info.usage_added
-                )
-            response.stream = _wrap_stream(response.stream, self)
-        except Exception as exc:
-            report_internal_error("reading an HTTP GenAI response", exc)
-            self.finish()
-        return response
-
-    def _on_spans(self) -> bool:
-        return content_policy.enabled if self.capture is None else self.capture
-
-    def _keeps_text(self) -> bool:
-        return self._on_spans() or content_policy.events
-
-    def _capture_inputs(self, body: dict[str, Any]) -> None:
-        """The prompt in the conventions' parts schema, on the span and/or kept for the details event."""
-        if not self._keeps_text():
-            return
-        found = messages.request_messages(body, content_policy.clean)
-        if found is None:
-            return
-        if self._on_spans():
-            self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, messages.dumps(found))
-        if content_policy.events:
-            self.inputs = found
-
-    def _read_body(self, raw: bytes) -> None:
-        if self.error is None and raw:
-            self.facts.read_json(raw, keep_text=self._keeps_text())
-
-    def on_bytes(self, data: bytes) -> bytes:
-        """Called with each piece of the body as it passes; returns what the caller should get."""
-        try:
-            now = perf_counter()
-            if self.sse is None:
-                if not self.body_too_large:
-                    self.body += data
-                    self.body_too_large = len(self.body) > proto.MAX_PARSED_BODY
-                return data
-            before = self.sse.chunks
-            out = self.sse.feed(data)
-            if self.sse.chunks > before:
-                self._time_chunks(now, self.sse.chunks - before)
-            return out
-        except Exception as exc:
-            report_internal_error("reading an HTTP GenAI stream", exc)
-            return data
-
-    def _time_chunks(self, now: float, new: int) -> None:
-        ins = self.ins
-        attrs = self.metric_attributes
-        if self.first_chunk_at is None:
-            self.first_chunk_at = now
-            ins.time_to_first_chunk.record(now - self.start, attrs, context=self.context)
-            new -= 1
-        elif self.last_chunk_at is not None:
-            ins.time_per_output_chunk.record(now - self.last_chunk_at, attrs, context=self.context)
-            new -= 1
-        for _ in range(new):  # several chunks in one read arrived together
-            ins.time_per_output_chunk.record(0.0, attrs, context=self.context)
-        self.last_chunk_at = now
-
-    def end_of_body(self) -> bytes:
-        try:
-            if self.sse is not None:
-                tail = self.sse.flush()
-                if self.sse.done is False and self.sse.chunks == 0 and self.error is None:
-                    self.facts.error = self.facts.error or "malformed_stream"
-                return tail
-            if not self.body_too_large:
-                self._read_body(bytes(self.body))
-        except Exception as exc:
-            report_internal_error("reading an HTTP GenAI body", exc)
-        return b""
-
-    # -- ending ------------------------------------------------------------------------------------
-    def fail(self, exc: BaseException) -> None:
-        if isinstance(exc, GeneratorExit):
-            self.finish(cancelled=True)
-            return
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        if "TimeoutException" in names:
-            etype = "timeout"
-        elif names & _CONNECTION_ERRORS:
-            etype = "connection"
-        elif "CancelledError" in names:
-            self.finish(cancelled=True)
-            return
-        else:
-            etype = error_type(exc)
-        self.error = etype
-        try:
-            self.span.record_exception(exc, escaped=True)
-        except Exception as internal:
-            report_internal_error("recording an HTTP GenAI exception", internal)
-        self.finish()
-
-    def finish(self, *, cancelled: bool = False) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        try:
-            self._record(cancelled)
-        except Exception as exc:
-            report_internal_error("finishing an HTTP GenAI span", exc)
-        finally:
-            self.span.end()
-
-    def _record(self, cancelled: bool) -> None:
-        duration = perf_counter() - self.start
-        facts = self.facts
-        error = self.error or facts.error
-        attrs = self.metric_attributes
-        out: dict[str, AttributeValue] = {}
-        self.response_attributes(facts, out)
-        if self.first_chunk_at is not None:
-            out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.start
-        quality = None
-        if self.kind is StepKind.RERANK:
-            if facts.usage.known:  # rerank answers count the tokens read, unpriced
-                self.record_usage(facts.usage, out, None)
-            if facts.scores is not None:
-                quality = self.record_scores(len(facts.scores), hits.scores(facts.scores), out, attrs, None)
-        elif facts.usage.known:
-            self.record_usage(facts.usage, out, lambda token_type: {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
-        outputs = self.record_outputs(facts, out, on_span=self._on_spans()) if facts.choices else None
-        self.span.set_attributes(out)
-
-        failed: MetricAttributes | None = None
-        if error is not None:
-            # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
-            failed = self.record_failure(error, attrs)
-            timed = {**attrs, sc.ERROR_TYPE: failed[sc.ERROR_TYPE]}
-        else:
-            failed = self.record_cancelled(attrs) if cancelled else None
-            timed = attrs
-        if self.kind is StepKind.RERANK:
-            # The conventions have no rerank operation: the call is a rerank step, timed as steps are
-            # (inside a rerank step, that step's duration covers it).
-            if self.owns_step:
-                step_attrs = failed if failed is not None else {**attrs, sc.RAG_OUTCOME: sc.Outcome.OK.value}
-                if quality is not None and error is None:
-                    step_attrs = {**step_attrs, sc.RAG_RETRIEVAL_QUALITY: quality}
-                self.ins.step_duration.record(duration, step_attrs, context=self.context)
-        else:
-            self.ins.operation_duration.record(duration, timed, context=self.context)
-        if content_policy.events and self.kind is StepKind.GENERATION:
-            self.emit_details({}, self.inputs, outputs)
-
+            response.stream = _wrap_stream(response.stream, call)
+    except Exception as exc:
+        report_internal_error("reading an HTTP GenAI response", exc)
+        call.finish()
+    return response
 
 
 def _with_body(request: Any, body: bytes) -> Any:
@@ -576,7 +311,7 @@ def _with_body(request: Any, body: bytes) -> Any:
 _stream_classes: dict[str, tuple[type, type]] = {}
 
 
-def _wrap_stream(stream: Any, call: _Call) -> Any:
+def _wrap_stream(stream: Any, call: HttpCall) -> Any:
     """Wrap a response body stream so that ``call`` sees every byte and ends with the body."""
     module = type(stream).__module__.split(".")[0]
     if module not in _stream_classes:
@@ -588,7 +323,7 @@ def _wrap_stream(stream: Any, call: _Call) -> Any:
 def _make_stream_classes(module: ModuleType) -> tuple[type, type]:
     # Subclasses of the module's own stream types: Response checks isinstance() before iterating.
     class ObservedSyncStream(module.SyncByteStream):  # type: ignore[misc,name-defined]
-        def __init__(self, inner: Any, call: _Call) -> None:
+        def __init__(self, inner: Any, call: HttpCall) -> None:
             self._inner = inner
             self._call = call
 
@@ -619,7 +354,7 @@ def _make_stream_classes(module: ModuleType) -> tuple[type, type]:
             self._call.finish(cancelled=True)
 
     class ObservedAsyncStream(module.AsyncByteStream):  # type: ignore[misc,name-defined]
-        def __init__(self, inner: Any, call: _Call) -> None:
+        def __init__(self, inner: Any, call: HttpCall) -> None:
             self._inner = inner
             self._call = call
 

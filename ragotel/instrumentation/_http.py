@@ -1,0 +1,342 @@
+"""What every HTTP client adapter shares: one call to an OpenAI-compatible API (:class:`HttpCall`), the
+settings an instrumented client records with, and how a second instrumentation is reported."""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from ragotel import semconv as sc
+from ragotel._core import instruments as _instruments
+from ragotel._core.cardinality import limiter
+from ragotel._core.errors import error_type
+from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
+from ragotel._genai import hits, messages
+from ragotel._genai import protocol as proto
+from ragotel._genai.content import policy as content_policy
+from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes
+from ragotel.semconv import StepKind
+
+_log = logging.getLogger("ragotel")
+# Exception class names (any client's, anywhere in the class's hierarchy) that mean the connection broke.
+_CONNECTION_ERRORS: Final = frozenset({
+    "NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "ProtocolError", "ProxyError",
+    "CloseError", "ConnectionError", "ChunkedEncodingError", "ClientConnectionError", "ServerDisconnectedError",
+})
+# HTTP client instrumentations whose span for a request ragotel enriches instead of adding its own.
+_HTTP_SCOPES: Final = ("opentelemetry.instrumentation.requests",)
+
+
+def _http_span_to_adopt() -> Span | None:
+    """The HTTP CLIENT span another instrumentation opened for this very request, if one wraps ragotel's
+    (opentelemetry-instrumentation-requests patched ``Session.send`` after ragotel did)."""
+    span = trace.get_current_span()
+    scope = getattr(span, "instrumentation_scope", None)
+    if (span.is_recording() and getattr(span, "kind", None) is SpanKind.CLIENT
+            and getattr(scope, "name", None) in _HTTP_SCOPES):
+        return span
+    return None
+
+
+class CallSettings:
+    """How an instrumented client records its calls (the arguments of ``instrument_*``)."""
+
+
+    __slots__ = ("capture_content", "include_usage", "meter_provider", "provider", "tracer_provider")
+
+    def __init__(self, provider: str | None, include_usage: bool, capture_content: bool | None,
+                 tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        self.provider = provider
+        self.include_usage = include_usage
+        self.capture_content = capture_content
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+
+    def described(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in sorted(self.__slots__)}
+
+    def differences(self, other: CallSettings) -> str:
+        """``name=kept (ignored: other)`` for each setting that differs; empty when they agree."""
+        mine, theirs = self.described(), other.described()
+        return ", ".join(f"{k}={mine[k]!r} (ignored: {theirs[k]!r})" for k in mine if mine[k] != theirs[k])
+
+
+def call_settings(
+    provider: str | None = None, include_usage: bool = True, capture_content: bool | None = None,
+    tracer_provider: Any = None, meter_provider: Any = None, **ignored: Any,
+) -> CallSettings:
+    return CallSettings(provider, include_usage, capture_content, tracer_provider, meter_provider)
+
+
+def warn_if_different(what: str, kept: CallSettings, asked: CallSettings) -> None:
+    differences = kept.differences(asked)
+    if differences:
+        _log.warning("%s: already instrumented; the first instrumentation is kept: %s", what, differences)
+
+
+class HttpCall(Recorder):
+    """One call to an OpenAI-compatible API, from request to the end of its response body, whatever client
+    made it. An adapter reads its client's request (path, host, port, body) for :meth:`begin`, sends the
+    body and headers it is given back, then hands over the response head (:meth:`on_head`) and the body,
+    whole (:meth:`on_body`) or piece by piece (:meth:`on_bytes`, :meth:`end_of_body`); :meth:`fail` and
+    :meth:`finish` end it. Everything recorded goes through :class:`~ragotel._genai.recorder.Recorder`."""
+
+    def __init__(self, settings: CallSettings, endpoint: proto.Endpoint) -> None:
+        parent = enclosing()
+        super().__init__(endpoint.kind, trace.INVALID_SPAN, otel_context.get_current(),
+                         _instruments.instruments_for(settings.meter_provider), parent,
+                         parent.conversation_id if parent is not None else None)
+        self.parent = parent
+        self.settings = settings
+        self.endpoint = endpoint
+        self.capture = settings.capture_content
+        self.ended = False
+        self.start = perf_counter()
+        self.first_chunk_at: float | None = None
+        self.last_chunk_at: float | None = None
+        self.facts = proto.ResponseFacts()
+        self.sse: proto.SseReader | None = None
+        self.body = bytearray()
+        self.body_too_large = False
+        self.error: str | None = None
+        self.info = proto.RequestInfo()
+        self.metric_attributes: MetricAttributes = {}
+        self.owns_step = True
+        self.inputs: list[messages.Message] | None = None
+        """Input messages, kept for the details event (content on events only)."""
+        self.body_to_send: bytes | None = None
+        """A new request body (usage asked for on the caller's behalf), or ``None``: send the caller's."""
+        self.adopted = False
+        """The span is another instrumentation's HTTP span for this request, enriched rather than doubled."""
+
+    @classmethod
+    def begin(cls, settings: CallSettings, *, path: str, host: str, port: int, body: bytes) -> HttpCall | None:
+        """Start the span for a request to a GenAI endpoint; ``None`` for anything else. Never raises."""
+        if runtime.disabled:
+            return None
+        try:
+            if not is_instrumentation_enabled():
+                return None
+            found = proto.match_endpoint(path)
+            if found is None:
+                return None
+            call = cls(settings, found)
+            call._start_span(host, port, body)
+            return call
+        except Exception as exc:
+            report_internal_error("starting an HTTP GenAI span", exc)
+            return None
+
+    def _start_span(self, host: str, port: int, body: bytes) -> None:
+        self.info = info = proto.read_request(body, add_usage=self.settings.include_usage)
+        if info.usage_added and info.body is not None:
+            self.body_to_send = proto.encode(info.body)
+        provider = self.settings.provider or ("openai" if host.endswith("openai.com") else "vllm")
+        endpoint = self.endpoint
+        attrs: dict[str, AttributeValue] = {
+            sc.GEN_AI_PROVIDER_NAME: provider,
+            sc.RAG_STEP_KIND: self.kind.value,
+            sc.SERVER_ADDRESS: host,
+            sc.SERVER_PORT: port,
+        }
+        if endpoint.operation is not None:
+            attrs[sc.GEN_AI_OPERATION_NAME] = endpoint.operation.value
+        attrs.update(info.attributes)
+        if self.parent is not None and self.parent.take_over(self.kind):
+            self.owns_step = False  # the enclosing step of this kind times it; this call records the rest
+        else:
+            # Outside a step of its kind the call is that step: its one duration record says so.
+            attrs[sc.RAG_STEP_NAME] = endpoint.verb
+        # The model comes from the request body: capped, like every value a client can choose.
+        self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
+        if self.conversation_id is not None:
+            attrs[sc.GEN_AI_CONVERSATION_ID] = self.conversation_id
+
+        name = f"{endpoint.verb} {info.model}" if info.model else endpoint.verb
+        span_attrs = {**attrs, **openinference_attributes(self.kind, info.model)} if runtime.openinference else attrs
+        theirs = _http_span_to_adopt()
+        if theirs is not None:
+            self.span, self.adopted = theirs, True
+            theirs.update_name(name)
+            theirs.set_attributes(span_attrs)
+        else:
+            tracer = _instruments.tracer_for(self.settings.tracer_provider)
+            self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attrs)
+        if info.body is not None and self.kind is StepKind.GENERATION:
+            self._capture_inputs(info.body)
+        self.context = trace.set_span_in_context(self.span)
+
+    def inject(self, headers: Any) -> None:
+        """The call's ``traceparent`` (and baggage) into the request's headers: vLLM's span joins under it."""
+        propagate.inject(headers, context=self.context)
+
+    # -- response ----------------------------------------------------------------------------------
+    def on_head(self, status: int, content_type: str) -> None:
+        """The response's status line and content type, before its body."""
+        self.span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+        if status >= 400:
+            self.error = f"http.{status // 100}xx"
+        if "text/event-stream" in content_type:
+            self.sse = proto.SseReader(self.facts, keep_text=self._keeps_text(), hide_usage_chunk=self.info.usage_added)
+
+    def on_body(self, raw: bytes) -> None:
+        """The whole body, read by the client before the caller got the response; ends the call."""
+        if self.sse is not None:
+            self.sse.feed(raw)
+            self.end_of_body()
+        else:
+            self._read_body(raw)
+        self.finish()
+
+    def _on_spans(self) -> bool:
+        return content_policy.enabled if self.capture is None else self.capture
+
+    def _keeps_text(self) -> bool:
+        return self._on_spans() or content_policy.events
+
+    def _capture_inputs(self, body: dict[str, Any]) -> None:
+        """The prompt in the conventions' parts schema, on the span and/or kept for the details event."""
+        if not self._keeps_text():
+            return
+        found = messages.request_messages(body, content_policy.clean)
+        if found is None:
+            return
+        if self._on_spans():
+            self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, messages.dumps(found))
+        if content_policy.events:
+            self.inputs = found
+
+    def _read_body(self, raw: bytes) -> None:
+        if self.error is None and raw:
+            self.facts.read_json(raw, keep_text=self._keeps_text())
+
+    def on_bytes(self, data: bytes) -> bytes:
+        """Called with each piece of the body as it passes; returns what the caller should get."""
+        try:
+            now = perf_counter()
+            if self.sse is None:
+                if not self.body_too_large:
+                    self.body += data
+                    self.body_too_large = len(self.body) > proto.MAX_PARSED_BODY
+                return data
+            before = self.sse.chunks
+            out = self.sse.feed(data)
+            if self.sse.chunks > before:
+                self._time_chunks(now, self.sse.chunks - before)
+            return out
+        except Exception as exc:
+            report_internal_error("reading an HTTP GenAI stream", exc)
+            return data
+
+    def _time_chunks(self, now: float, new: int) -> None:
+        ins = self.ins
+        attrs = self.metric_attributes
+        if self.first_chunk_at is None:
+            self.first_chunk_at = now
+            ins.time_to_first_chunk.record(now - self.start, attrs, context=self.context)
+            new -= 1
+        elif self.last_chunk_at is not None:
+            ins.time_per_output_chunk.record(now - self.last_chunk_at, attrs, context=self.context)
+            new -= 1
+        for _ in range(new):  # several chunks in one read arrived together
+            ins.time_per_output_chunk.record(0.0, attrs, context=self.context)
+        self.last_chunk_at = now
+
+    def end_of_body(self) -> bytes:
+        try:
+            if self.sse is not None:
+                tail = self.sse.flush()
+                if self.sse.done is False and self.sse.chunks == 0 and self.error is None:
+                    self.facts.error = self.facts.error or "malformed_stream"
+                return tail
+            if not self.body_too_large:
+                self._read_body(bytes(self.body))
+        except Exception as exc:
+            report_internal_error("reading an HTTP GenAI body", exc)
+        return b""
+
+    # -- ending ------------------------------------------------------------------------------------
+    def fail(self, exc: BaseException) -> None:
+        """The request or its body failed: the caller gets ``exc`` unchanged; the span says what kind."""
+        if isinstance(exc, GeneratorExit):
+            self.finish(cancelled=True)
+            return
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "CancelledError" in names:
+            self.finish(cancelled=True)
+            return
+        if any("Timeout" in name for name in names):
+            etype = "timeout"
+        elif names & _CONNECTION_ERRORS:
+            etype = "connection"
+        else:
+            etype = error_type(exc)
+        self.error = etype
+        try:
+            self.span.record_exception(exc, escaped=True)
+        except Exception as internal:
+            report_internal_error("recording an HTTP GenAI exception", internal)
+        self.finish()
+
+    def finish(self, *, cancelled: bool = False) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        try:
+            self._record(cancelled)
+        except Exception as exc:
+            report_internal_error("finishing an HTTP GenAI span", exc)
+        finally:
+            if not self.adopted:  # an adopted span is ended by the instrumentation that started it
+                self.span.end()
+
+    def _record(self, cancelled: bool) -> None:
+        duration = perf_counter() - self.start
+        if self.adopted and not self.span.is_recording():
+            self.span = trace.INVALID_SPAN  # the adopted span already ended: what follows goes to metrics only
+        facts = self.facts
+        error = self.error or facts.error
+        attrs = self.metric_attributes
+        out: dict[str, AttributeValue] = {}
+        self.response_attributes(facts, out)
+        if self.first_chunk_at is not None:
+            out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.start
+        quality = None
+        if self.kind is StepKind.RERANK:
+            if facts.usage.known:  # rerank answers count the tokens read, unpriced
+                self.record_usage(facts.usage, out, None)
+            if facts.scores is not None:
+                quality = self.record_scores(len(facts.scores), hits.scores(facts.scores), out, attrs, None)
+        elif facts.usage.known:
+            self.record_usage(facts.usage, out, lambda token_type: {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
+        outputs = self.record_outputs(facts, out, on_span=self._on_spans()) if facts.choices else None
+        self.span.set_attributes(out)
+
+        failed: MetricAttributes | None = None
+        if error is not None:
+            # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
+            failed = self.record_failure(error, attrs)
+            timed = {**attrs, sc.ERROR_TYPE: failed[sc.ERROR_TYPE]}
+        else:
+            failed = self.record_cancelled(attrs) if cancelled else None
+            timed = attrs
+        if self.kind is StepKind.RERANK:
+            # The conventions have no rerank operation: the call is a rerank step, timed as steps are
+            # (inside a rerank step, that step's duration covers it).
+            if self.owns_step:
+                step_attrs = failed if failed is not None else {**attrs, sc.RAG_OUTCOME: sc.Outcome.OK.value}
+                if quality is not None and error is None:
+                    step_attrs = {**step_attrs, sc.RAG_RETRIEVAL_QUALITY: quality}
+                self.ins.step_duration.record(duration, step_attrs, context=self.context)
+        else:
+            self.ins.operation_duration.record(duration, timed, context=self.context)
+        if content_policy.events and self.kind is StepKind.GENERATION:
+            self.emit_details({}, self.inputs, outputs)
