@@ -36,10 +36,12 @@ PUBLIC: dict[str, list[str]] = {
         "fail_response", "instrument_fastapi", "uninstrument_fastapi",
     ],
     "ragotel.instrumentation.auto": ["RagotelConfigurator"],
-    "ragotel.cli": ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "SPANS_FILENAME", "Command", "build_parser", "main"],
+    "ragotel.cli": ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "METRICS_FILENAME", "SPANS_FILENAME", "Command",
+                    "build_parser", "main"],
     "ragotel.cli.waterfall": [
-        "JSONValue", "SpanRecord", "TraceSummary", "find_trace_ids", "group_by_trace", "latest_trace_id",
-        "list_traces", "load_spans", "render_waterfall", "trace_usage",
+        "ExemplarRecord", "JSONValue", "SpanRecord", "TraceSummary", "find_trace_ids", "group_by_trace",
+        "latest_trace_id", "list_traces", "load_exemplars", "load_spans", "render_exemplars", "render_waterfall",
+        "trace_usage",
     ],
 }
 
