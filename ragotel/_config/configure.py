@@ -203,6 +203,7 @@ def configure(
     metric_value_limit: int | None = None,
     console: bool | None = None,
     openinference: bool | None = None,
+    service_steps: Mapping[str, str] | None = None,
     genai_content: str | None = None,
     genai_latest_experimental: bool | None = None,
 ) -> Telemetry:
@@ -242,6 +243,10 @@ def configure(
     - ``metric_value_limit``: distinct values per metric attribute before new ones are recorded as
       ``_other`` (``RAGOTEL_METRIC_VALUE_LIMIT`` wins; default 100);
     - ``openinference``: spans also carry OpenInference's keys, for Phoenix and other OpenInference viewers
+    - ``service_steps``: HTTP calls to the application's own services that are steps, as
+      ``{"http://doc-index:9001/query": "retrieval"}`` (``"kind:name"`` names the step; the host otherwise):
+      each such call is a CLIENT span ``retrieval doc-index`` timed in ``rag.step.duration``, its failures
+      counted in ``rag.step.errors`` under that kind (``RAGOTEL_SERVICE_STEPS=url=kind[:name],...``)
       (``RAGOTEL_OPENINFERENCE`` wins; off by default).
     """
     global _telemetry

@@ -72,6 +72,32 @@ def _flag(value: object) -> bool:
     return value if isinstance(value, bool) else _bool(str(value))
 
 
+ServiceStep = tuple[str, str, str]
+"""``(url_prefix, step kind, step name)``: requests to a URL under the prefix are that step."""
+SERVICE_STEP_KINDS: Final = ("retrieval", "embedding", "rerank", "prompt", "generation")
+
+
+def _service_steps(value: object) -> tuple[ServiceStep, ...]:
+    """``url_prefix=kind[:name]`` pairs, comma-separated (or a mapping from code); the name defaults to the host."""
+    from urllib.parse import urlsplit
+
+    pairs = value.items() if isinstance(value, Mapping) else (
+        item.rsplit("=", 1) for item in str(value).split(",") if item.strip())
+    found = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError("expected url_prefix=kind[:name]")
+        prefix, spec = (str(part).strip() for part in pair)
+        kind, _, name = spec.partition(":")
+        url = urlsplit(prefix)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"{prefix!r} is not an http(s) URL")
+        if kind not in SERVICE_STEP_KINDS:
+            raise ValueError(f"{kind!r} is not one of {', '.join(SERVICE_STEP_KINDS)}")
+        found.append((prefix, kind, name or url.hostname))
+    return tuple(found)
+
+
 def _names(value: object) -> frozenset[str]:
     return frozenset(name.strip() for name in str(value).split(",") if name.strip())
 
@@ -154,6 +180,9 @@ SETTINGS: tuple[Setting, ...] = (
             "best score under this is low_score", "each step's own min_score is used"),
     Setting("metric_value_limit", "RAGOTEL_METRIC_VALUE_LIMIT", 100, _positive_int,
             "distinct values per metric attribute before _other"),
+    Setting("service_steps", "RAGOTEL_SERVICE_STEPS", (), _service_steps,
+            "HTTP calls to the application's own services as steps: url_prefix=kind[:name], comma-separated",
+            "no service is a step"),
     Setting("openinference", "RAGOTEL_OPENINFERENCE", False, _flag,
             "spans also carry OpenInference keys (Phoenix and other OpenInference viewers)"),
 )

@@ -16,7 +16,8 @@ from ragotel._config import settings as _settings
 class Runtime:
     """What every step reads: whether telemetry is off and which optional records it makes."""
 
-    __slots__ = ("detailed_metrics", "disabled", "genai_latest", "low_score", "openinference", "value_limit")
+    __slots__ = ("detailed_metrics", "disabled", "genai_latest", "low_score", "openinference", "service_steps",
+                 "value_limit")
 
     def __init__(self) -> None:
         self.disabled = False
@@ -30,6 +31,8 @@ class Runtime:
         """Spans also carry OpenInference's keys (``openinference.span.kind``, documents, model, tokens)."""
         self.genai_latest = False
         """``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: the latest GenAI names where they move."""
+        self.service_steps: tuple[_settings.ServiceStep, ...] = ()
+        """HTTP services the application calls that are steps (``RAGOTEL_SERVICE_STEPS``)."""
 
     def fill(self, values: Mapping[str, Any]) -> None:
         """Take the resolved settings (:func:`ragotel.settings.resolve`); the only writer besides ``disabled``."""
@@ -39,10 +42,11 @@ class Runtime:
         self.value_limit = int(values.get("metric_value_limit") or self.value_limit)
         self.openinference = bool(values.get("openinference", self.openinference))
         self.genai_latest = bool(values.get("genai_latest_experimental", self.genai_latest))
+        self.service_steps = tuple(values.get("service_steps", self.service_steps))
 
 
 RUNTIME_SETTINGS: Final = ("detailed_metrics", "retrieval_low_score", "metric_value_limit", "openinference",
-                           "genai_latest_experimental")
+                           "genai_latest_experimental", "service_steps")
 
 
 runtime = Runtime()

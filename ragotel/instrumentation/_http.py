@@ -23,7 +23,7 @@ from ragotel._genai import hits, messages
 from ragotel._genai import protocol as proto
 from ragotel._genai.content import policy as content_policy
 from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes
-from ragotel.semconv import StepKind
+from ragotel.semconv import Operation, StepKind
 
 _log = logging.getLogger("ragotel")
 # Exception class names (any client's, anywhere in the class's hierarchy) that mean the connection broke.
@@ -33,6 +33,22 @@ _CONNECTION_ERRORS: Final = frozenset({
 })
 # HTTP client instrumentations whose span for a request ragotel enriches instead of adding its own.
 _HTTP_SCOPES: Final = ("opentelemetry.instrumentation.requests",)
+
+
+_SERVICE_OPERATIONS: Final = {StepKind.RETRIEVAL: Operation.RETRIEVAL, StepKind.EMBEDDING: Operation.EMBEDDINGS}
+
+
+def _service_step(url: str) -> tuple[proto.Endpoint, str] | None:
+    """The step a request to ``url`` is, by the longest matching prefix in ``RAGOTEL_SERVICE_STEPS``."""
+    best: tuple[str, str, str] | None = None
+    for prefix, kind, name in runtime.service_steps:
+        if url.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, kind, name)
+    if best is None:
+        return None
+    kind = StepKind(best[1])
+    operation = _SERVICE_OPERATIONS.get(kind)
+    return proto.Endpoint(operation, kind, operation.value if operation is not None else kind.value), best[2]
 
 
 def _http_span_to_adopt() -> Span | None:
@@ -116,19 +132,27 @@ class HttpCall(Recorder):
         """A new request body (usage asked for on the caller's behalf), or ``None``: send the caller's."""
         self.adopted = False
         """The span is another instrumentation's HTTP span for this request, enriched rather than doubled."""
+        self.service: str | None = None
+        """The step name of a service step (``RAGOTEL_SERVICE_STEPS``); ``None`` for a GenAI API call."""
 
     @classmethod
-    def begin(cls, settings: CallSettings, *, path: str, host: str, port: int, body: bytes) -> HttpCall | None:
-        """Start the span for a request to a GenAI endpoint; ``None`` for anything else. Never raises."""
+    def begin(cls, settings: CallSettings, *, url: str, path: str, host: str, port: int,
+              body: bytes) -> HttpCall | None:
+        """Start the span for a request to a GenAI endpoint or to a service step (``RAGOTEL_SERVICE_STEPS``);
+        ``None`` for anything else. Never raises."""
         if runtime.disabled:
             return None
         try:
             if not is_instrumentation_enabled():
                 return None
             found = proto.match_endpoint(path)
-            if found is None:
+            service = None if found is not None or not runtime.service_steps else _service_step(url)
+            if service is not None:
+                found = service[0]
+            elif found is None:
                 return None
             call = cls(settings, found)
+            call.service = service[1] if service is not None else None
             call._start_span(host, port, body)
             return call
         except Exception as exc:
@@ -136,17 +160,19 @@ class HttpCall(Recorder):
             return None
 
     def _start_span(self, host: str, port: int, body: bytes) -> None:
-        self.info = info = proto.read_request(body, add_usage=self.settings.include_usage)
-        if info.usage_added and info.body is not None:
-            self.body_to_send = proto.encode(info.body)
-        provider = self.settings.provider or ("openai" if host.endswith("openai.com") else "vllm")
         endpoint = self.endpoint
-        attrs: dict[str, AttributeValue] = {
-            sc.GEN_AI_PROVIDER_NAME: provider,
-            sc.RAG_STEP_KIND: self.kind.value,
-            sc.SERVER_ADDRESS: host,
-            sc.SERVER_PORT: port,
-        }
+        attrs: dict[str, AttributeValue] = {sc.RAG_STEP_KIND: self.kind.value, sc.SERVER_ADDRESS: host,
+                                            sc.SERVER_PORT: port}
+        if self.service is None:
+            self.info = info = proto.read_request(body, add_usage=self.settings.include_usage)
+            if info.usage_added and info.body is not None:
+                self.body_to_send = proto.encode(info.body)
+            attrs[sc.GEN_AI_PROVIDER_NAME] = self.settings.provider or (
+                "openai" if host.endswith("openai.com") else "vllm")
+        else:  # the application's own API: its body is not an OpenAI request, and names no model
+            info = self.info
+            if self.kind is StepKind.RETRIEVAL:
+                attrs[sc.GEN_AI_DATA_SOURCE_ID] = self.service
         if endpoint.operation is not None:
             attrs[sc.GEN_AI_OPERATION_NAME] = endpoint.operation.value
         attrs.update(info.attributes)
@@ -154,13 +180,14 @@ class HttpCall(Recorder):
             self.owns_step = False  # the enclosing step of this kind times it; this call records the rest
         else:
             # Outside a step of its kind the call is that step: its one duration record says so.
-            attrs[sc.RAG_STEP_NAME] = endpoint.verb
+            attrs[sc.RAG_STEP_NAME] = self.service or endpoint.verb
         # The model comes from the request body: capped, like every value a client can choose.
         self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
         if self.conversation_id is not None:
             attrs[sc.GEN_AI_CONVERSATION_ID] = self.conversation_id
 
-        name = f"{endpoint.verb} {info.model}" if info.model else endpoint.verb
+        target = self.service or info.model
+        name = f"{endpoint.verb} {target}" if target else endpoint.verb
         span_attrs = {**attrs, **openinference_attributes(self.kind, info.model)} if runtime.openinference else attrs
         theirs = _http_span_to_adopt()
         if theirs is not None:
@@ -184,7 +211,7 @@ class HttpCall(Recorder):
         self.span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
         if status >= 400:
             self.error = f"http.{status // 100}xx"
-        if "text/event-stream" in content_type:
+        if "text/event-stream" in content_type and self.service is None:
             self.sse = proto.SseReader(self.facts, keep_text=self._keeps_text(), hide_usage_chunk=self.info.usage_added)
 
     def on_body(self, raw: bytes) -> None:
@@ -215,7 +242,7 @@ class HttpCall(Recorder):
             self.inputs = found
 
     def _read_body(self, raw: bytes) -> None:
-        if self.error is None and raw:
+        if self.error is None and raw and self.service is None:
             self.facts.read_json(raw, keep_text=self._keeps_text())
 
     def on_bytes(self, data: bytes) -> bytes:
@@ -328,9 +355,9 @@ class HttpCall(Recorder):
         else:
             failed = self.record_cancelled(attrs) if cancelled else None
             timed = attrs
-        if self.kind is StepKind.RERANK:
-            # The conventions have no rerank operation: the call is a rerank step, timed as steps are
-            # (inside a rerank step, that step's duration covers it).
+        if self.kind is StepKind.RERANK or self.service is not None:
+            # The conventions have no rerank operation, and a service is the application's own: the call is
+            # a step, timed as steps are (inside a step of its kind, that step's duration covers it).
             if self.owns_step:
                 step_attrs = failed if failed is not None else {**attrs, sc.RAG_OUTCOME: sc.Outcome.OK.value}
                 if quality is not None and error is None:

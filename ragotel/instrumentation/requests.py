@@ -115,7 +115,7 @@ def _begin(request: Any, settings: CallSettings) -> tuple[HttpCall | None, Any]:
         url = urlsplit(request.url)
         body = request.body
         raw = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) else b""
-        call = HttpCall.begin(settings, path=url.path, host=url.hostname or "",
+        call = HttpCall.begin(settings, url=request.url, path=url.path, host=url.hostname or "",
                               port=url.port or (443 if url.scheme == "https" else 80), body=raw)
         if call is None:
             if "traceparent" not in request.headers and is_instrumentation_enabled():
