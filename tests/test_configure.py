@@ -367,3 +367,38 @@ def test_force_flush_does_not_wait_once_nothing_answers(unused_tcp_port: int) ->
     )
     assert out["warned"] and out["flushed"] is False
     assert out["seconds"] < 1.0, out  # the issue's bound; the exporters alone retry for 10 s
+
+
+class TempoGrpcDouble:
+    """Tempo's OTLP/gRPC port stand-in: a real gRPC server with the trace service only, so metrics and logs
+    get UNIMPLEMENTED."""
+
+    def __enter__(self) -> TempoGrpcDouble:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+        class Traces(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+            def Export(self, request: object, context: object) -> object:
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), self.server)
+        self.url = f"http://127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop(grace=None)
+
+
+def test_a_grpc_endpoint_for_traces_only_is_named_too() -> None:
+    with TempoGrpcDouble() as tempo:
+        out = run_python(EXPORT_ALL_AND_FLUSH, env={"OTEL_EXPORTER_OTLP_ENDPOINT": tempo.url,
+                                                    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    warnings = out["warnings"]
+    assert not any("nothing answers" in w or "to traces" in w for w in warnings), warnings
+    metrics = next(w for w in warnings if "answered gRPC UNIMPLEMENTED to metrics" in w)
+    assert "takes traces only" in metrics and "OTEL_METRICS_EXPORTER=prometheus" in metrics
+    assert any("answered gRPC UNIMPLEMENTED to logs" in w for w in warnings), warnings
