@@ -192,3 +192,20 @@ def test_suppressed_and_disabled_searches_are_plain(recorded: Recorded) -> None:
     with suppress_instrumentation():
         index.search(vectors(1), 2)
     assert faiss_spans(recorded) == []
+
+
+def test_a_step_that_is_the_faiss_search_gets_its_facts_and_no_second_span(recorded: Recorded) -> None:
+    index = flat(faiss.IndexFlatL2)
+
+    @ragotel.retrieval("faiss", data_source="faiss")
+    def nearest(query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        scores, ids = index.search(query, k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True)]
+
+    nearest(vectors(1, seed=7), 2)
+    (span,) = recorded.spans()
+    assert span.name == "retrieval faiss"
+    assert (span.attributes[sc.RAG_FAISS_INDEX_TYPE], span.attributes[sc.RAG_INDEX_SIZE]) == ("IndexFlatL2", 100)
+    assert span.attributes[sc.RAG_RETRIEVAL_SCORE_KIND] == "distance"
+    (point,) = step_points(recorded)
+    assert point.count == 1

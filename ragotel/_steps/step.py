@@ -180,6 +180,12 @@ class Step(Recorder):
         step._start = perf_counter()
         return step
 
+    @property
+    def data_source(self) -> str | None:
+        """``gen_ai.data_source.id`` of this step (a retrieval's index or store), if one was given."""
+        found = self._dims.get(sc.GEN_AI_DATA_SOURCE_ID)
+        return found if isinstance(found, str) else None
+
     # -- the one activation mechanism (once per run of the body) -------------------------------------
     def __enter__(self) -> Step:
         self._token = otel_context.attach(self.context)

@@ -14,6 +14,9 @@ metric (``rag.retrieval.score.kind=distance`` for L2 and the other distances: lo
 similarity threshold judges them), index size, dimension, type, metric and ``nprobe`` / ``efSearch``
 where the index has them. Inside the application's own retrieval step it is that step's sub-step: its
 span and duration, while the documents and the retrieval quality stay the enclosing step's to count.
+A retrieval step that says it is the FAISS search (``data_source="faiss"``) gets no sub-step: the
+index's facts go onto its span instead, so a hand-decorated search and this instrumentation together
+still make one span and one record.
 ``add`` and ``add_with_ids`` count their vectors in ``rag.index.chunks.written``.
 
 Seed 002's attributes map onto these names: ``faiss.top_k`` → ``gen_ai.retrieval.top_k``,
@@ -113,9 +116,12 @@ def _searching(read: Facts) -> Callable[[Any], Any]:
     def wrap(original: Any) -> Any:
         @functools.wraps(original)
         def search(index: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-            step = _begin(index, x, args, kwargs) if not runtime.disabled else None
+            step, host = _begin(index, x, args, kwargs) if not runtime.disabled else (None, None)
             if step is None:
-                return original(index, x, *args, **kwargs)
+                result = original(index, x, *args, **kwargs)
+                if host is not None:
+                    _describe(host, index, x, args, kwargs)
+                return result
             try:
                 with step:
                     result = original(index, x, *args, **kwargs)
@@ -140,25 +146,39 @@ _SUB_SPEC: Final = Spec(StepKind.RETRIEVAL, DATA_SOURCE, target=DATA_SOURCE,
                         attributes={sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE})
 
 
-def _begin(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step | None:
-    """Open the search's step, or ``None``: instrumentation suppressed, or a search inside this one's
-    own (a wrapper index delegating from Python). Never raises."""
+def _begin(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Step | None, Step | None]:
+    """The search's own step; or (``None``, the application's step that is this search); or neither:
+    instrumentation suppressed, or a search inside this one's own (an index delegating from Python).
+    Never raises."""
     try:
         if not is_instrumentation_enabled():
-            return None
+            return None, None
         parent = enclosing()
         spec = _SPEC
         if isinstance(parent, Step):
             if parent.spec is _SPEC or parent.spec is _SUB_SPEC:
-                return None
+                return None, None
             if parent.kind in (StepKind.RETRIEVAL, StepKind.RERANK):
+                if parent.data_source == DATA_SOURCE:
+                    return None, parent
                 spec = _SUB_SPEC
         step = Step._open(spec)
         step.span.set_attributes(_search_attributes(index, x, args, kwargs))
-        return step
+        return step, None
     except Exception as exc:
         report_internal_error("starting a FAISS span", exc)
-        return None
+        return None, None
+
+
+def _describe(host: Step, index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The index's facts on the application's own FAISS step (its results and scores are its own)."""
+    try:
+        attrs = _search_attributes(index, x, args, kwargs)
+        if _distances(index):
+            attrs[sc.RAG_RETRIEVAL_SCORE_KIND] = "distance"
+        host.span.set_attributes(attrs)
+    except Exception as exc:
+        report_internal_error("describing a FAISS search", exc)
 
 
 def _search_attributes(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
