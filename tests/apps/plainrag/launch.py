@@ -8,7 +8,8 @@
 ``variant="plain"`` runs ``chat.py`` and ``retriever.py`` as they are, ``"decorated"`` the hand-decorated
 ``decorated.py``; ``command_prefix`` goes before ``python -m uvicorn ...`` (e.g. the
 ``opentelemetry-instrument`` command for zero-code instrumentation); ``env`` is added to both
-processes' environment, ``service_env`` to one's (keys ``"retriever"`` and ``"chat"``). Each process
+processes' environment, ``service_env`` to one's (keys ``"retriever"`` and ``"chat"``);
+``retriever_port`` fixes the doc index's port (to name its URL in the chat API's settings). Each process
 is stopped, with everything it started, on exit.
 """
 
@@ -34,7 +35,7 @@ APPS = {
 class PlainRag:
     def __init__(self, var_dir: Path, *, llm_base_url: str, model: str, variant: str = "decorated",
                  env: Mapping[str, str] | None = None, service_env: Mapping[str, Mapping[str, str]] | None = None,
-                 command_prefix: Sequence[str] = ()) -> None:
+                 command_prefix: Sequence[str] = (), retriever_port: int | None = None) -> None:
         if variant not in APPS:
             raise ValueError(f"variant: {variant!r} is not one of {sorted(APPS)}")
         self.var_dir = var_dir
@@ -44,6 +45,7 @@ class PlainRag:
         self.env = dict(env or {})
         self.service_env = {name: dict(values) for name, values in (service_env or {}).items()}
         self.command_prefix = list(command_prefix)
+        self.retriever_port = retriever_port
         self.retriever_url = self.chat_url = ""
         self.processes: dict[str, ManagedProcess] = {}
         self._stack = contextlib.ExitStack()
@@ -58,7 +60,7 @@ class PlainRag:
 
     def __enter__(self) -> PlainRag:
         try:
-            retriever_port, chat_port = free_port(), free_port()
+            retriever_port, chat_port = self.retriever_port or free_port(), free_port()
             self.retriever_url = f"http://127.0.0.1:{retriever_port}"
             self.chat_url = f"http://127.0.0.1:{chat_port}"
             self.processes["retriever"] = self._stack.enter_context(self._process("retriever", retriever_port, {}))
