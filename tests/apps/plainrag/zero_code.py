@@ -36,10 +36,11 @@ SERVICES = {"retriever": "doc-index", "chat": "answers"}
 
 class ZeroCode:
     def __init__(self, var_dir: Path, *, llm_base_url: str, model: str, variant: str = "plain",
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, service_steps: bool = True) -> None:
         self.var_dir = var_dir
         self.llm_base_url, self.model, self.variant = llm_base_url, model, variant
         self.env = dict(env or {})
+        self.service_steps = service_steps
         self.metrics_ports = {name: free_port() for name in SERVICES}
         self.app: PlainRag | None = None
         self.receiver: OtlpReceiver | None = None
@@ -62,8 +63,9 @@ class ZeroCode:
             service_env = {name: {"OTEL_SERVICE_NAME": service,
                                   "OTEL_EXPORTER_PROMETHEUS_PORT": str(self.metrics_ports[name])}
                            for name, service in SERVICES.items()}
-            service_env["chat"]["RAGOTEL_SERVICE_STEPS"] = (
-                f"http://127.0.0.1:{retriever_port}/query=retrieval:{SERVICES['retriever']}")
+            if self.service_steps:
+                service_env["chat"]["RAGOTEL_SERVICE_STEPS"] = (
+                    f"http://127.0.0.1:{retriever_port}/query=retrieval:{SERVICES['retriever']}")
             self.app = self._stack.enter_context(PlainRag(
                 self.var_dir, llm_base_url=self.llm_base_url, model=self.model, variant=self.variant, env=env,
                 service_env=service_env, command_prefix=[INSTRUMENT], retriever_port=retriever_port))
