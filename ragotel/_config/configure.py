@@ -139,7 +139,7 @@ class Telemetry:
         """Flush and stop the providers ragotel created; leave the application's own alone.
 
         The providers stop side by side; when the collector has not answered, what is still queued is given
-        a moment (``ragotel._export.EXIT_GRACE_S``) and then dropped, so a process without a collector exits
+        a moment (``ragotel._config.export.EXIT_GRACE_S``) and then dropped, so a process without a collector exits
         at once."""
         global _telemetry
         with _lock:
