@@ -1,21 +1,74 @@
-"""The ``error.type`` rule, and the ``rag.error`` event that notes a failure on a span."""
+"""The ``error.type`` rule, and the ``rag.error`` event that notes a failure on a span.
+
+One rule for every ``error.type`` ragotel sets from an exception — steps, HTTP client calls, server spans
+and the metrics they record — as the OpenTelemetry conventions ask: a low-cardinality value from a
+documented list where the failure has a well-known kind, the exception's qualified class name only
+where nothing better exists. The README's ``error.type`` table lists every value.
+
+HTTP clients are recognised by the class names in an exception's hierarchy and by duck typing, so
+this module imports none of them: httpx, requests, urllib3, aiohttp and the openai SDK classify
+alike whether or not they are installed.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Final
 
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 
+TIMEOUT: Final = "timeout"
+CONNECTION: Final = "connection"
+CANCELLED: Final = "cancelled"
+
+# Class names (anywhere in an exception's hierarchy) that mean the connection failed or broke: httpx,
+# requests, urllib3, aiohttp, the openai SDK and the OS (ConnectionRefusedError and its siblings).
+_CONNECTION_ERRORS: Final = frozenset({
+    "NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "ProtocolError", "ProxyError",
+    "CloseError", "ConnectionError", "ChunkedEncodingError", "ClientConnectionError", "ServerDisconnectedError",
+    "NewConnectionError", "APIConnectionError", "gaierror",
+})
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """The caller stopped the work (a closed generator, a cancelled task): not a failure of it."""
+    return isinstance(exc, GeneratorExit) or any(cls.__name__ == "CancelledError" for cls in type(exc).__mro__)
+
 
 def error_type(exc: BaseException) -> str:
-    """``error.type`` for an exception: the class name, qualified unless it is a builtin.
+    """``error.type`` for an exception, by the first rule that applies:
+
+    * ``cancelled``: a cancelled task or closed generator (steps and calls record these as
+      ``rag.outcome=cancelled``, not as errors; the value is for :func:`ragotel.record_error`);
+    * ``timeout``: any class named ``*Timeout*`` (``TimeoutError``, ``httpx.ReadTimeout``,
+      ``requests.Timeout``, ``openai.APITimeoutError``, ...);
+    * ``connection``: refused, reset or dropped connections and failed name lookups, from httpx, requests,
+      urllib3, aiohttp, the openai SDK or the OS;
+    * ``http.4xx`` / ``http.5xx`` (the status class): an error a client raised for an HTTP answer
+      (``httpx.HTTPStatusError``, ``requests.HTTPError`` and ``openai.APIStatusError`` with their
+      ``response``, ``aiohttp.ClientResponseError``), the value an instrumented call records for that answer;
+    * otherwise the class name, qualified unless it is a builtin (``ValueError``, ``app.errors.StageError``).
 
     A class defined in a module run as ``python -m pkg.mod`` lives in ``__main__``; it is named after
     the module it was imported as, so the value does not depend on how the process was started.
     """
+    try:
+        known = _classify(exc)
+    except Exception:  # an exception whose attributes raise: it still gets its class name
+        known = None
+    return known or qualified_name(exc)
+
+
+def http_status_class(status: int) -> str:
+    """``http.4xx`` for 404: the ``error.type`` of an HTTP answer that failed."""
+    return f"http.{status // 100}xx"
+
+
+def qualified_name(exc: BaseException) -> str:
+    """The exception's class name, qualified unless it is a builtin."""
     cls = type(exc)
     module = cls.__module__
     if module == "builtins":
@@ -24,6 +77,32 @@ def error_type(exc: BaseException) -> str:
         spec = getattr(sys.modules.get("__main__"), "__spec__", None)
         module = getattr(spec, "name", None) or module
     return f"{module}.{cls.__qualname__}"
+
+
+def _classify(exc: BaseException) -> str | None:
+    if is_cancellation(exc):
+        return CANCELLED
+    # The most derived class decides: urllib3's NewConnectionError derives from ConnectTimeoutError for
+    # compatibility, requests' ConnectTimeout from ConnectionError.
+    for cls in type(exc).__mro__:
+        name = cls.__name__
+        if name in _CONNECTION_ERRORS:
+            return CONNECTION
+        if "Timeout" in name:
+            return TIMEOUT
+    status = _http_status(exc)
+    return http_status_class(status) if status is not None else None
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The status of the HTTP answer a client's exception carries, if it carries one."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) if response is not None else None
+    if status is None and any(cls.__name__ == "ClientResponseError" for cls in type(exc).__mro__):
+        status = getattr(exc, "status", None)  # aiohttp keeps it on the exception
+    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+        return status
+    return None
 
 
 def note_error(span: Span, etype: str, *, stage: str | None = None, message: str | None = None) -> None:

@@ -16,7 +16,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
 from ragotel._core.cardinality import limiter
-from ragotel._core.errors import error_type
+from ragotel._core.errors import error_type, http_status_class, is_cancellation
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits, messages
@@ -26,11 +26,6 @@ from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openi
 from ragotel.semconv import Operation, StepKind
 
 _log = logging.getLogger("ragotel")
-# Exception class names (any client's, anywhere in the class's hierarchy) that mean the connection broke.
-_CONNECTION_ERRORS: Final = frozenset({
-    "NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "ProtocolError", "ProxyError",
-    "CloseError", "ConnectionError", "ChunkedEncodingError", "ClientConnectionError", "ServerDisconnectedError",
-})
 # HTTP client instrumentations whose span for a request ragotel enriches instead of adding its own.
 _HTTP_SCOPES: Final = ("opentelemetry.instrumentation.requests",)
 
@@ -210,7 +205,7 @@ class HttpCall(Recorder):
         """The response's status line and content type, before its body."""
         self.span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
         if status >= 400:
-            self.error = f"http.{status // 100}xx"
+            self.error = http_status_class(status)
         if "text/event-stream" in content_type and self.service is None:
             self.sse = proto.SseReader(self.facts, keep_text=self._keeps_text(), hide_usage_chunk=self.info.usage_added)
 
@@ -292,21 +287,12 @@ class HttpCall(Recorder):
 
     # -- ending ------------------------------------------------------------------------------------
     def fail(self, exc: BaseException) -> None:
-        """The request or its body failed: the caller gets ``exc`` unchanged; the span says what kind."""
-        if isinstance(exc, GeneratorExit):
+        """The request or its body failed: the caller gets ``exc`` unchanged; the span says what kind, by the
+        rule a step around the call follows too (:func:`~ragotel._core.errors.error_type`)."""
+        if is_cancellation(exc):
             self.finish(cancelled=True)
             return
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        if "CancelledError" in names:
-            self.finish(cancelled=True)
-            return
-        if any("Timeout" in name for name in names):
-            etype = "timeout"
-        elif names & _CONNECTION_ERRORS:
-            etype = "connection"
-        else:
-            etype = error_type(exc)
-        self.error = etype
+        self.error = error_type(exc)
         try:
             self.span.record_exception(exc, escaped=True)
         except Exception as internal:

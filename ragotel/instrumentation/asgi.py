@@ -17,6 +17,10 @@ The span ends when the last byte of the response body has been sent, so a stream
 timed in full; if the client goes away first, the span ends then, marked ``rag.outcome=cancelled``
 and not an error. 5xx answers and exceptions set the span to ERROR with ``error.type``, and so does
 :func:`fail_response` for a response that fails after its status line went out (a broken stream).
+``error.type`` follows the HTTP server conventions: the status code as a string (``"503"``) for a 5xx
+answer, and for an exception escaping the app the value :func:`~ragotel._core.errors.error_type` gives
+a step (``timeout``, ``connection``, ``http.5xx`` for an upstream's answer, or the class name); a 4xx is
+the caller's error and sets none.
 Health, readiness and metrics endpoints are left out by default so probes and scrapes do not flood
 the traces.
 """
@@ -328,8 +332,9 @@ class _Exchange:
             span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, self.status)
             attrs[sc.HTTP_RESPONSE_STATUS_CODE] = self.status
             if self.status >= 500:
-                etype = str(self.status)
+                etype = str(self.status)  # the server conventions' value for an answered error
         if exc is not None and not cancelled:
+            # Nothing answered yet (or the answer broke): the exception says more than the 500 assumed above.
             etype = error_type(exc)
             span.record_exception(exc, escaped=True)
         if cancelled:
