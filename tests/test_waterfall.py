@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+import ragotel
+from ragotel._config.export import WaterfallConsoleExporter
 from ragotel.cli import main
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import (
@@ -21,6 +25,7 @@ from ragotel.cli.waterfall import (
     load_spans,
     render_waterfall,
 )
+from tests.conftest import Recorded
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 OTHER = "00000000000000000000000000000abc"
@@ -389,3 +394,48 @@ def test_the_header_counts_each_model_call_once() -> None:
     assert "tokens 150 in / 30 out" in header and "cost $0.000300" in header
     assert "tokens" not in render_waterfall([SpanRecord(TRACE, "9" * 16, None, "x", "s", T0, T0 + MS)],
                                             TRACE).splitlines()[0]
+
+
+def test_a_step_name_the_span_name_does_not_say_follows_in_parentheses() -> None:
+    def step(span_id: str, name: str, kind: str, step_name: str) -> SpanRecord:
+        return replace(rec(span_id, "a", name, ord(span_id), ord(span_id) + 1),
+                       attributes={"rag.step.kind": kind, "rag.step.name": step_name})
+
+    spans = [
+        rec("a", None, "POST /chat", 0, 200),
+        step("b", "retrieval dense", "retrieval", "search"),
+        step("c", "retrieval search", "retrieval", "search"),  # the name is the span's target already
+        step("d", "invoke_workflow chat", "pipeline", "chat"),
+        step("e", "chat tiny-llama", "generation", "chat"),  # an HTTP call outside a step: its verb
+        step("f", "embeddings", "embedding", "embedding"),  # no name given: only the kind
+    ]
+    assert span_column(render_waterfall(spans, TRACE, width=120)) == [
+        "POST /chat", "├─ retrieval dense (search)", "├─ retrieval search", "├─ invoke_workflow chat",
+        "├─ chat tiny-llama", "└─ embeddings",
+    ]
+
+
+def test_the_waterfall_of_real_steps_names_each_step(recorded: Recorded) -> None:
+    @ragotel.retrieval(data_source="faiss")
+    def lookup(query: str, k: int = 2) -> list[dict[str, object]]:
+        return [{"id": "d1", "score": 0.9, "text": "open at eight"}]
+
+    with ragotel.pipeline("chat"):
+        with ragotel.retrieval("search", data_source="dense"):
+            pass
+        lookup("when?")
+        with ragotel.embedding():
+            pass
+    out = io.StringIO()
+    WaterfallConsoleExporter(out=out, width=120).export(recorded.spans())
+    assert span_column(out.getvalue()) == [
+        "invoke_workflow chat", "├─ retrieval dense (search)", "├─ retrieval faiss (lookup)", "└─ embeddings",
+    ]
+    assert recorded.open_spans() == []
+
+
+def test_a_long_step_name_is_truncated_before_the_error_marker() -> None:
+    failed = replace(rec("b", "a", "retrieval dense", 0, 10, status="ERROR"),
+                     attributes={"rag.step.kind": "retrieval", "rag.step.name": "search_" * 20})
+    (_, line) = span_column(render_waterfall([rec("a", None, "POST /chat", 0, 10), failed], TRACE, width=100))
+    assert line.startswith("└─ retrieval dense (search_search_") and line.endswith("… [ERROR]")

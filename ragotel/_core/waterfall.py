@@ -3,12 +3,16 @@
 ::
 
     trace 4bf92f3577b34da6a3ce929d0e0e4736  2025-05-01 09:30:00.120 UTC  4 spans  812.4 ms  1 error
-    SERVICE   SPAN              DURATION   SHARE  TIMELINE
-    chat-api  POST /chat        812.4 ms  100.0%  |████████████████████████████████████████|
-    chat-api  ├─ rag.retrieve   120.0 ms   14.8%  |███████                                 |
-    vllm      │  └─ embeddings   40.0 ms    4.9%  |███                                     |
-    vllm      └─ chat [ERROR]   600.0 ms   73.9%  |         ███████████████████████████████|
+    SERVICE   SPAN                         DURATION   SHARE  TIMELINE
+    chat-api  POST /chat                   812.4 ms  100.0%  |█████████████████████████████████████████|
+    chat-api  ├─ retrieval dense (search)  120.0 ms   14.8%  |███████                                  |
+    vllm      │  └─ embeddings              40.0 ms    4.9%  | ███                                     |
+    vllm      └─ chat [ERROR]              600.0 ms   73.9%  |          ███████████████████████████████|
     [ERROR] chat (vllm): upstream timeout
+
+A step's span is named after its operation and data source or model, as the GenAI conventions ask;
+its own name (``rag.step.name``, the positional name or the decorated function) follows in
+parentheses when the span name does not already say it.
 
 Pure functions over :class:`SpanRecord` values (the spans file is read by :mod:`ragotel.cli.waterfall`).
 """
@@ -215,6 +219,16 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _title(span: SpanRecord) -> str:
+    """The span's name, then ``rag.step.name`` in parentheses unless the name already says it
+    (``retrieval dense (search)``, but ``retrieval search``) or it is only the step's kind."""
+    step = span.attributes.get(sc.RAG_STEP_NAME)
+    if (not isinstance(step, str) or not step or step == span.attributes.get(sc.RAG_STEP_KIND)
+            or span.name == step or span.name.startswith(f"{step} ") or span.name.endswith(f" {step}")):
+        return span.name
+    return f"{span.name} ({step})"
+
+
 def _markers(row: _Row) -> str:
     return (f" {ORPHAN_MARKER}" if row.orphan else "") + (f" {ERROR_MARKER}" if row.span.is_error else "")
 
@@ -275,7 +289,8 @@ def render_waterfall(
 ) -> str:
     """Render one trace as a text waterfall, ``width`` columns wide.
 
-    Each line shows service, span name (indented under its parent), duration in ms,
+    Each line shows service, span name (indented under its parent; a step's ``rag.step.name`` follows
+    in parentheses where the span name does not say it), duration in ms,
     share of the trace's total duration and a bar placed on the trace's timeline.
     Spans whose parent is not in the file are shown at the top level, marked
     ``[orphan]``; spans with an error status are marked ``[ERROR]``. ``spans`` may
@@ -302,7 +317,8 @@ def render_waterfall(
     total = max(t_end - t0, 1)
 
     markers = [_markers(r) for r in rows]
-    labels = [r.prefix + r.span.name + m for r, m in zip(rows, markers, strict=True)]
+    titles = [_title(r.span) for r in rows]
+    labels = [r.prefix + t + m for r, t, m in zip(rows, titles, markers, strict=True)]
     durations = [f"{r.span.duration_ms:.1f} ms" for r in rows]
     shares = [f"{100.0 * r.span.duration_ns / total:.1f}%" for r in rows]
 
@@ -330,9 +346,9 @@ def render_waterfall(
         header,
         f"{'SERVICE':<{svc_w}}  {'SPAN':<{name_w}}  {'DURATION':>{dur_w}}  {'SHARE':>{share_w}}  TIMELINE",
     ]
-    for row, marker, dur, share in zip(rows, markers, durations, shares, strict=True):
+    for row, name, marker, dur, share in zip(rows, titles, markers, durations, shares, strict=True):
         # Truncate the name, never the markers: they are what the reader scans for.
-        name = _fit(row.prefix + row.span.name, max(name_w - len(marker), 1), glyphs.ellipsis).rstrip()
+        name = _fit(row.prefix + name, max(name_w - len(marker), 1), glyphs.ellipsis).rstrip()
         lines.append(
             f"{_fit(row.span.service_name, svc_w, glyphs.ellipsis)}  {(name + marker).ljust(name_w)}  "
             f"{dur:>{dur_w}}  {share:>{share_w}}  |{_bar(row.span, t0, total, bar_w, glyphs.bar)}|"
