@@ -93,6 +93,9 @@ def run_instrumented(tmp_path: Path, receiver: OtlpReceiver, llm: RecordedOpenAI
         "OTEL_METRICS_EXPORTER": "prometheus",
         "OTEL_EXPORTER_PROMETHEUS_PORT": str(free_port()),
         "OTEL_LOGS_EXPORTER": "none",
+        # The openai SDK instrumentations the test extra installs (both named "openai") add spans of their own:
+        # tests/test_official_instrumentations.py checks ragotel beside them.
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
         **extra_env,
     })
     proc = subprocess.run([str(CLI), sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True,
@@ -130,7 +133,7 @@ def test_opentelemetry_instrument_gives_genai_and_server_spans_and_metrics(
 def test_entry_points_can_be_turned_off_by_name(tmp_path: Path, receiver: OtlpReceiver) -> None:
     with RecordedOpenAIServer() as llm:
         proc, spans, _ = run_instrumented(
-            tmp_path, receiver, llm, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="ragotel_httpx,ragotel_fastapi")
+            tmp_path, receiver, llm, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="ragotel_httpx,ragotel_fastapi,openai")
     assert proc.returncode == 0, proc.stderr
     names = {s["name"] for s in spans}
     assert "chat tiny-llama" not in names

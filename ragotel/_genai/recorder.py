@@ -103,15 +103,17 @@ class Recorder:
             out[sc.RAG_GENERATION_RESPONSE_CHARS] = facts.text_chars
 
     def record_usage(self, found: Usage, out: dict[str, AttributeValue],
-                     attributes_of: Callable[[str], MetricAttributes] | None) -> None:
+                     attributes_of: Callable[[str], MetricAttributes] | None, *, count_tokens: bool = True) -> None:
         """Token usage on the span; with ``attributes_of`` (the metric attributes of a token type) also
-        ``gen_ai.client.token.usage``, the cost, and the enclosing pipeline's totals."""
+        ``gen_ai.client.token.usage`` (unless ``count_tokens`` is false: another instrumentation records this
+        call's), the cost, and the enclosing pipeline's totals."""
         out.update(usage.span_attributes(found))
         if attributes_of is None or not found.known:
             return
-        record = self.ins.token_usage.record
-        for tokens, token_type in usage.token_records(found):
-            record(tokens, attributes_of(token_type), context=self.context)
+        if count_tokens:
+            record = self.ins.token_usage.record
+            for tokens, token_type in usage.token_records(found):
+                record(tokens, attributes_of(token_type), context=self.context)
         usd = cost.record(self.ins, attributes_of(sc.TokenType.INPUT.value), found)
         if usd is not None:
             out[sc.RAG_COST] = usd

@@ -1,5 +1,22 @@
 """What every HTTP client adapter shares: one call to an OpenAI-compatible API (:class:`HttpCall`), the
-settings an instrumented client records with, and how a second instrumentation is reported."""
+settings an instrumented client records with, and how a second instrumentation is reported.
+
+Another instrumentation of the same call is enriched, never doubled. Its span for the call, when it is the
+current one as the request leaves, becomes the call's span: ragotel adds its attributes and leaves the span's
+name (for a GenAI span), parent and end to its owner.
+
+- An HTTP client span (opentelemetry-instrumentation-requests) is renamed to the GenAI name.
+- A GenAI span of an openai SDK instrumentation (OpenTelemetry's ``opentelemetry-instrumentation-openai-v2``,
+  whose spans come from ``opentelemetry-util-genai``'s handler, and OpenLLMetry's
+  ``opentelemetry-instrumentation-openai``) is the same operation seen one layer up. Enriching it, rather than
+  stepping aside, keeps what only the wire shows (the server's usage parts, time to first chunk, vLLM's
+  provider name, the usage chunk ragotel asked for and hid, cost, ``rag.*`` and OpenInference keys) on the
+  one span a trace shows. Both of those instrumentations record ``gen_ai.client.operation.duration`` for
+  every call and ``gen_ai.client.token.usage`` whenever the response they see carries usage, so ragotel
+  records neither for such a call, except the tokens of a usage chunk the caller (and so they) never saw.
+  Its own series (time to first chunk and per chunk, cost, errors) are recorded as always: neither of them
+  records these under the same names.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +45,13 @@ from ragotel.semconv import Operation, StepKind
 _log = logging.getLogger("ragotel")
 # HTTP client instrumentations whose span for a request ragotel enriches instead of adding its own.
 _HTTP_SCOPES: Final = ("opentelemetry.instrumentation.requests",)
+# GenAI instrumentations of the openai SDK whose span for a model call ragotel enriches (module docstring):
+# opentelemetry-util-genai's handler (openai-v2's chat spans), openai-v2's own tracer (its embeddings spans),
+# OpenLLMetry (v1: openai>=1, v0: older SDKs).
+_GENAI_SCOPES: Final = frozenset({
+    "opentelemetry.util.genai.handler", "opentelemetry.instrumentation.openai_v2",
+    "opentelemetry.instrumentation.openai.v1", "opentelemetry.instrumentation.openai.v0",
+})
 
 
 _SERVICE_OPERATIONS: Final = {StepKind.RETRIEVAL: Operation.RETRIEVAL, StepKind.EMBEDDING: Operation.EMBEDDINGS}
@@ -55,6 +79,18 @@ def _http_span_to_adopt() -> Span | None:
             and getattr(scope, "name", None) in _HTTP_SCOPES):
         return span
     return None
+
+
+def _genai_span_to_adopt(operation: Operation | None) -> Span | None:
+    """The span an openai SDK instrumentation opened for this very call (:data:`_GENAI_SCOPES`): current, and
+    of the same operation (a util-genai agent or workflow span around the call is no model call)."""
+    span = trace.get_current_span()
+    scope = getattr(span, "instrumentation_scope", None)
+    if (operation is None or not span.is_recording() or getattr(scope, "name", None) not in _GENAI_SCOPES
+            or getattr(span, "kind", None) is not SpanKind.CLIENT):
+        return None
+    attributes = getattr(span, "attributes", None) or {}
+    return span if attributes.get(sc.GEN_AI_OPERATION_NAME) == operation.value else None
 
 
 class CallSettings:
@@ -126,7 +162,9 @@ class HttpCall(Recorder):
         self.body_to_send: bytes | None = None
         """A new request body (usage asked for on the caller's behalf), or ``None``: send the caller's."""
         self.adopted = False
-        """The span is another instrumentation's HTTP span for this request, enriched rather than doubled."""
+        """The span is another instrumentation's span for this request, enriched rather than doubled."""
+        self.counted_by_owner = False
+        """The adopted span's instrumentation records this call's duration and seen usage (module docstring)."""
         self.service: str | None = None
         """The step name of a service step (``RAGOTEL_SERVICE_STEPS``); ``None`` for a GenAI API call."""
 
@@ -184,8 +222,12 @@ class HttpCall(Recorder):
         target = self.service or info.model
         name = f"{endpoint.verb} {target}" if target else endpoint.verb
         span_attrs = {**attrs, **openinference_attributes(self.kind, info.model)} if runtime.openinference else attrs
-        theirs = _http_span_to_adopt()
+        theirs = _genai_span_to_adopt(endpoint.operation) if self.service is None else None
         if theirs is not None:
+            self.span = theirs
+            self.adopted = self.counted_by_owner = True
+            theirs.set_attributes(span_attrs)
+        elif (theirs := _http_span_to_adopt()) is not None:
             self.span, self.adopted = theirs, True
             theirs.update_name(name)
             theirs.set_attributes(span_attrs)
@@ -329,7 +371,9 @@ class HttpCall(Recorder):
             if facts.scores is not None:
                 quality = self.record_scores(len(facts.scores), hits.scores(facts.scores), out, attrs, None)
         elif facts.usage.known:
-            self.record_usage(facts.usage, out, lambda token_type: {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
+            # The owner of an adopted GenAI span counts the tokens it saw: all but a usage chunk hidden from it.
+            self.record_usage(facts.usage, out, lambda token_type: {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type},
+                              count_tokens=not self.counted_by_owner or self.info.usage_added)
         outputs = self.record_outputs(facts, out, on_span=self._on_spans()) if facts.choices else None
         self.span.set_attributes(out)
 
@@ -349,7 +393,7 @@ class HttpCall(Recorder):
                 if quality is not None and error is None:
                     step_attrs = {**step_attrs, sc.RAG_RETRIEVAL_QUALITY: quality}
                 self.ins.step_duration.record(duration, step_attrs, context=self.context)
-        else:
+        elif not self.counted_by_owner:
             self.ins.operation_duration.record(duration, timed, context=self.context)
         if content_policy.events and self.kind is StepKind.GENERATION:
             self.emit_details({}, self.inputs, outputs)
