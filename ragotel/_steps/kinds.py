@@ -188,9 +188,41 @@ def retrieval(
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
 ) -> Any:
-    """A retrieval step: span ``retrieval {data_source}``, ``gen_ai.operation.name=retrieval``.
+    """A retrieval step: a search of an index or store, timed, with the hits it returned.
 
-    Reads ``k``/``top_k`` from the decorated function's arguments and the hits from its return value.
+    A decorator (``@retrieval``, ``@retrieval(data_source="faiss")``) or a context manager
+    (``with retrieval("search", data_source="dense") as step:``), sync or async.
+
+    The span is ``retrieval {data_source}`` (``retrieval {name}`` without a data source) with
+    ``gen_ai.operation.name=retrieval``: the GenAI conventions name a span after its operation and what
+    it runs against, so every search of one index reads alike in a trace. The step's own name is
+    ``rag.step.name``, on the span and on each of the step's metrics (``retrieval dense (search)`` in
+    ``ragotel trace``).
+
+    Args:
+        fn_or_name: the function to decorate, or the step's name, ``rag.step.name`` (default: the
+            decorated function's name, else ``data_source``, else ``retrieval``).
+        data_source: the index or store searched: ``gen_ai.data_source.id``, on the span and the metrics.
+        top_k: documents asked for: ``gen_ai.retrieval.top_k``.
+        min_score: the score threshold applied after the search: ``rag.retrieval.min_score``, and the
+            step's low-score threshold unless ``RAGOTEL_RETRIEVAL_LOW_SCORE`` sets one.
+        attributes: more span attributes, set as given.
+        extractor: ``fn(result, step)`` for a return value ragotel does not read itself: it records
+            through ``step.record(...)`` instead of the reading described below.
+        capture_content: record this step's text (queries, documents, messages, answers) on the span:
+            ``True`` or ``False`` here, ``None`` for the process setting (``RAGOTEL_CAPTURE_CONTENT``).
+
+    Reads the decorated function's ``k``/``top_k``/``limit`` argument (``gen_ai.retrieval.top_k``) and
+    ``query``/``question``/``q`` (``gen_ai.retrieval.query.text``, content capture only), and its return
+    value: a list of hits — dicts, objects or ``(doc, score)`` pairs with an id, a score and a text.
+
+    Records ``rag.retrieval.results.returned`` and the scores' min/max/avg on the span,
+    ``rag.step.duration`` with ``rag.retrieval.quality`` (``ok``, ``empty``, ``low_score``), and the
+    ``rag.retrieval.documents`` count.
+
+    A failure sets the span to ERROR with ``error.type`` (``timeout``, ``connection``, ``http.5xx``, ...,
+    else the exception's class) and counts in ``rag.step.errors``; the exception passes through
+    unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
 
     >>> @retrieval(data_source="faiss")
     ... def search(query: str, k: int = 4) -> list[dict[str, object]]: ...
@@ -231,9 +263,36 @@ def embedding(
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
 ) -> Any:
-    """An embedding step: span ``embeddings {model}``, ``gen_ai.operation.name=embeddings``.
+    """An embedding step: texts turned into vectors by a model run in-process or behind an API.
 
-    Reads the number of vectors and their dimension from the return value.
+    A decorator (``@embedding``, ``@embedding(model="bge-small")``) or a sync or async context manager.
+
+    The span is ``embeddings {model}`` (``embeddings {name}`` without a model) with
+    ``gen_ai.operation.name=embeddings``: the GenAI conventions name a span after its operation and
+    model. The step's own name is ``rag.step.name``, on the span and the metrics.
+
+    Args:
+        fn_or_name: the function to decorate, or the step's name, ``rag.step.name`` (default: the
+            decorated function's name, else ``model``, else ``embedding``).
+        model: the embedding model: ``gen_ai.request.model``, on the span and the metrics.
+        dimension: the vectors' length: ``gen_ai.embeddings.dimension.count``.
+        provider: who serves the model: ``gen_ai.provider.name``, on the span and the metrics.
+        attributes: more span attributes, set as given.
+        extractor: ``fn(result, step)`` for a return value ragotel does not read itself: it records
+            through ``step.record(...)`` instead of the reading described below.
+        capture_content: record this step's text (queries, documents, messages, answers) on the span:
+            ``True`` or ``False`` here, ``None`` for the process setting (``RAGOTEL_CAPTURE_CONTENT``).
+
+    Reads the decorated function's ``texts``/``inputs``/``sentences``/``documents`` argument (how
+    many: ``rag.embedding.inputs``) and its return value: one vector or a batch (lists or an array),
+    giving ``rag.embedding.inputs`` and ``gen_ai.embeddings.dimension.count``.
+
+    Records ``rag.step.duration`` (and ``gen_ai.client.operation.duration`` with detailed metrics,
+    unless an instrumented HTTP call under the step records it).
+
+    A failure sets the span to ERROR with ``error.type`` (``timeout``, ``connection``, ``http.5xx``, ...,
+    else the exception's class) and counts in ``rag.step.errors``; the exception passes through
+    unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
     """
     return _build(
         StepKind.EMBEDDING, fn_or_name, target=model, attributes=attributes, extractor=extractor,
@@ -269,7 +328,37 @@ def rerank(
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
 ) -> Any:
-    """A reranking step: span ``rerank {model}``, ``rag.step.kind=rerank`` (no GenAI operation)."""
+    """A reranking step: candidates reordered by a cross-encoder or a rerank API, with what it kept.
+
+    A decorator (``@rerank``, ``@rerank(model="bge-reranker")``) or a sync or async context manager.
+
+    The span is ``rerank {model}`` (``rerank {name}`` without a model), named like the GenAI
+    operations after what it does and with what model; the conventions define no rerank operation,
+    so it carries ``rag.step.kind=rerank`` and no ``gen_ai.operation.name``. The step's own name is
+    ``rag.step.name``, on the span and the metrics.
+
+    Args:
+        fn_or_name: the function to decorate, or the step's name, ``rag.step.name`` (default: the
+            decorated function's name, else ``model``, else ``rerank``).
+        model: the reranking model: ``gen_ai.request.model``, on the span and the metrics.
+        top_n: documents kept: ``rag.rerank.top_n``.
+        attributes: more span attributes, set as given.
+        extractor: ``fn(result, step)`` for a return value ragotel does not read itself: it records
+            through ``step.record(...)`` instead of the reading described below.
+        capture_content: record this step's text (queries, documents, messages, answers) on the span:
+            ``True`` or ``False`` here, ``None`` for the process setting (``RAGOTEL_CAPTURE_CONTENT``).
+
+    Reads the decorated function's ``documents``/``docs``/``hits``/``candidates`` argument (how many:
+    ``rag.rerank.input_documents``) and ``top_n``/``k`` (``rag.rerank.top_n``), and its return value:
+    hits, read as a retrieval's are.
+
+    Records what a retrieval records: ``rag.retrieval.results.returned`` and score statistics on the
+    span, ``rag.step.duration`` with ``rag.retrieval.quality``, the ``rag.retrieval.documents`` count.
+
+    A failure sets the span to ERROR with ``error.type`` (``timeout``, ``connection``, ``http.5xx``, ...,
+    else the exception's class) and counts in ``rag.step.errors``; the exception passes through
+    unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
+    """
     return _build(
         StepKind.RERANK, fn_or_name, target=model, attributes=attributes, extractor=extractor,
         capture_content=capture_content,
@@ -298,10 +387,38 @@ def prompt(
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
 ) -> Any:
-    """A prompt-building step: span ``prompt {template}``, ``rag.step.kind=prompt``.
+    """A prompt-building step: the retrieved context and the question put into messages.
 
-    Record ``chunks``, ``context_chars`` and ``context_tokens``; a returned message list is counted
-    (and captured as ``gen_ai.input.messages`` when content capture is on).
+    A decorator (``@prompt``, ``@prompt(template="rag-v1")``) or a sync or async context manager.
+
+    The span is ``prompt {template}`` (``prompt {name}`` without a template), named like the GenAI
+    operations after what it does and from what; there is no GenAI operation for it
+    (``rag.step.kind=prompt``). The step's own name is ``rag.step.name``, on the span and the metrics.
+
+    Args:
+        fn_or_name: the function to decorate, or the step's name, ``rag.step.name`` (default: the
+            decorated function's name, else ``template``, else ``prompt``).
+        template: the prompt template's name or version: ``rag.prompt.template``.
+        attributes: more span attributes, set as given.
+        extractor: ``fn(result, step)`` for a return value ragotel does not read itself: it records
+            through ``step.record(...)`` instead of the reading described below.
+        capture_content: record this step's text (queries, documents, messages, answers) on the span:
+            ``True`` or ``False`` here, ``None`` for the process setting (``RAGOTEL_CAPTURE_CONTENT``).
+
+    Reads the return value: a message list is counted (``rag.prompt.messages``) and, with content
+    capture, kept as ``gen_ai.input.messages``. What only the code knows it records itself:
+    ``step.record(chunks=..., context_chars=..., context_tokens=...)``.
+
+    Records ``rag.prompt.chunks``, ``rag.prompt.context.chars`` and ``rag.prompt.context.tokens`` on the
+    span, ``rag.step.duration``, and the ``rag.prompt.context.chunks`` / ``rag.prompt.context.size``
+    counts.
+
+    A failure sets the span to ERROR with ``error.type`` (``timeout``, ``connection``, ``http.5xx``, ...,
+    else the exception's class) and counts in ``rag.step.errors``; the exception passes through
+    unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
+
+    >>> with prompt(template="rag-v1") as step:
+    ...     step.record(chunks=3, context_chars=1800)
     """
     return _build(
         StepKind.PROMPT, fn_or_name, target=template, attributes=attributes, extractor=extractor,
@@ -334,10 +451,38 @@ def generation(
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
 ) -> Any:
-    """A generation step: span ``chat {model}``, ``gen_ai.operation.name=chat``.
+    """A generation step: the model answering, however it is called.
 
-    For model calls made some way other than an instrumented HTTP client. Reads a returned string or
-    OpenAI-style completion (usage, model, id, finish reasons).
+    A decorator (``@generation``, ``@generation(model="llama")``) or a sync or async context manager.
+    A model call made with an instrumented client (``instrument_httpx``, ``instrument_requests``) needs
+    no step: it is one already. Around such a call the step is the call's parent and leaves the call's
+    tokens, cost and duration to it, so nothing is counted twice.
+
+    The span is ``{operation} {model}`` (``chat llama``; ``chat {name}`` without a model) with
+    ``gen_ai.operation.name``: the GenAI conventions name a span after its operation and model. The
+    step's own name is ``rag.step.name``, on the span and the metrics.
+
+    Args:
+        fn_or_name: the function to decorate, or the step's name, ``rag.step.name`` (default: the
+            decorated function's name, else ``model``, else ``generation``).
+        model: the model asked: ``gen_ai.request.model``, on the span and the metrics.
+        provider: who serves it: ``gen_ai.provider.name``, on the span and the metrics.
+        operation: ``gen_ai.operation.name``: ``Operation.CHAT`` or ``Operation.TEXT_COMPLETION``.
+        attributes: more span attributes, set as given.
+        extractor: ``fn(result, step)`` for a return value ragotel does not read itself: it records
+            through ``step.record(...)`` instead of the reading described below.
+        capture_content: record this step's text (queries, documents, messages, answers) on the span:
+            ``True`` or ``False`` here, ``None`` for the process setting (``RAGOTEL_CAPTURE_CONTENT``).
+
+    Reads the return value: a string (its length, ``rag.generation.response.chars``) or an OpenAI-style
+    (chat) completion: usage, response model and id, finish reasons, the answer's length.
+
+    Records those on the span, ``rag.step.duration``, and — when no instrumented call under it did —
+    ``gen_ai.client.token.usage`` and ``rag.cost.usd`` (with a price table).
+
+    A failure sets the span to ERROR with ``error.type`` (``timeout``, ``connection``, ``http.5xx``, ...,
+    else the exception's class) and counts in ``rag.step.errors``; the exception passes through
+    unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
     """
     return _build(
         StepKind.GENERATION, fn_or_name, target=model, attributes=attributes, extractor=extractor,
@@ -367,12 +512,35 @@ def pipeline(
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
 ) -> Any:
-    """A whole RAG pipeline: span ``invoke_workflow {name}``, recorded in ``gen_ai.workflow.duration``.
+    """A whole RAG pipeline: one request's retrieval, prompt and generation under one span.
 
-    ``conversation_id`` (the application's session or thread id) becomes ``gen_ai.conversation.id`` on
-    the pipeline's span and on every span started under it: steps and model calls. A decorated
-    pipeline takes it from its ``conversation_id`` argument, or later from
-    ``current_step().record(conversation_id=...)``.
+    A decorator (``@pipeline``, ``@pipeline("chat")``) or a sync or async context manager.
+
+    The span is ``invoke_workflow {name}`` with ``gen_ai.operation.name=invoke_workflow`` and
+    ``gen_ai.workflow.name`` = the name, as the GenAI conventions name a workflow; the name labels
+    ``gen_ai.workflow.duration``.
+
+    Args:
+        fn_or_name: the function to decorate, or the pipeline's name, ``gen_ai.workflow.name`` and
+            ``rag.step.name`` (default: the decorated function's name, else ``pipeline``).
+        conversation_id: the application's session or thread id: ``gen_ai.conversation.id`` on the
+            pipeline's span and on every span started under it (steps and model calls).
+        attributes: more span attributes, set as given.
+        extractor: ``fn(result, step)`` for a return value ragotel does not read itself: it records
+            through ``step.record(...)`` instead of the reading described below.
+        capture_content: record this step's text (queries, documents, messages, answers) on the span:
+            ``True`` or ``False`` here, ``None`` for the process setting (``RAGOTEL_CAPTURE_CONTENT``).
+
+    Reads the decorated function's ``conversation_id`` argument; later,
+    ``current_step().record(conversation_id=...)`` sets it too. The return value is not read.
+
+    Records ``gen_ai.workflow.duration`` (not ``rag.step.duration``) and, on the span, the tokens
+    (``gen_ai.usage.input_tokens``/``output_tokens``) and cost (``rag.cost.usd``) of every model call
+    under it.
+
+    A failure sets the span to ERROR with ``error.type`` (``timeout``, ``connection``, ``http.5xx``, ...,
+    else the exception's class) and counts in ``rag.step.errors``; the exception passes through
+    unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
 
     >>> async def answer(question: str, session: str) -> str:
     ...     with pipeline("chat", conversation_id=session):
