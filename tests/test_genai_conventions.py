@@ -9,6 +9,7 @@ import json
 import logging
 import pkgutil
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ragotel._genai.content import policy
 from ragotel._genai.cost import ModelPrice, PriceTable, set_prices
 from ragotel._genai.protocol import ResponseFacts, read_usage
 from tests.conftest import Recorded
+from tests.http_double import HttpDouble
 from tests.recorded_openai_server import RECORDINGS, RecordedOpenAIServer
 
 CHAT = {"model": "tiny-llama", "messages": [
@@ -102,6 +104,77 @@ def test_a_provider_without_details_records_no_parts(recorded: Recorded, client:
     span = recorded.span("chat tiny-llama").attributes
     assert sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS not in span and sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS not in span
     assert set(tokens_by_type(recorded)) == {"input", "output"}
+
+
+# A server newer than the conventions: parts no convention names, in shapes of every kind, beside known ones.
+UNKNOWN_PARTS = {
+    "prompt_tokens": 41, "completion_tokens": 7, "total_tokens": 48,
+    "prompt_tokens_details": {"cached_tokens": 32, "image_tokens": 5, "cache_write_1h": {"tokens": 2}},
+    "completion_tokens_details": {"reasoning_tokens": 3, "audio_tokens": [1, 2], "accepted_prediction_tokens": "n/a"},
+    "video_tokens_details": {"frames": 9, "tokens": 12.5}, "server_tool_use": None,
+}
+
+
+def _unknown_parts_server() -> HttpDouble:
+    """A real HTTP server answering chat, whole or streamed, with :data:`UNKNOWN_PARTS` as its usage."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = json.loads((RECORDINGS / "chat_completion.json").read_bytes())
+            answer["usage"] = UNKNOWN_PARTS
+            content_type, payload = "application/json", json.dumps(answer).encode()
+            if body.get("stream"):
+                delta = {"id": answer["id"], "model": answer["model"], "choices": [
+                    {"index": 0, "delta": {"content": "Eight."}, "finish_reason": "stop"}]}
+                usage = {"id": answer["id"], "model": answer["model"], "choices": [], "usage": UNKNOWN_PARTS}
+                content_type = "text/event-stream"
+                payload = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in (delta, usage))
+                payload += b"data: [DONE]\n\n"
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return HttpDouble(Handler)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_usage_parts_no_convention_knows_never_break_recording(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture, stream: bool
+) -> None:
+    with _unknown_parts_server() as server, httpx.Client(base_url=server.url) as client:
+        ragotel.instrument_httpx(client)
+        with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": stream}) as response:
+            response.read()
+    span = recorded.span("chat tiny-llama").attributes
+    assert (span[sc.GEN_AI_USAGE_INPUT_TOKENS], span[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (41, 7)
+    assert (span[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS], span[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS]) == (32, 3)
+    assert span[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",) and sc.ERROR_TYPE not in span
+    assert tokens_by_type(recorded) == {"input": 41, "output": 7, "cache_read": 32, "reasoning": 3}
+    assert "telemetry error" not in caplog.text
+
+
+def test_a_usage_object_that_fails_to_read_loses_only_the_usage(caplog: pytest.LogCaptureFixture) -> None:
+    class Failing:
+        prompt_tokens = 41
+
+        @property
+        def prompt_tokens_details(self) -> Any:
+            raise RuntimeError("a newer SDK's lazy field")
+
+    facts = ResponseFacts.of({"id": "c-1", "model": "tiny-llama", "usage": Failing(),
+                              "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "Hi"}}]},
+                             keep_text=False)
+    assert facts is not None and facts.usage == read_usage(None)
+    assert (facts.model, facts.finish_reasons, facts.text_chars) == ("tiny-llama", ["stop"], 2)
+    assert "reading a response's usage" in caplog.text
 
 
 def test_generation_step_reads_an_sdk_object_with_the_same_reader(recorded: Recorded) -> None:

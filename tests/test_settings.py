@@ -200,6 +200,42 @@ def test_a_second_configure_with_other_arguments_says_what_was_ignored() -> None
     assert "service_name='b' (kept 'a')" in line and "detailed_metrics=True" in line
 
 
+@pytest.mark.parametrize(
+    ("opt_in", "latest", "unknown"),
+    [
+        ("http,database/dup,gen_ai_latest_experimental", True, None),
+        ("http/dup, GEN_AI_LATEST_EXPERIMENTAL,gen_ai_latest_experimantal", True, "gen_ai_latest_experimantal"),
+        ("genai_latest_experimental,messaging", False, "genai_latest_experimental"),
+    ],
+    ids=["other-categories-pass", "typo-beside-the-opt-in", "typo-alone"],
+)
+def test_semconv_opt_in_warns_once_for_an_unknown_genai_value_only(opt_in: str, latest: bool,
+                                                                  unknown: str | None) -> None:
+    """Other conventions' categories share the list and are not ragotel's to judge; a GenAI-looking value
+    ragotel does not know is left out with one WARNING, and the rest of the list still counts."""
+    proc = run_script(
+        """
+        import ragotel
+        from ragotel._core.runtime import runtime
+        ragotel.configure(service_name="a")
+        ragotel.configure(service_name="a")
+        print(runtime.genai_latest)
+        """,
+        {**QUIET, "OTEL_SEMCONV_STABILITY_OPT_IN": opt_in},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(latest)
+    lines = warnings_in(proc.stderr)
+    if unknown is None:
+        assert lines == [], proc.stderr
+    else:
+        (line,) = lines
+        said = line.split(f"OTEL_SEMCONV_STABILITY_OPT_IN={opt_in!r}", 1)[1]
+        assert f"unknown GenAI opt-in {unknown} ignored" in said
+        assert "http" not in said and "messaging" not in said  # other categories are not called unknown
+        assert f"the {'latest' if latest else 'default'} GenAI conventions are used" in line
+
+
 # --- 2. no collector is a normal development state ------------------------------------------------------
 
 

@@ -107,11 +107,30 @@ CONTENT_MODES: Final = ("no_content", "span_only", "event_only", "span_and_event
 """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` values under ``gen_ai_latest_experimental``."""
 
 
+class PartlyUsable(ValueError):
+    """A value usable without some of its parts: ``kept`` is what the setting becomes, ``reason`` names the rest."""
+
+    def __init__(self, kept: Any, reason: str, consequence: str) -> None:
+        super().__init__(reason)
+        self.kept = kept
+        self.consequence = consequence
+
+
 def _opt_in(value: object) -> bool:
-    """``OTEL_SEMCONV_STABILITY_OPT_IN`` (a comma list) asks for the latest GenAI conventions, or ``True``."""
+    """``OTEL_SEMCONV_STABILITY_OPT_IN`` (a comma list) asks for the latest GenAI conventions, or ``True``.
+
+    The list is shared with other conventions' categories (``http``, ``database``, their ``/dup`` forms, ...):
+    those are not ragotel's to judge. An entry that names GenAI but is no opt-in ragotel knows (a typo, an
+    opt-in of a later release) is ignored with a warning, since it silently keeps the default names."""
     if isinstance(value, bool):
         return value
-    return GENAI_LATEST in {part.strip().lower() for part in str(value).split(",")}
+    parts = {part.strip().lower() for part in str(value).split(",") if part.strip()}
+    latest = GENAI_LATEST in parts
+    unknown = sorted(p for p in parts - {GENAI_LATEST} if p.replace("-", "_").startswith(("gen_ai", "genai")))
+    if unknown:
+        raise PartlyUsable(latest, f"unknown GenAI opt-in {', '.join(unknown)} ignored (known: {GENAI_LATEST})",
+                           f"the {'latest' if latest else 'default'} GenAI conventions are used")
+    return latest
 
 
 def _content_mode(value: object) -> str:
@@ -218,8 +237,12 @@ class Problem:
     value: object
     reason: str
     consequence: str
+    partly: bool = False
+    """The value is used without the parts ``reason`` names."""
 
     def message(self) -> str:
+        if self.partly:
+            return f"ragotel: {self.setting}={self.value!r}: {self.reason}; {self.consequence}"
         return f"ragotel: {self.setting}={self.value!r} cannot be used ({self.reason}); {self.consequence}"
 
 
@@ -313,6 +336,10 @@ def _one(setting: Setting, arg: Any, environ: Mapping[str, str] | None, out: Res
             return value
         try:
             parsed = setting.parse(value)
+        except PartlyUsable as exc:
+            out.problems.append(Problem(str(source).rstrip("="), value, str(exc), exc.consequence, partly=True))
+            out.explicit.add(setting.arg)
+            return exc.kept
         except (TypeError, ValueError) as exc:
             out.problems.append(Problem(str(source).rstrip("="), value, str(exc) or type(exc).__name__,
                                         setting.when_invalid))

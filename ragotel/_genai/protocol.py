@@ -16,6 +16,7 @@ from typing import Any, Final, NamedTuple
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
+from ragotel._core.safe import report_internal_error
 from ragotel.semconv import Operation, StepKind
 
 
@@ -175,12 +176,23 @@ NO_USAGE: Final = Usage()
 
 def read_usage(usage: Any) -> Usage:
     """Token counts from a ``usage`` object: Chat Completions (OpenAI, vLLM), Responses, and Anthropic's
-    cache counts, which its ``input_tokens`` leaves out (they are added, so ``input`` stays inclusive)."""
+    cache counts, which its ``input_tokens`` leaves out (they are added, so ``input`` stays inclusive).
+
+    Only the fields named here are read: parts no convention knows yet (new cache or modality details, of
+    any shape) are left out, and a usage object that fails to read gives no usage, never a lost response."""
     if usage is None:
         return NO_USAGE
     if (type(usage) is dict and "prompt_tokens" in usage and "prompt_tokens_details" not in usage
             and "completion_tokens_details" not in usage):  # the plain chat shape, read fast
         return Usage(_count(usage["prompt_tokens"]), _count(usage.get("completion_tokens")))
+    try:
+        return _read_usage(usage)
+    except Exception as exc:  # e.g. an SDK object whose property raises: the rest of the response still counts
+        report_internal_error("reading a response's usage", exc)
+        return NO_USAGE
+
+
+def _read_usage(usage: Any) -> Usage:
     prompt = _count(_get(usage, "prompt_tokens"))
     output = _count(_get(usage, "completion_tokens"))
     details = _get(usage, "prompt_tokens_details")
