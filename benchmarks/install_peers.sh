@@ -1,10 +1,29 @@
 #!/usr/bin/env bash
-# Install the peers benchmarks/overhead.py --peers times, each in its own virtualenv under var/peers/
-# (their OpenTelemetry pins do not resolve together). Reads the list from pyproject.toml's bench extra.
+# Install the peers benchmarks/overhead.py --peers times.
+#
+#   benchmarks/install_peers.sh            one virtualenv, var/peers/one-sdk: ragotel and every peer on ONE
+#                                          OpenTelemetry SDK (the pins below resolve together), so the figures
+#                                          compare libraries, not SDK versions
+#   benchmarks/install_peers.sh --each     each peer in its own virtualenv under var/peers/<lib> with whatever
+#                                          SDK it resolves to (the bench extra's ranges)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${RAGOTEL_PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+if [[ "${1:-}" != "--each" ]]; then
+  # The newest releases that all accept opentelemetry-sdk 1.45.1, the SDK ragotel's own pins resolve to.
+  SET=(opentelemetry-sdk==1.45.1 opentelemetry-api==1.45.1 traceloop-sdk==0.62.4 openlit==1.45.0
+       openinference-instrumentation==0.1.72 logfire==5.4.0)
+  if [[ ! -x var/peers/one-sdk/bin/python ]]; then
+    echo "install_peers: ragotel and ${SET[*]} into var/peers/one-sdk"
+    "$PYTHON" -m venv var/peers/one-sdk </dev/null
+    var/peers/one-sdk/bin/pip install --quiet "${SET[@]}" -e . </dev/null
+  fi
+  var/peers/one-sdk/bin/python -c "import importlib.metadata as m; print('install_peers: opentelemetry-sdk', m.version('opentelemetry-sdk'))"
+  exit 0
+fi
+
 "$PYTHON" - <<'PY' | while read -r lib requirement; do
 import tomllib
 names = {"traceloop-sdk": "traceloop", "openlit": "openlit", "openinference-instrumentation": "openinference",

@@ -12,6 +12,9 @@ and a pipeline around retrieval, prompt and generation. Each is timed, sync and 
 * ``(c) same``   — the identical telemetry by hand: that span and every metric record the ragotel
   step made (same instruments, values and attributes), all read off one real ragotel call of the same
   scenario, so the baseline cannot drift from what ragotel does;
+* ``(h) careful`` — what a careful person writes by hand with no help: the span with every attribute
+  known at start passed at creation, the result's attributes in one ``set_attributes``, and one
+  histogram record with ragotel's duration attributes after the span ends;
 * ``ragotel``    — the decorated function.
 
 Variants run interleaved, round by round, so machine noise hits them alike; figures are medians.
@@ -23,7 +26,7 @@ the 3-hit retrieval in a fresh process per library per round (``benchmarks/peers
 ragotel[bench]``), each against (b) measured in its own process.
 
 Run: ``python benchmarks/overhead.py [--calls 2000] [--rounds 9] [--only retrieval-3] [--peers]``.
-Targets: every step ≤ 1.15× (c); the 3-hit retrieval ≤ 1.3× (b) and ≤ 0.75× traceloop ``@task``;
+Targets: every step ≤ 1.15× (c); the 3-hit retrieval ≤ 1.3× (b) and (h), and ≤ 0.75× traceloop ``@task``;
 a disabled step ≤ 1 µs over a plain call; RSS flat over 200 000 calls.
 """
 
@@ -265,6 +268,31 @@ class ByHand:
 
         return call
 
+    def careful(self, emitted: Emitted, body: Callable[[], Any], asynchronous: bool) -> Callable[[], Any]:
+        """(h): attributes known at start at creation, the rest in one call, the duration recorded after the end."""
+        duration = emitted.duration_record
+        record, dattrs = self.instrument(duration), duration.attributes
+        tracer, perf = self.tracer, time.perf_counter
+        name, kind, attrs, later = emitted.name, emitted.kind, emitted.attributes, emitted.later
+
+        def call() -> Any:
+            start = perf()
+            with tracer.start_as_current_span(name, kind=kind, attributes=attrs) as span:
+                result = body()
+                span.set_attributes(later)
+            record(perf() - start, dattrs)
+            return result
+
+        async def acall() -> Any:
+            start = perf()
+            with tracer.start_as_current_span(name, kind=kind, attributes=attrs) as span:
+                result = await body()
+                span.set_attributes(later)
+            record(perf() - start, dattrs)
+            return result
+
+        return acall if asynchronous else call
+
     def asynchronous(self, emitted: Emitted, level: str, body: Callable[[], Any]) -> Callable[[], Any]:
         plan, tracer, perf = self.plan(emitted, level), self.tracer, time.perf_counter
         name, kind, attrs, later = emitted.name, emitted.kind, emitted.attributes, emitted.later
@@ -317,6 +345,7 @@ def step_variants(scenario: Scenario, hand: ByHand, asynchronous: bool) -> Varia
     build = hand.asynchronous if asynchronous or scenario.streamed else hand.sync
     variants: Variants = {"plain": plain}
     variants.update({label: build(emitted, level, plain) for label, level in LEVELS.items()})
+    variants["(h) careful"] = hand.careful(emitted, plain, asynchronous or scenario.streamed)
     variants["ragotel"] = ragotel_call
     return variants
 
@@ -363,6 +392,14 @@ def pipeline_variants(hand: ByHand, asynchronous: bool) -> Variants:
             def body(children: list[Callable[[], Any]] = children) -> Any:  # type: ignore[misc]
                 return [c() for c in children]
         variants[label] = build(outer, level, body)
+    careful = [hand.careful(e, b, asynchronous) for e, b in zip(inner, plains, strict=True)]
+    if asynchronous:
+        async def careful_body() -> Any:
+            return [await c() for c in careful]
+    else:
+        def careful_body() -> Any:  # type: ignore[misc]
+            return [c() for c in careful]
+    variants["(h) careful"] = hand.careful(outer, careful_body, asynchronous)
     variants["ragotel"] = ragotel_call
     return variants
 
@@ -431,10 +468,14 @@ def rss_over(calls: int) -> tuple[int, int]:
 
 
 def peer_python(lib: str, default: str) -> str:
-    """The Python that has ``lib``: ``var/peers/<lib>/bin/python`` when there is one (peers pin OpenTelemetry
-    versions of their own, so each may live in its own virtualenv), else ``default``."""
-    own = BENCH_DIR.parent / "var" / "peers" / lib / "bin" / "python"
-    return str(own) if lib != "ragotel" and own.exists() else default
+    """The Python that has ``lib``: ``var/peers/one-sdk`` (every library on one OpenTelemetry SDK) when it
+    exists, else ``var/peers/<lib>`` (each on its own), else ``default``. ragotel itself runs where the
+    peers run, so that all of them share the SDK they are compared on."""
+    for folder in ("one-sdk", lib):
+        own = BENCH_DIR.parent / "var" / "peers" / folder / "bin" / "python"
+        if own.exists() and (folder == "one-sdk" or lib != "ragotel"):
+            return str(own)
+    return default
 
 
 def peers(rounds: int, calls: int, python: str) -> dict[str, tuple[float, float, str] | str]:
@@ -487,9 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     hand = ByHand()
     print(f"ragotel {ragotel.__version__} step overhead: {args.calls} calls x {args.rounds} rounds, median ns/call; "
           f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
-    header = f"  {'scenario':<26}{'plain':>8}{'(a)':>8}{'(b)':>8}{'(c)':>8}{'ragotel':>9}" \
-             f"{'×(a)':>7}{'×(b)':>7}{'×(c)':>7}"
-    worst_c, retrieval_b = 0.0, None
+    header = f"  {'scenario':<26}{'plain':>8}{'(a)':>8}{'(b)':>8}{'(c)':>8}{'(h)':>8}{'ragotel':>9}" \
+             f"{'×(a)':>7}{'×(b)':>7}{'×(c)':>7}{'×(h)':>7}"
+    worst_c, retrieval_b, retrieval_h = 0.0, None, None
     for asynchronous in (False, True):
         print(f"\n{'async' if asynchronous else 'sync'}\n{header}")
         rows: list[tuple[str, Variants]] = []
@@ -506,10 +547,10 @@ def main(argv: list[str] | None = None) -> int:
             ratio_c = ours / ns["(c) same"]
             worst_c = max(worst_c, ratio_c)
             if name == "retrieval-3" and not asynchronous:
-                retrieval_b = ours / ns["(b) +hist"]
+                retrieval_b, retrieval_h = ours / ns["(b) +hist"], ours / ns["(h) careful"]
             print(f"  {name:<26}{ns['plain']:>8.0f}{ns['(a) span']:>8.0f}{ns['(b) +hist']:>8.0f}"
-                  f"{ns['(c) same']:>8.0f}{ours:>9.0f}{ours / ns['(a) span']:>6.2f}×"
-                  f"{ours / ns['(b) +hist']:>6.2f}×{ratio_c:>6.2f}×")
+                  f"{ns['(c) same']:>8.0f}{ns['(h) careful']:>8.0f}{ours:>9.0f}{ours / ns['(a) span']:>6.2f}×"
+                  f"{ours / ns['(b) +hist']:>6.2f}×{ratio_c:>6.2f}×{ours / ns['(h) careful']:>6.2f}×")
 
     if chosen("disabled"):
         runtime.disabled = True
@@ -530,8 +571,8 @@ def main(argv: list[str] | None = None) -> int:
               f"after all ({late - early:+d} KiB)")
 
     print(f"\nworst ragotel / (c): {worst_c:.2f}× (target ≤ 1.15×)")
-    if retrieval_b is not None:
-        print(f"3-hit retrieval ragotel / (b): {retrieval_b:.2f}× (target ≤ 1.30×)")
+    if retrieval_b is not None and retrieval_h is not None:
+        print(f"3-hit retrieval ragotel / (b): {retrieval_b:.2f}×, / (h): {retrieval_h:.2f}× (target ≤ 1.30×)")
     if args.peers:
         found = peers(args.peer_rounds, args.calls * 5, args.peers_python)
         print(f"\npeers, 3-hit retrieval, fresh process per library per round ({args.peer_rounds} rounds), "

@@ -21,6 +21,7 @@ name (for a GenAI span), parent and end to its owner.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from time import perf_counter
 from typing import Any, Final
 
@@ -39,7 +40,9 @@ from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits, messages
 from ragotel._genai import protocol as proto
 from ragotel._genai.content import policy as content_policy
-from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes
+from ragotel._genai.recorder import (MetricAttributes, Recorder, enclosing, openinference_attributes,
+                                     openinference_text)
+from ragotel.instrumentation._base import Instrumentor
 from ragotel.semconv import Operation, StepKind
 
 _log = logging.getLogger("ragotel")
@@ -93,40 +96,32 @@ def _genai_span_to_adopt(operation: Operation | None) -> Span | None:
     return span if attributes.get(sc.GEN_AI_OPERATION_NAME) == operation.value else None
 
 
+@dataclass(frozen=True, slots=True)
 class CallSettings:
-    """How an instrumented client records its calls (the arguments of ``instrument_*``)."""
+    """How an instrumented client records its calls: the keyword arguments of ``instrument_httpx`` /
+    ``instrument_requests`` and of their instrumentors' ``instrument()``."""
+
+    provider: str | None = None
+    """``gen_ai.provider.name``; by default ``openai`` for api.openai.com, else ``vllm``."""
+    include_usage: bool = True
+    """Ask streamed requests for usage when the caller did not (hidden from it)."""
+    capture_content: bool | None = None
+    """Record prompts and completions (default: the process content policy)."""
+    tracer_provider: Any = None
+    meter_provider: Any = None
 
 
-    __slots__ = ("capture_content", "include_usage", "meter_provider", "provider", "tracer_provider")
-
-    def __init__(self, provider: str | None, include_usage: bool, capture_content: bool | None,
-                 tracer_provider: Any = None, meter_provider: Any = None) -> None:
-        self.provider = provider
-        self.include_usage = include_usage
-        self.capture_content = capture_content
-        self.tracer_provider = tracer_provider
-        self.meter_provider = meter_provider
-
-    def described(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in sorted(self.__slots__)}
-
-    def differences(self, other: CallSettings) -> str:
-        """``name=kept (ignored: other)`` for each setting that differs; empty when they agree."""
-        mine, theirs = self.described(), other.described()
-        return ", ".join(f"{k}={mine[k]!r} (ignored: {theirs[k]!r})" for k in mine if mine[k] != theirs[k])
+def call_settings(**kwargs: Any) -> CallSettings:
+    """The settings among ``kwargs`` (others, such as ``skip_dep_check``, belong to ``BaseInstrumentor``)."""
+    return CallSettings(**{name: kwargs[name] for name in CallSettings.__dataclass_fields__ if name in kwargs})
 
 
-def call_settings(
-    provider: str | None = None, include_usage: bool = True, capture_content: bool | None = None,
-    tracer_provider: Any = None, meter_provider: Any = None, **ignored: Any,
-) -> CallSettings:
-    return CallSettings(provider, include_usage, capture_content, tracer_provider, meter_provider)
+class HttpClientInstrumentor(Instrumentor):
+    """An instrumentor of an HTTP client: compares second instrumentations by their resolved settings."""
 
-
-def warn_if_different(what: str, kept: CallSettings, asked: CallSettings) -> None:
-    differences = kept.differences(asked)
-    if differences:
-        _log.warning("%s: already instrumented; the first instrumentation is kept: %s", what, differences)
+    @staticmethod
+    def settings_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+        return asdict(call_settings(**kwargs))
 
 
 class HttpCall(Recorder):
@@ -275,6 +270,8 @@ class HttpCall(Recorder):
             return
         if self._on_spans():
             self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, messages.dumps(found))
+            if runtime.openinference:
+                self.span.set_attributes(openinference_text(sc.OI_INPUT_VALUE, found, "user"))
         if content_policy.events:
             self.inputs = found
 

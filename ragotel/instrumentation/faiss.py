@@ -29,9 +29,8 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 
@@ -43,7 +42,7 @@ from ragotel._genai import hits
 from ragotel._genai.recorder import enclosing
 from ragotel._steps.spec import Spec
 from ragotel._steps.step import Step
-from ragotel.instrumentation._patch import Patches
+from ragotel.instrumentation._base import Instrumentor
 from ragotel.semconv import StepKind
 
 __all__ = ["FaissInstrumentor", "instrument_faiss", "uninstrument_faiss"]
@@ -56,14 +55,14 @@ _WRITES: Final = {sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE}
 _DISTRIBUTIONS: Final = ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cu11", "faiss")
 
 
-class FaissInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class FaissInstrumentor(Instrumentor):
     """FAISS searches as retrieval steps, as an OpenTelemetry instrumentor (``ragotel_faiss``).
 
     Patches ``search``, ``range_search``, ``add`` and ``add_with_ids`` of every index class the ``faiss``
     module defines; ``uninstrument()`` puts them back.
     """
 
-    _patches: ClassVar = Patches()
+    label = "instrument_faiss()"
 
     def instrumentation_dependencies(self) -> Collection[str]:
         for name in _DISTRIBUTIONS:
@@ -83,22 +82,15 @@ class FaissInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._patches.apply(cls, "add", _writing)
             self._patches.apply(cls, "add_with_ids", _writing)
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        self._patches.restore()
-
 
 def instrument_faiss() -> None:
     """Instrument every FAISS index (see :mod:`ragotel.instrumentation.faiss`); a second call does nothing."""
-    instrumentor = FaissInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
+    FaissInstrumentor.turn_on()
 
 
 def uninstrument_faiss() -> None:
     """Undo :func:`instrument_faiss`."""
-    instrumentor = FaissInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    FaissInstrumentor.turn_off()
 
 
 def _index_classes(faiss: Any) -> list[type]:

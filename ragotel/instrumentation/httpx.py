@@ -48,19 +48,19 @@ import functools
 import importlib
 import importlib.util
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from dataclasses import asdict
 from types import ModuleType
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_http_instrumentation
 
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel.instrumentation._http import CallSettings, HttpCall, call_settings, warn_if_different
+from ragotel.instrumentation._base import warn_if_different
+from ragotel.instrumentation._http import CallSettings, HttpCall, HttpClientInstrumentor, call_settings
 
 __all__ = [
     "CLIENT_MODULES",
@@ -75,7 +75,7 @@ _log = logging.getLogger("ragotel")
 _MARK: Final = "ragotel.genai"  # request extension: this request already has its GenAI span
 
 
-class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class HttpxInstrumentor(HttpClientInstrumentor):
     """GenAI spans for httpx / httpx2 clients, as an OpenTelemetry instrumentor.
 
     ``HttpxInstrumentor().instrument()`` patches every client class of every installed httpx module
@@ -94,10 +94,7 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     arguments give a WARNING naming what was kept and what was ignored.
     """
 
-    # Global patches are process-wide; BaseInstrumentor makes this class a singleton.
-    _lock: ClassVar = threading.Lock()
-    _patched: ClassVar[dict[tuple[str, str], Callable[..., Any]]] = {}
-    _global_settings: ClassVar[CallSettings | None] = None
+    label = "instrument_httpx()"
 
     def instrumentation_dependencies(self) -> Collection[str]:
         for name, requirement in (("httpx", "httpx >= 0.27"), ("httpx2", "httpx2")):
@@ -105,35 +102,12 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 return (requirement,)
         return ("httpx >= 0.27",)
 
-    def instrument(self, **kwargs: Any) -> None:
-        if self.is_instrumented_by_opentelemetry:
-            kept = type(self)._global_settings
-            if kept is not None:
-                warn_if_different("instrument_httpx()", kept, call_settings(**kwargs))
-            return None
-        return super().instrument(**kwargs)  # type: ignore[no-any-return]
-
     def _instrument(self, **kwargs: Any) -> None:
         settings = call_settings(**kwargs)
-        modules = _client_modules()
-        with self._lock:
-            type(self)._global_settings = settings
-            for module in modules:
-                for cls_name, wrapper in (("Client", _sync_send), ("AsyncClient", _async_send)):
-                    key = (module.__name__, cls_name)
-                    if key in self._patched:
-                        continue
-                    cls = getattr(module, cls_name)
-                    original = cls.send
-                    self._patched[key] = original
-                    cls.send = _unbound(wrapper, original, settings)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        with self._lock:
-            for (module_name, cls_name), original in list(self._patched.items()):
-                getattr(importlib.import_module(module_name), cls_name).send = original
-                del self._patched[(module_name, cls_name)]
-            type(self)._global_settings = None
+        for module in _client_modules():
+            for cls_name, wrapper in (("Client", _sync_send), ("AsyncClient", _async_send)):
+                self._patches.apply(getattr(module, cls_name), "send",
+                                    functools.partial(_unbound, wrapper, settings=settings))
 
     @staticmethod
     def instrument_client(client: Any, **kwargs: Any) -> None:
@@ -141,7 +115,7 @@ class HttpxInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         settings = call_settings(**kwargs)
         kept = getattr(client, "_ragotel_settings", None)
         if getattr(client, "_ragotel_send", None) is not None and isinstance(kept, CallSettings):
-            warn_if_different("instrument_httpx(client)", kept, settings)
+            warn_if_different("instrument_httpx(client)", asdict(kept), asdict(settings))
             return
         original = client.send
         wrapper = _async_send if _is_async(client) else _sync_send
@@ -173,7 +147,7 @@ def instrument_httpx(
     if client is not None:
         HttpxInstrumentor.instrument_client(client, **kwargs)
     else:
-        HttpxInstrumentor().instrument(**kwargs)
+        HttpxInstrumentor.turn_on(**kwargs)
 
 
 def uninstrument_httpx(client: Any = None) -> None:
@@ -181,9 +155,7 @@ def uninstrument_httpx(client: Any = None) -> None:
     if client is not None:
         HttpxInstrumentor.uninstrument_client(client)
     else:
-        instrumentor = HttpxInstrumentor()
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
+        HttpxInstrumentor.turn_off()
 
 
 def _client_modules() -> list[ModuleType]:
@@ -202,7 +174,7 @@ def _is_async(client: Any) -> bool:
     return any(cls.__name__ == "AsyncClient" for cls in type(client).__mro__)
 
 
-def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], settings: CallSettings) -> Any:
+def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], *, settings: CallSettings) -> Any:
     """A function to install as ``Client.send``: binds ``self`` into the original method."""
     if wrapper is _async_send:
 

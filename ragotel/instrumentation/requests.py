@@ -23,52 +23,36 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterator
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_http_instrumentation
 
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel.instrumentation._http import CallSettings, HttpCall, call_settings, warn_if_different
-from ragotel.instrumentation._patch import Patches
+from ragotel.instrumentation._http import CallSettings, HttpCall, HttpClientInstrumentor, call_settings
 
 __all__ = ["RequestsInstrumentor", "instrument_requests", "uninstrument_requests"]
 
 
-class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class RequestsInstrumentor(HttpClientInstrumentor):
     """GenAI spans for ``requests``, as an OpenTelemetry instrumentor (``ragotel_requests``).
 
     Keyword arguments as :class:`~ragotel.instrumentation.httpx.HttpxInstrumentor`'s: ``provider``,
     ``include_usage``, ``capture_content``, ``tracer_provider``, ``meter_provider``.
     """
 
-    _patches: ClassVar = Patches()
-    _settings: ClassVar[CallSettings | None] = None
+    label = "instrument_requests()"
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("requests >= 2.28",)
 
-    def instrument(self, **kwargs: Any) -> None:
-        if self.is_instrumented_by_opentelemetry:
-            kept = type(self)._settings
-            if kept is not None:
-                warn_if_different("instrument_requests()", kept, call_settings(**kwargs))
-            return None
-        return super().instrument(**kwargs)  # type: ignore[no-any-return]
-
     def _instrument(self, **kwargs: Any) -> None:
         from requests.adapters import HTTPAdapter
 
-        settings = type(self)._settings = call_settings(**kwargs)
-        self._patches.apply(HTTPAdapter, "send", functools.partial(_sending, settings=settings))
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        self._patches.restore()
-        type(self)._settings = None
+        self._patches.apply(HTTPAdapter, "send", functools.partial(_sending, settings=call_settings(**kwargs)))
 
 
 def instrument_requests(
@@ -76,15 +60,13 @@ def instrument_requests(
     tracer_provider: Any = None, meter_provider: Any = None,
 ) -> None:
     """Instrument every ``requests`` call (see this module); a second call keeps the first."""
-    RequestsInstrumentor().instrument(provider=provider, include_usage=include_usage, capture_content=capture_content,
-                                      tracer_provider=tracer_provider, meter_provider=meter_provider)
+    RequestsInstrumentor.turn_on(provider=provider, include_usage=include_usage, capture_content=capture_content,
+                                 tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
 def uninstrument_requests() -> None:
     """Undo :func:`instrument_requests`."""
-    instrumentor = RequestsInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    RequestsInstrumentor.turn_off()
 
 
 def _sending(original: Any, *, settings: CallSettings) -> Any:

@@ -21,9 +21,8 @@ from collections.abc import Collection, Sequence
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import PurePath
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 
@@ -34,7 +33,7 @@ from ragotel._genai import hits
 from ragotel._genai.recorder import enclosing
 from ragotel._steps.spec import Spec
 from ragotel._steps.step import Step, StepFacts
-from ragotel.instrumentation._patch import Patches
+from ragotel.instrumentation._base import Instrumentor
 from ragotel.semconv import StepKind
 
 __all__ = ["SentenceTransformersInstrumentor", "instrument_sentence_transformers",
@@ -47,11 +46,11 @@ _encoding: ContextVar[bool] = ContextVar("ragotel_encoding", default=False)
 _GENERIC_DIRS: Final = frozenset({"model", "models", "snapshot", "snapshots", "main"})
 
 
-class SentenceTransformersInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class SentenceTransformersInstrumentor(Instrumentor):
     """sentence-transformers encoders as embedding steps, as an OpenTelemetry instrumentor
     (``ragotel_sentence_transformers``); ``uninstrument()`` puts the methods back."""
 
-    _patches: ClassVar = Patches()
+    label = "instrument_sentence_transformers()"
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("sentence-transformers >= 3",)
@@ -62,22 +61,15 @@ class SentenceTransformersInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for name, input_type in _METHODS.items():
             self._patches.apply(SentenceTransformer, name, functools.partial(_encoding_step, input_type=input_type))
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        self._patches.restore()
-
 
 def instrument_sentence_transformers() -> None:
     """Instrument every ``SentenceTransformer`` (see this module); a second call does nothing."""
-    instrumentor = SentenceTransformersInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
+    SentenceTransformersInstrumentor.turn_on()
 
 
 def uninstrument_sentence_transformers() -> None:
     """Undo :func:`instrument_sentence_transformers`."""
-    instrumentor = SentenceTransformersInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
+    SentenceTransformersInstrumentor.turn_off()
 
 
 def _encoding_step(original: Any, *, input_type: str | None) -> Any:

@@ -1,0 +1,101 @@
+"""What every ragotel instrumentor shares: methods replaced on classes and put back (:class:`Patches`), and
+an OpenTelemetry ``BaseInstrumentor`` that keeps the settings it was turned on with (:class:`Instrumentor`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+_log = logging.getLogger("ragotel")
+
+
+class Patches:
+    """The originals of the methods an instrumentor replaced, so that ``restore`` undoes exactly that.
+
+    ::
+
+        patches = Patches()
+        patches.apply(faiss.IndexFlatL2, "search", lambda original: wrapped_search)
+        patches.restore()
+    """
+
+    __slots__ = ("_lock", "_originals")
+
+    def __init__(self) -> None:
+        self._originals: dict[tuple[type, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, cls: type, name: str, wrap: Callable[[Any], Any]) -> bool:
+        """Replace ``cls.name`` (defined on ``cls`` itself) with ``wrap(original)``; False if it is not
+        there or already replaced."""
+        with self._lock:
+            original = cls.__dict__.get(name)
+            if original is None or (cls, name) in self._originals:
+                return False
+            self._originals[cls, name] = original
+            setattr(cls, name, wrap(original))
+            return True
+
+    def restore(self) -> None:
+        with self._lock:
+            for (cls, name), original in self._originals.items():
+                setattr(cls, name, original)
+            self._originals.clear()
+
+
+class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """A ``BaseInstrumentor`` (a process-wide singleton, as OpenTelemetry's are) whose patches live in its
+    :class:`Patches`. Instrumenting again keeps the first instrumentation, with a WARNING naming what was
+    kept when the arguments differ; :meth:`turn_on` / :meth:`turn_off` are what ``instrument_*()`` and
+    ``uninstrument_*()`` call."""
+
+    _patches: ClassVar[Patches]
+    _kept: ClassVar[dict[str, Any] | None] = None
+    """The keyword arguments of the instrumentation in place."""
+    label: ClassVar[str] = "instrument()"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._patches = Patches()
+        cls._kept = None
+
+    @staticmethod
+    def settings_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The settings ``kwargs`` ask for, as compared between two instrumentations."""
+        return {k: v for k, v in kwargs.items() if k != "skip_dep_check"}
+
+    def instrument(self, **kwargs: Any) -> None:
+        if self.is_instrumented_by_opentelemetry:
+            kept = type(self)._kept
+            if kept is not None:
+                warn_if_different(self.label, kept, self.settings_of(kwargs))
+            return None
+        type(self)._kept = self.settings_of(kwargs)
+        return super().instrument(**kwargs)  # type: ignore[no-any-return]
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self._patches.restore()
+        type(self)._kept = None
+
+    @classmethod
+    def turn_on(cls, **kwargs: Any) -> None:
+        cls().instrument(**kwargs)
+
+    @classmethod
+    def turn_off(cls) -> None:
+        instrumentor = cls()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+
+
+def warn_if_different(what: str, kept: dict[str, Any], asked: dict[str, Any]) -> None:
+    """One WARNING when a second instrumentation asks for other settings than the one kept."""
+    names = sorted(set(kept) | set(asked))
+    differences = ", ".join(f"{k}={kept.get(k)!r} (ignored: {asked.get(k)!r})" for k in names
+                            if kept.get(k) != asked.get(k))
+    if differences:
+        _log.warning("%s: already instrumented; the first instrumentation is kept: %s", what, differences)
