@@ -139,3 +139,20 @@ def test_entry_points_can_be_turned_off_by_name(tmp_path: Path, receiver: OtlpRe
     assert "chat tiny-llama" not in names
     # FastAPI's own telemetry is left as it comes: per-dependency spans and /health traced
     assert {"POST /ask", "fastapi.endpoint", "GET /health"} <= names
+
+
+@pytest.mark.parametrize(("disabled", "http_spans"), [("openai", True), ("httpx,openai", False)],
+                         ids=["with-opentelemetry-httpx", "opentelemetry-httpx-disabled"])
+def test_every_request_has_one_client_span(tmp_path: Path, receiver: OtlpReceiver, disabled: str,
+                                           http_spans: bool) -> None:
+    """opentelemetry-instrumentation-httpx (installed with ragotel[httpx]) spans the app's plain requests; the
+    model call stays one GenAI span either way, and turning it off by name is honoured."""
+    with RecordedOpenAIServer() as llm:
+        proc, spans, _ = run_instrumented(tmp_path, receiver, llm, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled)
+    assert proc.returncode == 0, proc.stderr
+    clients = [s for s in spans if s["kind"] in ("CLIENT", 3, "SPAN_KIND_CLIENT")]
+    names = sorted(s["name"] for s in clients)
+    # the app's own requests: POST /ask, GET /health, GET /metrics
+    assert names == (["GET", "GET", "POST", "chat tiny-llama"] if http_spans else ["chat tiny-llama"])
+    (chat,) = [s for s in clients if s["name"] == "chat tiny-llama"]
+    assert not [s for s in spans if s.get("parent_span_id") == chat["span_id"]]  # no HTTP span under it
