@@ -251,6 +251,13 @@ OI_INPUT_VALUE: Final = "input.value"
 """Content: with capture on only."""
 OI_OUTPUT_VALUE: Final = "output.value"
 """Content: with capture on only."""
+OI_INPUT_MIME_TYPE: Final = "input.mime_type"
+OI_OUTPUT_MIME_TYPE: Final = "output.mime_type"
+OI_MIME_TYPES: Final = {OI_INPUT_VALUE: OI_INPUT_MIME_TYPE, OI_OUTPUT_VALUE: OI_OUTPUT_MIME_TYPE}
+"""The mime-type key of each value: ``text/plain`` or ``application/json``, how a viewer renders the value (Phoenix
+otherwise takes the type of one it derives from ``gen_ai.*``, and shows a text as broken JSON)."""
+OI_TEXT: Final = "text/plain"
+OI_JSON: Final = "application/json"
 OI_RETRIEVAL_DOCUMENTS: Final = "retrieval.documents"
 """Prefix of the flattened documents: ``retrieval.documents.{i}.document.id`` / ``.score`` / ``.content``."""
 OI_RERANKER_OUTPUT_DOCUMENTS: Final = "reranker.output_documents"

@@ -63,3 +63,6 @@ if [[ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSIO
   "$CHECKOV_VENV/bin/python" -m pip install --quiet "checkov==$CHECKOV_VERSION" 2>&1 | grep -v "is ignored: it is neither" || true
   "$CHECKOV_VENV/bin/checkov" --version >/dev/null   # fails loudly if the install did not work
 fi
+
+# Phoenix, the OpenInference viewer tests/stack/test_phoenix.py exports to (PyPI, pinned, its own virtualenv).
+scripts/install_phoenix.sh

@@ -4,12 +4,15 @@ capture on either way."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+import ragotel
 from ragotel import semconv as sc
 from ragotel._core.runtime import runtime
 from ragotel._genai.content import policy
 from tests.conftest import Recorded
+from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.test_step_attributes import SECRET_DOC, SECRET_QUERY, chat
 
 KINDS = {"invoke_workflow chat": "CHAIN", "retrieval faiss": "RETRIEVER", "embeddings all-MiniLM-L6-v2": "EMBEDDING",
@@ -50,3 +53,25 @@ def test_content_keys_follow_the_capture_policy(recorded: Recorded, monkeypatch:
     assert spans["retrieval faiss"][sc.OI_INPUT_VALUE] == SECRET_QUERY
     assert spans["retrieval faiss"]["retrieval.documents.0.document.content"] == SECRET_DOC
     assert spans["chat tiny-llama"][sc.OI_OUTPUT_VALUE] == "It is 4417."
+    assert spans["chat tiny-llama"][sc.OI_OUTPUT_MIME_TYPE] == "text/plain"
+
+
+@pytest.mark.parametrize("capture", [True, False], ids=["capture-on", "capture-off"])
+def test_a_model_call_over_http_has_its_question_and_answer_as_text(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch, capture: bool
+) -> None:
+    """Phoenix lists input.value / output.value; without them it shows JSON it builds from the response id."""
+    monkeypatch.setattr(runtime, "openinference", True)
+    policy.enabled = capture
+    body = {"model": "tiny-llama", "max_tokens": 16, "messages": [
+        {"role": "system", "content": "Answer briefly."}, {"role": "user", "content": SECRET_QUERY}]}
+    with RecordedOpenAIServer() as server, httpx.Client(base_url=server.base_url) as client:
+        ragotel.instrument_httpx(client)
+        client.post("/chat/completions", json=body)
+    span = dict(recorded.span("chat tiny-llama").attributes or {})
+    assert span[sc.OI_SPAN_KIND] == "LLM"
+    if capture:
+        assert (span[sc.OI_INPUT_VALUE], span[sc.OI_INPUT_MIME_TYPE]) == (SECRET_QUERY, "text/plain")
+        assert (span[sc.OI_OUTPUT_VALUE], span[sc.OI_OUTPUT_MIME_TYPE]) == ("The clinic opens at eight.", "text/plain")
+    else:
+        assert not [k for k in span if k.startswith(("input.", "output."))]

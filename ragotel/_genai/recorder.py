@@ -54,6 +54,17 @@ def openinference_attributes(kind: StepKind, model: Any) -> dict[str, AttributeV
     return attrs
 
 
+def openinference_text(key: str, found: list[messages.Message], role: str | None = None) -> dict[str, AttributeValue]:
+    """``input.value`` / ``output.value`` of a model call (``RAGOTEL_OPENINFERENCE``, content on spans): the
+    text of the last message of ``role`` (of any role: the first message), already cut and redacted. Viewers
+    list these as the call's input and output; without ``output.value`` Phoenix shows one it builds from the
+    response id and model."""
+    chosen = [m for m in found if m.get("role") == role][-1:] if role is not None else found[:1]
+    texts = [p["content"] for m in chosen for p in m.get("parts", ())
+             if p.get("type") == "text" and isinstance(p.get("content"), str)]
+    return {key: "".join(texts), sc.OI_MIME_TYPES[key]: sc.OI_TEXT} if texts else {}
+
+
 class Recorder:
     """The recording every GenAI operation shares. Subclasses time themselves and pick their duration metric.
 
@@ -176,6 +187,8 @@ class Recorder:
         found = messages.output_messages(facts, content_policy.clean, with_finish_reason=not runtime.genai_latest)
         if found is not None and on_span:
             out[sc.GEN_AI_OUTPUT_MESSAGES] = messages.dumps(found)
+            if runtime.openinference:
+                out.update(openinference_text(sc.OI_OUTPUT_VALUE, found))
         return found
 
     def emit_details(self, out: dict[str, AttributeValue], inputs: list[messages.Message] | None,

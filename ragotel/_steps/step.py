@@ -273,6 +273,8 @@ class Step(Recorder):
             text = content_policy.text(value if isinstance(value, str) else _to_json(value), enabled=True)
             if text is not None:
                 out[key] = text
+                if key in sc.OI_MIME_TYPES:
+                    out[sc.OI_MIME_TYPES[key]] = sc.OI_TEXT if isinstance(value, str) else sc.OI_JSON
 
     def _set_dimensions(self, out: dict[str, AttributeValue], *, model: Any, data_source: Any) -> None:
         """Model and data source also label the step's metrics."""

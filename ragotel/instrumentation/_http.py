@@ -40,8 +40,7 @@ from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits, messages
 from ragotel._genai import protocol as proto
 from ragotel._genai.content import policy as content_policy
-from ragotel._genai.recorder import (MetricAttributes, Recorder, enclosing, openinference_attributes,
-                                     openinference_text)
+from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes, openinference_text
 from ragotel.instrumentation._base import Instrumentor
 from ragotel.semconv import Operation, StepKind
 
