@@ -18,7 +18,7 @@ if [[ "${1:-}" != "--each" ]]; then
   if [[ ! -x var/peers/one-sdk/bin/python ]]; then
     echo "install_peers: ragotel and ${SET[*]} into var/peers/one-sdk"
     "$PYTHON" -m venv var/peers/one-sdk </dev/null
-    var/peers/one-sdk/bin/pip install --quiet "${SET[@]}" -e . </dev/null
+    var/peers/one-sdk/bin/pip install --quiet "${SET[@]}" -e . </dev/null 2>&1 | grep -v "is ignored: it is neither" || true
   fi
   var/peers/one-sdk/bin/python -c "import importlib.metadata as m; print('install_peers: opentelemetry-sdk', m.version('opentelemetry-sdk'))"
   exit 0

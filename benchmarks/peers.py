@@ -71,8 +71,11 @@ def decorated(lib: str) -> Callable[[], Any]:
         import openlit
 
         install_providers()
-        openlit.init(application_name="bench", disable_batch=False, collect_gpu_stats=False,
-                     tracer=trace.get_tracer("openlit"), meter=metrics.get_meter("openlit"))
+        try:  # up to 1.3x: the tracer and meter are handed over
+            openlit.init(application_name="bench", disable_batch=False, collect_gpu_stats=False,
+                         tracer=trace.get_tracer("openlit"), meter=metrics.get_meter("openlit"))
+        except TypeError:  # later releases take the global providers installed above
+            openlit.init(application_name="bench", disable_batch=False, collect_gpu_stats=False)
         return openlit.trace(search)  # type: ignore[no-any-return]
     if lib == "openinference":
         from openinference.instrumentation import OITracer, TraceConfig

@@ -163,13 +163,16 @@ class Step(Recorder):
         self._start = 0.0
 
     @classmethod
-    def _open(cls, spec: Spec) -> Step:
-        """Start the span and the clock (wrappers and the context manager)."""
+    def _open(cls, spec: Spec, known: Mapping[str, AttributeValue] | None = None) -> Step:
+        """Start the span and the clock (wrappers, the context manager and instrumentations, which pass what
+        they ``known`` of the call so that the span starts with it)."""
         current = otel_context.get_current()
         parent = current.get(ENCLOSING)
         conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Recorder) else None)
         try:
             attributes = spec.oi_span_attributes if runtime.openinference else spec.span_attributes
+            if known:
+                attributes = {**attributes, **known}
             if conversation is not None:
                 attributes = {**attributes, sc.GEN_AI_CONVERSATION_ID: conversation}
             span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import math
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
@@ -154,9 +155,7 @@ def _begin(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
                 if parent.data_source == DATA_SOURCE:
                     return None, parent
                 spec = _SUB_SPEC
-        step = Step._open(spec)
-        step.span.set_attributes(_search_attributes(index, x, args, kwargs))
-        return step, None
+        return Step._open(spec, _search_attributes(index, x, args, kwargs)), None
     except Exception as exc:
         report_internal_error("starting a FAISS span", exc)
         return None, None
@@ -189,27 +188,55 @@ def _search_attributes(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[s
         if isinstance(value, int):
             attrs[key] = value
     params = kwargs.get("params")
-    nprobe = getattr(params, "nprobe", None) or getattr(index, "nprobe", None)
+    ivf, hnsw = _kinds(type(index))
+    nprobe = getattr(params, "nprobe", None) or (index.nprobe if ivf else None)
     if isinstance(nprobe, int):
         attrs[sc.RAG_FAISS_NPROBE] = nprobe
-    hnsw = getattr(index, "hnsw", None)
-    ef_search = getattr(params, "efSearch", None) or getattr(hnsw, "efSearch", None)
+    ef_search = getattr(params, "efSearch", None) or (index.hnsw.efSearch if hnsw else None)
     if isinstance(ef_search, int):
         attrs[sc.RAG_FAISS_EF_SEARCH] = ef_search
     return attrs
 
 
+_KINDS: dict[type, tuple[bool, bool]] = {}
+
+
+def _kinds(cls: type) -> tuple[bool, bool]:
+    """Whether indexes of ``cls`` have ``nprobe`` (IVF) and ``hnsw`` (HNSW): asked once per class, since a
+    failed attribute lookup on a SWIG object costs more than the search's other bookkeeping."""
+    found = _KINDS.get(cls)
+    if found is None:
+        found = _KINDS[cls] = (hasattr(cls, "nprobe"), hasattr(cls, "hnsw"))
+    return found
+
+
+# Results up to this size are read as Python lists: for the usual k, faster than numpy's per-call overhead.
+_SMALL: Final = 256
+
+
 def _search_facts(result: Any) -> tuple[int, hits.Scores | None]:
     """``(distances, ids)`` of ``search``: -1 ids are slots no vector filled."""
     distances, ids = result
-    found = ids != -1
-    return int(found.sum()), _stats(distances[found])
+    if ids.size <= _SMALL:
+        found = [d for d, i in zip(distances.ravel().tolist(), ids.ravel().tolist(), strict=True) if i != -1]
+        return len(found), _small_stats(found)
+    mask = ids != -1
+    return int(mask.sum()), _stats(distances[mask])
 
 
 def _range_search_facts(result: Any) -> tuple[int, hits.Scores | None]:
     """``(lims, distances, ids)`` of ``range_search``."""
     _, distances, ids = result
+    if len(ids) <= _SMALL:
+        return len(ids), _small_stats(distances.tolist())
     return len(ids), _stats(distances)
+
+
+def _small_stats(values: list[float]) -> hits.Scores | None:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    return hits.Scores(top=max(finite), low=min(finite), mean=sum(finite) / len(finite), scored=len(finite))
 
 
 def _stats(values: Any) -> hits.Scores | None:
