@@ -58,6 +58,9 @@ class ZeroCode:
                 "OTEL_LOGS_EXPORTER": "none",
                 "OTEL_BSP_SCHEDULE_DELAY": "200",
                 "HF_HUB_OFFLINE": "1",
+                # The openai SDK instrumentations the test extra installs (both named "openai") would each add a
+                # span around the call: tests/test_official_instrumentations.py checks ragotel beside them.
+                "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
                 **self.env,
             }
             service_env = {name: {"OTEL_SERVICE_NAME": service,
