@@ -34,6 +34,7 @@ from opentelemetry.semconv.attributes import service_attributes as _service
 from opentelemetry.semconv.attributes import url_attributes as _url
 from opentelemetry.semconv.attributes import user_agent_attributes as _user_agent
 from opentelemetry.semconv.metrics import http_metrics as _http_metrics
+from opentelemetry.semconv.schemas import Schemas as _Schemas
 
 
 class StepKind(StrEnum):
@@ -354,6 +355,55 @@ RAG_EVALUATION_SCORE: Final = "rag.evaluation.score"
 RAG_EVALUATIONS: Final = "rag.evaluations"
 """Counter, {evaluation}: evaluations recorded, scored or not, by name and label (the share of a label)."""
 
+# --- Latest GenAI conventions (``gen_ai_latest_experimental``) ----------------------------------------
+# The release v0.1.0 of open-telemetry/semantic-conventions-genai, not yet in the semconv package: the
+# inference metrics are renamed, token usage is counted by counters (one per token type, by modality) instead
+# of the gen_ai.client.token.usage histogram, and embeddings keep gen_ai.client.operation.duration.
+GEN_AI_CLIENT_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
+"""Histogram, s: a chat or text-completion call (latest conventions; the default records
+:data:`GEN_AI_CLIENT_OPERATION_DURATION`, which the latest keep for embeddings and other operations)."""
+GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
+"""Histogram, s: :data:`GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK` as the latest conventions name it."""
+GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.inference.time_per_output_chunk"
+"""Histogram, s: :data:`GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK` as the latest conventions name it."""
+GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
+"""Counter, {token}: input tokens, cached ones included (latest conventions)."""
+GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+"""Counter, {token}: output tokens, reasoning ones included (latest conventions)."""
+GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_read.input_tokens"
+"""Counter, {token}: input tokens served from the prompt cache, a part of the input (latest conventions)."""
+GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.cache_write.input_tokens"
+"""Counter, {token}: input tokens written to the prompt cache, a part of the input (latest conventions)."""
+GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.reasoning.output_tokens"
+"""Counter, {token}: output tokens spent reasoning, a part of the output (latest conventions)."""
+GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference.operation.input_tokens"
+"""Histogram, {token}: input tokens of each call (latest conventions; the per-call distribution the default's
+``gen_ai.client.token.usage`` gave)."""
+GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
+"""Histogram, {token}: output tokens of each call (latest conventions)."""
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+"""Metric attribute of the latest usage counters. An OpenAI-compatible server reports totals without a
+split by modality, so ragotel records ``unknown``."""
+TOKEN_MODALITY_UNKNOWN: Final = "unknown"
+INFERENCE_USAGE_COUNTERS: Final = {
+    TokenType.INPUT.value: GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS,
+    TokenType.OUTPUT.value: GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS,
+    TokenType.CACHE_READ.value: GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
+    TokenType.CACHE_WRITE.value: GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    TokenType.REASONING.value: GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
+}
+"""The latest conventions' counter for each ``gen_ai.token.type`` ragotel records in the default mode."""
+INFERENCE_OPERATIONS: Final = frozenset({Operation.CHAT.value, Operation.TEXT_COMPLETION.value})
+"""Operations the latest conventions time on :data:`GEN_AI_CLIENT_INFERENCE_DURATION`."""
+GEN_AI_DETAILS_SEVERITY: Final = "DEBUG"
+"""Severity of the details event: the latest conventions ask for DEBUG (severity number 5)."""
+
+SCHEMA_URL_DEFAULT: Final = list(_Schemas)[-1].value
+"""Schema URL of the tracer and meter in the default mode: the newest the semconv package carries."""
+SCHEMA_URL_LATEST: Final[str | None] = None
+"""In the latest mode: none, since semantic-conventions-genai v0.1.0 publishes no schema URL (its README
+leaves it to do); a URL of the core conventions would tell backends to translate names it does not cover."""
+
 UNIT_SECONDS: Final = "s"
 UNIT_TOKEN: Final = "{token}"
 UNIT_ERROR: Final = "{error}"
@@ -401,6 +451,7 @@ METRIC_ATTRIBUTES: Final = frozenset(
         GEN_AI_DATA_SOURCE_ID,
         GEN_AI_WORKFLOW_NAME,
         GEN_AI_TOKEN_TYPE,
+        GEN_AI_TOKEN_MODALITY,
         ERROR_TYPE,
         SERVER_ADDRESS,
         SERVER_PORT,

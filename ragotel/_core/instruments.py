@@ -19,9 +19,10 @@ import weakref
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation, UpDownCounter, _Gauge
 from opentelemetry.util.types import AttributeValue
 
@@ -85,15 +86,69 @@ class IndexAges:
         return [Observation(max(0.0, now - built), attrs) for attrs, built in entries]
 
 
+class Records(Protocol):
+    """What recorders call on a histogram; the latest conventions' splits below take the same call."""
+
+    def record(self, amount: float, attributes: dict[str, AttributeValue] | None = None,
+               context: Context | None = None) -> None: ...
+
+
+class InferenceDurations:
+    """``gen_ai.client.operation.duration`` under the latest conventions: chat and text completion go to
+    ``gen_ai.client.inference.duration``, other operations (embeddings) stay where they were."""
+
+    __slots__ = ("_inference", "_other")
+
+    def __init__(self, inference: Histogram, other: Histogram) -> None:
+        self._inference, self._other = inference, other
+
+    def record(self, amount: float, attributes: dict[str, AttributeValue] | None = None,
+               context: Context | None = None) -> None:
+        inference = attributes is not None and attributes.get(sc.GEN_AI_OPERATION_NAME) in sc.INFERENCE_OPERATIONS
+        (self._inference if inference else self._other).record(amount, attributes, context=context)
+
+
+class TokenCounters:
+    """``gen_ai.client.token.usage`` records under the latest conventions: each token type adds to its own
+    counter, by ``gen_ai.token.modality`` instead of ``gen_ai.token.type``; input and output also go to the
+    per-call histograms."""
+
+    __slots__ = ("_counters", "_per_call")
+
+    def __init__(self, meter: Meter) -> None:
+        self._counters = {kind: meter.create_counter(name, unit=sc.UNIT_TOKEN, description=f"Tokens: {kind}.")
+                          for kind, name in sc.INFERENCE_USAGE_COUNTERS.items()}
+        self._per_call = {
+            sc.TokenType.INPUT.value: meter.create_histogram(
+                sc.GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS, unit=sc.UNIT_TOKEN,
+                description="Input tokens of each call.", explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS)),
+            sc.TokenType.OUTPUT.value: meter.create_histogram(
+                sc.GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS, unit=sc.UNIT_TOKEN,
+                description="Output tokens of each call.", explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS)),
+        }
+
+    def record(self, amount: float, attributes: dict[str, AttributeValue] | None = None,
+               context: Context | None = None) -> None:
+        attrs = dict(attributes or ())
+        kind = str(attrs.pop(sc.GEN_AI_TOKEN_TYPE, ""))
+        counter = self._counters.get(kind)
+        if counter is None:  # a token type the conventions have no counter for
+            return
+        counter.add(amount, {**attrs, sc.GEN_AI_TOKEN_MODALITY: sc.TOKEN_MODALITY_UNKNOWN}, context=context)
+        per_call = self._per_call.get(kind)
+        if per_call is not None:
+            per_call.record(amount, attrs, context=context)
+
+
 @dataclass(frozen=True, slots=True)
 class Instruments:
     step_duration: Histogram
     step_errors: Counter
-    operation_duration: Histogram
+    operation_duration: Records
     workflow_duration: Histogram
-    token_usage: Histogram
-    time_to_first_chunk: Histogram
-    time_per_output_chunk: Histogram
+    token_usage: Records
+    time_to_first_chunk: Records
+    time_per_output_chunk: Records
     retrieval_top_score: Histogram
     retrieval_score: Histogram
     retrieval_documents: SummedCounter
@@ -117,29 +172,45 @@ class Instruments:
     evaluations: SummedCounter
 
 
-@cache
+# One tracer and one set of instruments per GenAI mode: each carries the schema URL of the conventions it
+# follows, and configure() may pick the mode after a decorator first asked for them.
+def schema_url(latest: bool) -> str | None:
+    return sc.SCHEMA_URL_LATEST if latest else sc.SCHEMA_URL_DEFAULT
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(SCOPE, __version__)
+    return _tracer(runtime.genai_latest)
+
+
+def instruments() -> Instruments:
+    return _instruments(runtime.genai_latest)
 
 
 @cache
-def instruments() -> Instruments:
-    return _build(metrics.get_meter(SCOPE, __version__))
+def _tracer(latest: bool) -> trace.Tracer:
+    return trace.get_tracer(SCOPE, __version__, schema_url=schema_url(latest))
+
+
+@cache
+def _instruments(latest: bool) -> Instruments:
+    return _build(metrics.get_meter(SCOPE, __version__, schema_url=schema_url(latest)), latest)
 
 
 _given_lock = threading.Lock()
-_given_tracers: weakref.WeakKeyDictionary[Any, trace.Tracer] = weakref.WeakKeyDictionary()
-_given_instruments: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
+_given_tracers: weakref.WeakKeyDictionary[Any, dict[bool, trace.Tracer]] = weakref.WeakKeyDictionary()
+_given_instruments: weakref.WeakKeyDictionary[Any, dict[bool, Instruments]] = weakref.WeakKeyDictionary()
 
 
 def tracer_for(provider: trace.TracerProvider | None) -> trace.Tracer:
     """ragotel's tracer from ``provider``; the global one (:func:`tracer`) for ``None``."""
     if provider is None:
         return tracer()
+    latest = runtime.genai_latest
     with _given_lock:
-        found = _given_tracers.get(provider)
+        made = _given_tracers.setdefault(provider, {})
+        found = made.get(latest)
         if found is None:
-            found = _given_tracers[provider] = provider.get_tracer(SCOPE, __version__)
+            found = made[latest] = provider.get_tracer(SCOPE, __version__, schema_url=schema_url(latest))
         return found
 
 
@@ -147,14 +218,17 @@ def instruments_for(provider: metrics.MeterProvider | None) -> Instruments:
     """ragotel's instruments from ``provider``, made once per provider; the global ones for ``None``."""
     if provider is None:
         return instruments()
+    latest = runtime.genai_latest
     with _given_lock:
-        found = _given_instruments.get(provider)
+        made = _given_instruments.setdefault(provider, {})
+        found = made.get(latest)
         if found is None:
-            found = _given_instruments[provider] = _build(provider.get_meter(SCOPE, __version__))
+            meter = provider.get_meter(SCOPE, __version__, schema_url=schema_url(latest))
+            found = made[latest] = _build(meter, latest)
         return found
 
 
-def _build(meter: Meter) -> Instruments:
+def _build(meter: Meter, latest: bool = False) -> Instruments:
     def histogram(name: str, unit: str, description: str, buckets: tuple[float, ...]) -> Histogram:
         return meter.create_histogram(
             name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
@@ -167,7 +241,12 @@ def _build(meter: Meter) -> Instruments:
         step_errors=meter.create_counter(
             sc.RAG_STEP_ERRORS, unit=sc.UNIT_ERROR, description="RAG steps that failed."
         ),
-        operation_duration=histogram(
+        operation_duration=InferenceDurations(
+            histogram(sc.GEN_AI_CLIENT_INFERENCE_DURATION, sc.UNIT_SECONDS, "GenAI inference duration.",
+                      sc.DURATION_BUCKETS),
+            histogram(sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS, "GenAI operation duration.",
+                      sc.DURATION_BUCKETS),
+        ) if latest else histogram(
             sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS, "GenAI operation duration.",
             sc.DURATION_BUCKETS,
         ),
@@ -175,17 +254,19 @@ def _build(meter: Meter) -> Instruments:
             sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS, "RAG pipeline duration, end to end.",
             sc.DURATION_BUCKETS,
         ),
-        token_usage=histogram(
+        token_usage=TokenCounters(meter) if latest else histogram(
             sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN, "Number of input and output tokens used.",
             sc.TOKEN_BUCKETS,
         ),
         time_to_first_chunk=histogram(
-            sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS,
+            sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK if latest else sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK,
+            sc.UNIT_SECONDS,
             "Time from sending a streamed request to receiving its first chunk.",
             sc.TIME_TO_FIRST_CHUNK_BUCKETS,
         ),
         time_per_output_chunk=histogram(
-            sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS,
+            sc.GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK if latest else sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK,
+            sc.UNIT_SECONDS,
             "Time between consecutive streamed chunks after the first.", sc.TIME_PER_CHUNK_BUCKETS,
         ),
         retrieval_top_score=histogram(

@@ -21,6 +21,8 @@ from ragotel._genai.messages import Message
 from ragotel._version import __version__
 
 _KEPT = ("gen_ai.", "server.", "error.")
+# The conventions ask for DEBUG: the event is bulky content, kept apart from warnings and errors.
+_SEVERITY = SeverityNumber[sc.GEN_AI_DETAILS_SEVERITY]
 
 
 def emit(span: Span, inputs: list[Message] | None, outputs: list[Message] | None) -> None:
@@ -34,8 +36,8 @@ def emit(span: Span, inputs: list[Message] | None, outputs: list[Message] | None
         if outputs is not None:
             attrs[sc.GEN_AI_OUTPUT_MESSAGES] = outputs
         _logs.get_logger(SCOPE, __version__).emit(LogRecord(
-            context=trace.set_span_in_context(span), severity_number=SeverityNumber.INFO,
-            event_name=sc.GEN_AI_INFERENCE_DETAILS_EVENT, attributes=attrs,
+            context=trace.set_span_in_context(span), severity_number=_SEVERITY,
+            severity_text=sc.GEN_AI_DETAILS_SEVERITY, event_name=sc.GEN_AI_INFERENCE_DETAILS_EVENT, attributes=attrs,
         ))
     except Exception as exc:
         report_internal_error("emitting the inference details event", exc)
