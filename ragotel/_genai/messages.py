@@ -63,11 +63,18 @@ def _content_parts(content: Any, clean: Clean) -> list[Part]:
                     parts.append(part)
             elif kind == "image_url":
                 url = _get(_get(item, "image_url"), "url")
-                # Inline data is not a URI worth keeping; its kind is enough.
                 if isinstance(url, str) and not url.startswith("data:"):
                     parts.append({"type": "uri", "modality": "image", "uri": url})
-                else:
-                    parts.append({"type": "blob", "modality": "image"})
+                elif isinstance(url, str):
+                    # Inline data is a blob; the schema requires its content, which passes the policy like text.
+                    header, _, data = url.partition(",")
+                    content = clean(data)
+                    if content is not None:
+                        blob: Part = {"type": "blob", "modality": "image", "content": content}
+                        mime = header[len("data:"):].split(";")[0]
+                        if mime:
+                            blob["mime_type"] = mime
+                        parts.append(blob)
             elif isinstance(kind, str):
                 parts.append({"type": kind})
     return parts
