@@ -281,7 +281,7 @@ def test_messages_in_the_parts_schema_are_cut_part_by_part() -> None:
     assert found == [
         {"role": "system", "parts": [{"type": "text", "content": "Answer f"}]},
         {"role": "user", "parts": [{"type": "text", "content": "What is "},
-                                     {"type": "blob", "modality": "image", "content": "AAAA", "mime_type": "image/png"}]},
+                                   {"type": "blob", "modality": "image", "content": "AAAA", "mime_type": "image/png"}]},
         {"role": "assistant", "parts": [{"type": "tool_call", "name": "lookup", "arguments": {"q": 1}, "id": "c1"}]},
         {"role": "tool", "parts": [{"type": "tool_call_response", "response": "opening ", "id": "c1"}]},
     ]
