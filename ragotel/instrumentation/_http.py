@@ -21,6 +21,7 @@ name (for a GenAI span), parent and end to its owner.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from time import perf_counter
 from typing import Any, Final
@@ -393,3 +394,42 @@ class HttpCall(Recorder):
             self.ins.operation_duration.record(duration, timed, context=self.context)
         if content_policy.events and self.kind is StepKind.GENERATION:
             self.emit_details({}, self.inputs, outputs)
+
+
+# -- response bodies, as a client adapter passes them on ---------------------------------------------
+def observed(call: HttpCall, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The body's pieces as the caller should get them, each shown to ``call`` first; the call ends with the
+    body, or fails with it. A consumer that stops early closes this generator: its stream's ``close()``
+    ends the call as cancelled."""
+    try:
+        for data in chunks:
+            out = call.on_bytes(data)
+            if out:
+                yield out
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    tail = call.end_of_body()
+    if tail:
+        yield tail
+    call.finish()
+
+
+async def observed_async(call: HttpCall, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """:func:`observed` for an asynchronous body."""
+    try:
+        async for data in chunks:
+            out = call.on_bytes(data)
+            if out:
+                yield out
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    tail = call.end_of_body()
+    if tail:
+        yield tail
+    call.finish()

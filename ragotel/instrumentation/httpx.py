@@ -60,7 +60,14 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, supp
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel.instrumentation._base import warn_if_different
-from ragotel.instrumentation._http import CallSettings, HttpCall, HttpClientInstrumentor, call_settings
+from ragotel.instrumentation._http import (
+    CallSettings,
+    HttpCall,
+    HttpClientInstrumentor,
+    call_settings,
+    observed,
+    observed_async,
+)
 
 __all__ = [
     "CLIENT_MODULES",
@@ -300,21 +307,7 @@ def _make_stream_classes(module: ModuleType) -> tuple[type, type]:
             self._call = call
 
         def __iter__(self) -> Iterator[bytes]:
-            call = self._call
-            try:
-                for data in self._inner:
-                    out = call.on_bytes(data)
-                    if out:
-                        yield out
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                call.fail(exc)
-                raise
-            tail = call.end_of_body()
-            if tail:
-                yield tail
-            call.finish()
+            return observed(self._call, self._inner)
 
         def close(self) -> None:
             try:
@@ -330,22 +323,8 @@ def _make_stream_classes(module: ModuleType) -> tuple[type, type]:
             self._inner = inner
             self._call = call
 
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            call = self._call
-            try:
-                async for data in self._inner:
-                    out = call.on_bytes(data)
-                    if out:
-                        yield out
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                call.fail(exc)
-                raise
-            tail = call.end_of_body()
-            if tail:
-                yield tail
-            call.finish()
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return observed_async(self._call, self._inner)
 
         async def aclose(self) -> None:
             try:

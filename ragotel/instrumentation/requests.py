@@ -32,7 +32,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, supp
 
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel.instrumentation._http import CallSettings, HttpCall, HttpClientInstrumentor, call_settings
+from ragotel.instrumentation._http import CallSettings, HttpCall, HttpClientInstrumentor, call_settings, observed
 
 __all__ = ["RequestsInstrumentor", "instrument_requests", "uninstrument_requests"]
 
@@ -134,21 +134,7 @@ class _ObservedRaw:
         self._call = call
 
     def stream(self, amt: int | None = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
-        call = self._call
-        try:
-            for data in self._inner.stream(amt, decode_content=decode_content):
-                out = call.on_bytes(data)
-                if out:
-                    yield out
-        except GeneratorExit:
-            raise  # closed early: close() or the garbage collector ends the call
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        tail = call.end_of_body()
-        if tail:
-            yield tail
-        call.finish()
+        return observed(self._call, self._inner.stream(amt, decode_content=decode_content))
 
     def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
         try:
