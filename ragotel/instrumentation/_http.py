@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from time import perf_counter
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_http_instrumentation
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -237,6 +238,20 @@ class HttpCall(Recorder):
         """The call's ``traceparent`` (and baggage) into the request's headers: vLLM's span joins under it."""
         propagate.inject(headers, context=self.context)
 
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        """Around the client's own send: the call's span current, other HTTP instrumentations standing aside
+        (this span is the request's one CLIENT span), and a failure recorded before it reaches the caller."""
+        token = otel_context.attach(self.context)
+        try:
+            with suppress_http_instrumentation():
+                yield
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        finally:
+            otel_context.detach(token)
+
     # -- response ----------------------------------------------------------------------------------
     def on_head(self, status: int, content_type: str) -> None:
         """The response's status line and content type, before its body."""
@@ -394,6 +409,16 @@ class HttpCall(Recorder):
             self.ins.operation_duration.record(duration, timed, context=self.context)
         if content_policy.events and self.kind is StepKind.GENERATION:
             self.emit_details({}, self.inputs, outputs)
+
+
+def propagate_context(headers: Any) -> None:
+    """A request that is no GenAI call gets no span from ragotel, but carries the current trace context, so
+    the service it calls joins the trace. Never raises."""
+    try:
+        if not runtime.disabled and "traceparent" not in headers and is_instrumentation_enabled():
+            propagate.inject(headers)
+    except Exception as exc:
+        report_internal_error("propagating trace context", exc)
 
 
 # -- response bodies, as a client adapter passes them on ---------------------------------------------

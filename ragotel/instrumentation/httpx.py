@@ -53,10 +53,6 @@ from dataclasses import asdict
 from types import ModuleType
 from typing import Any, Final
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_http_instrumentation
-
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel.instrumentation._base import warn_if_different
@@ -67,6 +63,7 @@ from ragotel.instrumentation._http import (
     call_settings,
     observed,
     observed_async,
+    propagate_context,
 )
 
 __all__ = [
@@ -198,15 +195,6 @@ def _unbound(wrapper: Callable[..., Any], original: Callable[..., Any], *, setti
     return method
 
 
-def _propagate(request: Any) -> None:
-    """Other requests get no span, but carry the current trace context so the callee joins the trace."""
-    try:
-        if not runtime.disabled and "traceparent" not in request.headers and is_instrumentation_enabled():
-            propagate.inject(request.headers)
-    except Exception as exc:
-        report_internal_error("propagating trace context", exc)
-
-
 def _begin(request: Any, settings: CallSettings) -> tuple[HttpCall | None, Any]:
     """The GenAI call for an httpx request (``None``: not a GenAI request, or already instrumented), and
     the request to send. Never raises."""
@@ -234,17 +222,10 @@ def _begin(request: Any, settings: CallSettings) -> tuple[HttpCall | None, Any]:
 def _sync_send(send: Callable[..., Any], settings: CallSettings, request: Any, *args: Any, **kwargs: Any) -> Any:
     call, request = _begin(request, settings) if not runtime.disabled else (None, request)
     if call is None:
-        _propagate(request)
+        propagate_context(request.headers)
         return send(request, *args, **kwargs)
-    token = otel_context.attach(call.context)
-    try:
-        with suppress_http_instrumentation():  # this span is the request's one CLIENT span
-            response = send(request, *args, **kwargs)
-    except BaseException as exc:
-        call.fail(exc)
-        raise
-    finally:
-        otel_context.detach(token)
+    with call.sending():
+        response = send(request, *args, **kwargs)
     return _on_response(call, response)
 
 
@@ -252,17 +233,10 @@ async def _async_send(send: Callable[..., Any], settings: CallSettings, request:
                       **kwargs: Any) -> Any:
     call, request = _begin(request, settings) if not runtime.disabled else (None, request)
     if call is None:
-        _propagate(request)
+        propagate_context(request.headers)
         return await send(request, *args, **kwargs)
-    token = otel_context.attach(call.context)
-    try:
-        with suppress_http_instrumentation():  # this span is the request's one CLIENT span
-            response = await send(request, *args, **kwargs)
-    except BaseException as exc:
-        call.fail(exc)
-        raise
-    finally:
-        otel_context.detach(token)
+    with call.sending():
+        response = await send(request, *args, **kwargs)
     return _on_response(call, response)
 
 

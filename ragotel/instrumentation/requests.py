@@ -26,13 +26,16 @@ from collections.abc import Collection, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_http_instrumentation
-
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel.instrumentation._http import CallSettings, HttpCall, HttpClientInstrumentor, call_settings, observed
+from ragotel.instrumentation._http import (
+    CallSettings,
+    HttpCall,
+    HttpClientInstrumentor,
+    call_settings,
+    observed,
+    propagate_context,
+)
 
 __all__ = ["RequestsInstrumentor", "instrument_requests", "uninstrument_requests"]
 
@@ -76,15 +79,8 @@ def _sending(original: Any, *, settings: CallSettings) -> Any:
         call, request = _begin(request, settings) if not runtime.disabled else (None, request)
         if call is None:
             return original(adapter, request, *args, **kwargs)
-        token = otel_context.attach(call.context)
-        try:
-            with suppress_http_instrumentation():  # urllib3's instrumentation, if any, stands aside
-                response = original(adapter, request, *args, **kwargs)
-        except BaseException as exc:
-            call.fail(exc)
-            raise
-        finally:
-            otel_context.detach(token)
+        with call.sending():  # urllib3's instrumentation, if any, stands aside too
+            response = original(adapter, request, *args, **kwargs)
         return _on_response(call, response)
 
     return send
@@ -100,8 +96,7 @@ def _begin(request: Any, settings: CallSettings) -> tuple[HttpCall | None, Any]:
         call = HttpCall.begin(settings, url=request.url, path=url.path, host=url.hostname or "",
                               port=url.port or (443 if url.scheme == "https" else 80), body=raw)
         if call is None:
-            if "traceparent" not in request.headers and is_instrumentation_enabled():
-                propagate.inject(request.headers)
+            propagate_context(request.headers)
             return None, request
         if call.body_to_send is not None:
             request = request.copy()  # the caller's request stays as it was
