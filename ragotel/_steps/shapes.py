@@ -56,12 +56,7 @@ def _function(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
         if runtime.disabled:
             return fn(*args, **kwargs)
         step = _begin(spec, args, kwargs)
-        try:
-            with step:
-                result = fn(*args, **kwargs)
-        except BaseException as exc:
-            step._finish(exc)
-            raise
+        result = step._run(fn, *args, **kwargs)
         _succeed(step, result)
         return result
 

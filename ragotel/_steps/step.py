@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, Final, TypedDict, Unpack
 
@@ -201,6 +201,16 @@ class Step(Recorder):
                 otel_context.detach(token)  # type: ignore[arg-type]
             except Exception as internal:
                 report_internal_error("restoring the context", internal)
+
+    def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one call of the body with this step's span current; a failure ends the step, recorded, and
+        reaches the caller unchanged (wrappers and instrumentations; they end a success themselves)."""
+        try:
+            with self:
+                return fn(*args, **kwargs)
+        except BaseException as exc:
+            self._finish(exc)
+            raise
 
     # -- recording ---------------------------------------------------------------------------------
     def set_attribute(self, key: str, value: AttributeValue) -> None:

@@ -115,12 +115,7 @@ def _searching(read: Facts) -> Callable[[Any], Any]:
                 if host is not None:
                     _describe(host, index, x, args, kwargs)
                 return result
-            try:
-                with step:
-                    result = original(index, x, *args, **kwargs)
-            except BaseException as exc:
-                step._finish(exc)
-                raise
+            result = step._run(original, index, x, *args, **kwargs)
             try:
                 count, stats = read(result)
                 step._record_found(count, stats, {}, distances=_distances(index), counted=step.spec is _SPEC)

@@ -83,12 +83,7 @@ def _encoding_step(original: Any, *, input_type: str | None) -> Any:
             if step is None:
                 result = original(model, inputs, *args, **kwargs)
             else:
-                try:
-                    with step:
-                        result = original(model, inputs, *args, **kwargs)
-                except BaseException as exc:
-                    step._finish(exc)
-                    raise
+                result = step._run(original, model, inputs, *args, **kwargs)
             _record_result(step or parent, inputs, result)
             if step is not None:
                 step._finish()
