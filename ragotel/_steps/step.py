@@ -316,21 +316,17 @@ class Step(Recorder):
     def _record_streamed_hits(self, count: int, scores: list[float]) -> None:
         """What a generator retrieval yielded: the count and the scores of the hits (wrappers only)."""
         try:
-            out: dict[str, AttributeValue] = {}
-            self.ins.retrieval_documents.add(count, self._dims_key, self._dims)
-            self._quality = self.record_scores(count, hits.scores(scores) if scores else None, out, self._dims,
-                                               self._min_score)
+            self._record_found(count, hits.scores(scores) if scores else None, distances=False, counted=True)
             if runtime.detailed_metrics:
                 self.record_each_score(scores, self._dims)
-            self.span.set_attributes(out)
         except Exception as exc:
             report_internal_error("recording streamed hits", exc)
 
-    def _record_found(self, count: int, stats: hits.Scores | None, out: dict[str, AttributeValue], *,
-                      distances: bool, counted: bool) -> None:
-        """A search's results as an instrumentation read them (adapters only). ``counted``: this search is
-        the retrieval itself, not a sub-step of the caller's retrieval step, which counts and judges the
-        documents it returns (so nothing is counted twice)."""
+    def _record_found(self, count: int, stats: hits.Scores | None, *, distances: bool, counted: bool) -> None:
+        """A search's results as read without the hits themselves (a generator's tally, an instrumentation).
+        ``counted``: this search is the retrieval itself, not a sub-step of the caller's retrieval step, which
+        counts and judges the documents it returns (so nothing is counted twice)."""
+        out: dict[str, AttributeValue] = {}
         quality = self.record_scores(count, stats, out, self._dims, self._min_score, distances=distances)
         if counted:
             self._quality = quality

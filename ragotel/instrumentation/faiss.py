@@ -118,7 +118,7 @@ def _searching(read: Facts) -> Callable[[Any], Any]:
             result = step._run(original, index, x, *args, **kwargs)
             try:
                 count, stats = read(result)
-                step._record_found(count, stats, {}, distances=_distances(index), counted=step.spec is _SPEC)
+                step._record_found(count, stats, distances=_distances(index), counted=step.spec is _SPEC)
             except Exception as exc:
                 report_internal_error("reading a FAISS result", exc)
             step._finish()
