@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
@@ -79,8 +80,6 @@ SERVICE_STEP_KINDS: Final = ("retrieval", "embedding", "rerank", "prompt", "gene
 
 def _service_steps(value: object) -> tuple[ServiceStep, ...]:
     """``url_prefix=kind[:name]`` pairs, comma-separated (or a mapping from code); the name defaults to the host."""
-    from urllib.parse import urlsplit
-
     pairs = value.items() if isinstance(value, Mapping) else (
         item.rsplit("=", 1) for item in str(value).split(",") if item.strip())
     found = []

@@ -165,7 +165,7 @@ class HttpCall(Recorder):
         """The step name of a service step (``RAGOTEL_SERVICE_STEPS``); ``None`` for a GenAI API call."""
 
     @classmethod
-    def begin(cls, settings: CallSettings, *, url: str, path: str, host: str, port: int,
+    def begin(cls, settings: CallSettings, *, url: object, path: str, host: str, port: int,
               body: bytes) -> HttpCall | None:
         """Start the span for a request to a GenAI endpoint or to a service step (``RAGOTEL_SERVICE_STEPS``);
         ``None`` for anything else. Never raises."""
@@ -175,7 +175,8 @@ class HttpCall(Recorder):
             if not is_instrumentation_enabled():
                 return None
             found = proto.match_endpoint(path)
-            service = None if found is not None or not runtime.service_steps else _service_step(url)
+            # The whole URL is spelled out only when a service step might match it.
+            service = None if found is not None or not runtime.service_steps else _service_step(str(url))
             if service is not None:
                 found = service[0]
             elif found is None:

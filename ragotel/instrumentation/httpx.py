@@ -206,7 +206,7 @@ def _begin(request: Any, settings: CallSettings) -> tuple[HttpCall | None, Any]:
             body = request.content
         except Exception:  # a streaming request body: its parameters stay unknown
             body = b""
-        call = HttpCall.begin(settings, url=str(url), path=url.path, host=url.host or "",
+        call = HttpCall.begin(settings, url=url, path=url.path, host=url.host or "",
                               port=url.port or (443 if url.scheme == "https" else 80), body=body)
         if call is not None:
             if call.body_to_send is not None:
