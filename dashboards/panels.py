@@ -76,7 +76,7 @@ def _refs() -> Iterable[str]:
     return (chr(ord("A") + i) for i in range(26))
 
 
-def percentiles(histogram: str, selector: str, *labels: str) -> tuple[Query, ...]:
+def percentiles(histogram: q.Metric, selector: str, *labels: str) -> tuple[Query, ...]:
     """p50, p95 and p99 of a latency histogram, one line per value of ``labels``, with exemplars."""
     return tuple(Query(q.quantile(quant, histogram, selector, by=", ".join(labels)),
                        f"p{round(quant * 100)} {q.legend(*labels)}", exemplar=True) for quant in (0.5, 0.95, 0.99))
@@ -176,7 +176,7 @@ def placement_variables() -> list[db.QueryVariable]:
     return found
 
 
-def app_variables(board: db.Dashboard, model_metric: str | None = None) -> db.Dashboard:
+def app_variables(board: db.Dashboard, model_metric: q.Metric | None = None) -> db.Dashboard:
     """The app dashboards' variables: datasource, placement, namespace, deployment, service (and model).
     Cross-deployment comparison picks several providers or clusters; a per-deployment view picks one."""
     board = board.with_variable(prometheus_variable())
@@ -187,8 +187,9 @@ def app_variables(board: db.Dashboard, model_metric: str | None = None) -> db.Da
     return board.with_variable(model_variable(model_metric)) if model_metric else board
 
 
-def model_variable(metric: str) -> db.QueryVariable:
-    return label_values_variable("model", "Model", "gen_ai_request_model", f'{metric}{{namespace=~"$namespace"}}',
+def model_variable(metric: q.Metric) -> db.QueryVariable:
+    selector = q.series(metric, '{namespace=~"$namespace"}')
+    return label_values_variable("model", "Model", "gen_ai_request_model", selector,
                          description="Model asked for (gen_ai.request.model; vLLM's model_name)")
 
 

@@ -10,18 +10,65 @@ series without the label (a local Prometheus has no namespace, deployment or pla
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, TypeAlias
 
 from ragotel import semconv as sc
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A metric the two GenAI modes name differently: the default's name, then what
+    ``gen_ai_latest_experimental`` records the same under (one or more metrics, split by operation). Its
+    selector reads all of them, so a panel has data whichever mode a service runs in, and sums a fleet that
+    runs both. ``+`` suffixes each name: ``TIME_TO_FIRST_CHUNK + "_bucket"``."""
+
+    default: str
+    latest: tuple[str, ...]
+
+    def __add__(self, suffix: str) -> Renamed:
+        return Renamed(self.default + suffix, tuple(name + suffix for name in self.latest))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.default, *self.latest)
+
+
+Metric: TypeAlias = str | Renamed
+
+
+def series(metric: Metric, selector: str = "") -> str:
+    """A vector selector: ``metric`` with ``selector``'s matchers (``{...}`` or empty); a :class:`Renamed`
+    metric matches its names by ``__name__``."""
+    if isinstance(metric, str):
+        return metric + selector
+    matchers = [f'__name__=~"{"|".join(metric.names)}"', selector[1:-1]]
+    return "{" + ", ".join(m for m in matchers if m) + "}"
+
+
+def _seconds(metric: str) -> str:
+    return sc.prometheus_name(metric, sc.UNIT_SECONDS)
+
 
 # --- ragotel metrics, as scraped ------------------------------------------------------------------
 STEP_DURATION: Final = sc.prometheus_name(sc.RAG_STEP_DURATION, sc.UNIT_SECONDS)
 STEP_ERRORS: Final = sc.prometheus_name(sc.RAG_STEP_ERRORS, sc.UNIT_ERROR, counter=True)
-WORKFLOW_DURATION: Final = sc.prometheus_name(sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS)
-OPERATION_DURATION: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS)
-TIME_TO_FIRST_CHUNK: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS)
-TIME_PER_OUTPUT_CHUNK: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS)
+# A pipeline is a workflow by default, an agent invocation in the latest mode.
+WORKFLOW_DURATION: Final = Renamed(_seconds(sc.GEN_AI_WORKFLOW_DURATION), (_seconds(sc.GEN_AI_INVOKE_AGENT_DURATION),))
+# Model calls (and, with detailed metrics, retrieval steps): the latest mode times chat and text completion,
+# embeddings and retrieval each on a metric of its own.
+OPERATION_DURATION: Final = Renamed(_seconds(sc.GEN_AI_CLIENT_OPERATION_DURATION),
+                                    tuple(map(_seconds, dict.fromkeys(sc.LATEST_DURATIONS.values()))))
+TIME_TO_FIRST_CHUNK: Final = Renamed(_seconds(sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK),
+                                     (_seconds(sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK),))
+TIME_PER_OUTPUT_CHUNK: Final = Renamed(_seconds(sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK),
+                                       (_seconds(sc.GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK),))
+# Tokens: one histogram by gen_ai.token.type (default); the latest mode counts each type of a chat or text
+# completion on a counter and an embeddings call's input on a histogram. Read through tokens().
 TOKEN_USAGE: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN)
+TOKEN_COUNTERS: Final = {kind: sc.prometheus_name(sc.INFERENCE_USAGE_COUNTERS[kind], sc.UNIT_TOKEN, counter=True)
+                         for kind in (sc.TokenType.INPUT.value, sc.TokenType.OUTPUT.value)}
+EMBEDDING_TOKENS: Final = sc.prometheus_name(sc.GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS, sc.UNIT_TOKEN)
 RETRIEVAL_DOCUMENTS: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_DOCUMENTS, sc.UNIT_DOCUMENT, counter=True)
 RETRIEVAL_DOCUMENTS_KEPT: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_DOCUMENTS_KEPT, sc.UNIT_DOCUMENT, counter=True)
 RETRIEVAL_TOP_SCORE: Final = sc.prometheus_name(sc.RAG_RETRIEVAL_TOP_SCORE, sc.UNIT_SCORE)
@@ -63,6 +110,9 @@ TOKEN_TYPE: Final = label(sc.GEN_AI_TOKEN_TYPE)
 IN_OUT_TOKENS: Final = f'{TOKEN_TYPE}=~"{sc.TokenType.INPUT.value}|{sc.TokenType.OUTPUT.value}"'
 OPERATION: Final = label(sc.GEN_AI_OPERATION_NAME)
 WORKFLOW: Final = label(sc.GEN_AI_WORKFLOW_NAME)
+AGENT: Final = label(sc.GEN_AI_AGENT_NAME)
+PIPELINE_NAME: Final = f"{WORKFLOW}, {AGENT}"
+"""A pipeline's name: ``gen_ai_workflow_name`` by default, ``gen_ai_agent_name`` in the latest mode (one is empty)."""
 INDEX_PART: Final = label(sc.RAG_INDEX_PART)
 ROUTE: Final = label(sc.HTTP_ROUTE)
 DATA_SOURCE: Final = label(sc.GEN_AI_DATA_SOURCE_ID)
@@ -102,14 +152,27 @@ def sel(*extra: str, app: bool = True, model: str | None = None) -> str:
     return "{" + ", ".join([*matchers, *extra]) + "}"
 
 
-def rate(metric: str, selector: str, window: str = RATE) -> str:
-    return f"rate({metric}{selector}[{window}])"
+def rate(metric: Metric, selector: str, window: str = RATE, fn: str = "rate") -> str:
+    return f"{fn}({series(metric, selector)}[{window}])"
 
 
-def quantile(q: float, histogram: str, selector: str, by: str = "", window: str = RATE) -> str:
+def tokens(*extra: str, window: str = RATE, fn: str = "rate") -> str:
+    """Input and output tokens of each app series over the window (``fn``: ``rate`` per second, ``increase``
+    in all), filtered by ``$model`` and ``extra`` matchers and labelled ``gen_ai_token_type``, whichever
+    conventions counted them: the default's histogram by type or the latest's counter of each type. Only
+    these two types: the parts (cached, reasoning) are inside them."""
+    default = rate(TOKEN_USAGE + "_sum", sel(IN_OUT_TOKENS, *extra, model=MODEL), window, fn)
+    latest = [(counter, kind) for kind, counter in TOKEN_COUNTERS.items()]
+    latest.append((EMBEDDING_TOKENS + "_sum", sc.TokenType.INPUT.value))
+    typed = [f'label_replace({rate(metric, sel(*extra, model=MODEL), window, fn)}, "{TOKEN_TYPE}", "{kind}", '
+             '"__name__", ".*")' for metric, kind in latest]
+    return "(" + " or ".join([default, *typed]) + ")"
+
+
+def quantile(q: float, histogram: Metric, selector: str, by: str = "", window: str = RATE) -> str:
     """``histogram_quantile`` over a histogram's buckets, grouped ``by`` extra labels."""
     group = ", ".join(["le", *[b.strip() for b in by.split(",") if b.strip()]])
-    return f"histogram_quantile({q}, sum by ({group}) ({rate(f'{histogram}_bucket', selector, window)}))"
+    return f"histogram_quantile({q}, sum by ({group}) ({rate(histogram + '_bucket', selector, window)}))"
 
 
 def ratio(numerator: str, denominator: str) -> str:
@@ -123,7 +186,7 @@ def share(counter: str, part: str, whole: str, by: str, window: str = RATE) -> s
     return f"(sum by ({by}) ({rate(counter, part, window)}) or {total} * 0) / {total}"
 
 
-def mean(histogram: str, selector: str, by: str = "", window: str = RATE) -> str:
+def mean(histogram: Metric, selector: str, by: str = "", window: str = RATE) -> str:
     """Mean of a histogram's observations over the window."""
     group = f"sum by ({by}) " if by else "sum "
     total, count = rate(histogram + "_sum", selector, window), rate(histogram + "_count", selector, window)

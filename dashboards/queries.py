@@ -63,11 +63,15 @@ class PromQuery:
         return found
 
     def metrics(self) -> set[str]:
+        """The metric names read: a selector's name, or each alternative of its ``__name__=~"a|b"``."""
         names: set[str] = set()
 
         def visit(node: Any) -> None:
-            if isinstance(node, promql_parser.VectorSelector) and node.name:
-                names.add(node.name)
+            if isinstance(node, promql_parser.VectorSelector):
+                if node.name:
+                    names.add(node.name)
+                names.update(alternative for m in node.matchers.matchers if m.name == "__name__"
+                             for alternative in m.value.split("|"))
 
         promql_parser.walk(promql_parser.parse(self.runnable), visit)
         return names

@@ -142,10 +142,18 @@ GEN_AI_RETRIEVAL_QUERY_TEXT: Final = _gen_ai.GEN_AI_RETRIEVAL_QUERY_TEXT
 """Query text. Content: recorded only when capture is on."""
 GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = _gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_COUNT
 """Length of each embedding vector."""
+GEN_AI_PROMPT_NAME: Final = _gen_ai.GEN_AI_PROMPT_NAME
+"""Name of the prompt template a model call used (``ragotel.prompt(template=...)``): on the prompt step's span
+and on the model calls after it in the same pipeline."""
+GEN_AI_PROMPT_VERSION: Final = "gen_ai.prompt.version"
+"""Version of that template (``ragotel.prompt(template=..., version=...)``); not in the semconv package yet."""
 GEN_AI_WORKFLOW_NAME: Final = _gen_ai.GEN_AI_WORKFLOW_NAME
 """Name of a pipeline."""
 GEN_AI_INPUT_MESSAGES: Final = _gen_ai.GEN_AI_INPUT_MESSAGES
 """Prompt messages in the conventions' parts schema, as JSON (:mod:`ragotel.messages`). Content: capture only."""
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = _gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS
+"""Instructions an API takes apart from the chat history; an OpenAI-compatible chat's system messages are part
+of it and stay in :data:`GEN_AI_INPUT_MESSAGES`, as the conventions ask, so ragotel does not set this."""
 GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 """The answer's messages in the parts schema, as JSON. Content: recorded only when capture is on."""
 ERROR_TYPE: Final = _error.ERROR_TYPE
@@ -204,8 +212,6 @@ RAG_FAISS_NPROBE: Final = "rag.faiss.nprobe"
 """Inverted lists visited per query (IVF indexes)."""
 RAG_FAISS_EF_SEARCH: Final = "rag.faiss.ef_search"
 """Candidate list size of an HNSW search."""
-RAG_PROMPT_TEMPLATE: Final = "rag.prompt.template"
-"""Name of the prompt template."""
 RAG_PROMPT_CHUNKS: Final = "rag.prompt.chunks"
 """Chunks placed in the prompt (seed 002 ``rag.chunks_sent``)."""
 RAG_PROMPT_CONTEXT_CHARS: Final = "rag.prompt.context.chars"
@@ -381,6 +387,22 @@ GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.inference
 ``gen_ai.client.token.usage`` gave)."""
 GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inference.operation.output_tokens"
 """Histogram, {token}: output tokens of each call (latest conventions)."""
+GEN_AI_CLIENT_EMBEDDINGS_DURATION: Final = "gen_ai.client.embeddings.duration"
+"""Histogram, s: an embeddings call (latest conventions; the default records
+:data:`GEN_AI_CLIENT_OPERATION_DURATION`)."""
+GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.embeddings.operation.input_tokens"
+"""Histogram, {token}: input tokens of each embeddings call (latest conventions; the default records them on
+``gen_ai.client.token.usage``)."""
+GEN_AI_RETRIEVAL_DURATION: Final = "gen_ai.retrieval.duration"
+"""Histogram, s: a retrieval step, where the default records :data:`GEN_AI_CLIENT_OPERATION_DURATION`
+(``RAGOTEL_DETAILED_METRICS``; latest conventions)."""
+GEN_AI_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+"""Histogram, s: a pipeline, end to end, under the latest conventions, which record a workflow as an agent
+invocation (``gen_ai.operation.name`` stays ``invoke_workflow``); the default records
+:data:`GEN_AI_WORKFLOW_DURATION`."""
+GEN_AI_AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
+"""A pipeline's name under the latest conventions, on its span and ``gen_ai.invoke_agent.duration``
+(the default's :data:`GEN_AI_WORKFLOW_NAME`)."""
 GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
 """Metric attribute of the latest usage counters. An OpenAI-compatible server reports totals without a
 split by modality, so ragotel records ``unknown``."""
@@ -395,6 +417,14 @@ INFERENCE_USAGE_COUNTERS: Final = {
 """The latest conventions' counter for each ``gen_ai.token.type`` ragotel records in the default mode."""
 INFERENCE_OPERATIONS: Final = frozenset({Operation.CHAT.value, Operation.TEXT_COMPLETION.value})
 """Operations the latest conventions time on :data:`GEN_AI_CLIENT_INFERENCE_DURATION`."""
+LATEST_DURATIONS: Final = {
+    Operation.CHAT.value: GEN_AI_CLIENT_INFERENCE_DURATION,
+    Operation.TEXT_COMPLETION.value: GEN_AI_CLIENT_INFERENCE_DURATION,
+    Operation.EMBEDDINGS.value: GEN_AI_CLIENT_EMBEDDINGS_DURATION,
+    Operation.RETRIEVAL.value: GEN_AI_RETRIEVAL_DURATION,
+}
+"""Where the latest conventions time what the default times on :data:`GEN_AI_CLIENT_OPERATION_DURATION`, by
+``gen_ai.operation.name`` (other operations stay there)."""
 GEN_AI_DETAILS_SEVERITY: Final = "DEBUG"
 """Severity of the details event: the latest conventions ask for DEBUG (severity number 5)."""
 
@@ -450,6 +480,7 @@ METRIC_ATTRIBUTES: Final = frozenset(
         GEN_AI_REQUEST_MODEL,
         GEN_AI_DATA_SOURCE_ID,
         GEN_AI_WORKFLOW_NAME,
+        GEN_AI_AGENT_NAME,
         GEN_AI_TOKEN_TYPE,
         GEN_AI_TOKEN_MODALITY,
         ERROR_TYPE,

@@ -78,6 +78,7 @@ class Point:
     count: int | None = None  # histograms
     sum: float | None = None  # histograms
     span_ids: tuple[int, ...] = ()  # histograms: the spans their exemplars name
+    bounds: tuple[float, ...] = ()  # histograms: the bucket boundaries
 
 
 class Recorded:
@@ -106,7 +107,7 @@ class Recorded:
                             if p.count:
                                 spans = tuple(e.span_id for e in p.exemplars if e.span_id)
                                 self._points.append(Point(metric.name, attrs, count=p.count, sum=p.sum,
-                                                          span_ids=spans))
+                                                          span_ids=spans, bounds=tuple(p.explicit_bounds)))
                         elif p.value:
                             self._points.append(Point(metric.name, attrs, value=p.value))
         return [p for p in self._points if name is None or p.name == name]

@@ -265,6 +265,36 @@ async def test_a_decorated_pipeline_reads_its_conversation_id_argument(recorded:
     assert recorded.span("retrieval search").attributes[sc.GEN_AI_CONVERSATION_ID] == "conv-10"
 
 
+# --- named prompt templates -----------------------------------------------------------------------
+def test_a_prompt_template_names_the_model_calls_that_use_it(recorded: Recorded, client: httpx.Client) -> None:
+    """gen_ai.prompt.name / .version on the prompt step and on the model calls after it in its pipeline
+    (the conventions put them on the inference span); not on other steps, not on other pipelines' calls."""
+    with ragotel.pipeline("chat"):
+        with ragotel.retrieval("search"):
+            pass
+        with ragotel.prompt("build", template="clinic-answer", version="3"):
+            pass
+        with ragotel.generation("answer"):
+            client.post("/chat/completions", json=CHAT)
+        client.post("/chat/completions", json=CHAT)  # a second call, outside any generation step
+        client.post("/embeddings", json={"model": "tiny-llama", "input": ["q"]})
+    with ragotel.pipeline("other"), ragotel.prompt(template="no-version"):
+        client.post("/chat/completions", json=CHAT)
+    with ragotel.pipeline("plain"):  # no prompt step: nothing to name
+        client.post("/chat/completions", json=CHAT)
+
+    named = {(s.name, attrs.get(sc.GEN_AI_PROMPT_NAME), attrs.get(sc.GEN_AI_PROMPT_VERSION))
+             for s in recorded.spans() if sc.GEN_AI_PROMPT_NAME in (attrs := dict(s.attributes or {}))}
+    chat_spans = [s for s in recorded.spans() if s.name == "chat tiny-llama"]
+    assert len(chat_spans) == 4
+    assert named == {("prompt clinic-answer", "clinic-answer", "3"), ("chat answer", "clinic-answer", "3"),
+                     ("chat tiny-llama", "clinic-answer", "3"), ("prompt no-version", "no-version", None),
+                     ("chat tiny-llama", "no-version", None)}
+    assert sum(1 for s in chat_spans if sc.GEN_AI_PROMPT_NAME in (s.attributes or {})) == 3
+    for point in recorded.points():  # a template name is no metric label
+        assert sc.GEN_AI_PROMPT_NAME not in point.attributes
+
+
 # --- message parts -------------------------------------------------------------------------------
 def test_messages_in_the_parts_schema_are_cut_part_by_part() -> None:
     def clean(text: str) -> str | None:
@@ -462,14 +492,19 @@ def test_no_name_the_semconv_package_defines_is_spelled_by_hand() -> None:
 
 def test_every_query_of_the_token_metric_names_the_token_type() -> None:
     """cache_read, cache_write and reasoning are parts of input and output: a query over every type counts
-    them twice (sums) or counts one call several times (``_count``)."""
+    them twice (sums) or counts one call several times (``_count``). The latest conventions' counters are
+    one per type: a query reads the input and output ones only."""
     from dashboards import promql as q
     from dashboards.queries import alert_queries, dashboard_queries
 
-    checked = [query for query in dashboard_queries() + alert_queries() if q.TOKEN_USAGE in query.expr]
+    parts = {sc.prometheus_name(sc.INFERENCE_USAGE_COUNTERS[kind], sc.UNIT_TOKEN, counter=True)
+             for kind in ("cache_read", "cache_write", "reasoning")}
+    queries = dashboard_queries() + alert_queries()
+    checked = [query for query in queries if q.TOKEN_USAGE in query.expr]
     assert checked
     for query in checked:
         assert q.TOKEN_TYPE in query.expr, (query.source, query.expr)
+    assert [query.source for query in queries if query.metrics() & parts] == []
 
 
 # --- the reference app ---------------------------------------------------------------------------

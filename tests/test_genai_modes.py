@@ -23,6 +23,8 @@ from tests.recorded_openai_server import RecordedOpenAIServer
 CHAT = {"model": "usage-details", "messages": [{"role": "user", "content": "When does the clinic open?"}],
         "max_tokens": 16}
 LATEST_ONLY = {sc.GEN_AI_CLIENT_INFERENCE_DURATION, sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK,
+               sc.GEN_AI_CLIENT_EMBEDDINGS_DURATION, sc.GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS,
+               sc.GEN_AI_RETRIEVAL_DURATION, sc.GEN_AI_INVOKE_AGENT_DURATION,
                sc.GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK, sc.GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS,
                sc.GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS, *sc.INFERENCE_USAGE_COUNTERS.values()}
 DEFAULT_ONLY = {sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK,
@@ -88,10 +90,49 @@ def test_latest_mode_streaming_and_embeddings(recorded: Recorded, client: httpx.
     names = _names(recorded)
     assert {sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK, sc.GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK} <= names
     assert not names & DEFAULT_ONLY
-    (embeddings,) = recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
+    # Embeddings have metrics of their own: duration and input tokens per call, no usage counters.
+    (embeddings,) = recorded.points(sc.GEN_AI_CLIENT_EMBEDDINGS_DURATION)
     assert embeddings.attributes[sc.GEN_AI_OPERATION_NAME] == "embeddings"
+    (embedded,) = recorded.points(sc.GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS)
+    assert embedded.count == 1 and embedded.sum > 0 and sc.GEN_AI_TOKEN_TYPE not in embedded.attributes
+    assert not recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
+    counted = {p.attributes[sc.GEN_AI_OPERATION_NAME] for p in recorded.points()
+               if p.name in sc.INFERENCE_USAGE_COUNTERS.values()}
+    assert counted == {"chat"}
     (chat,) = recorded.points(sc.GEN_AI_CLIENT_INFERENCE_DURATION)
     assert chat.attributes[sc.GEN_AI_OPERATION_NAME] == "chat"
+    # The release advises the duration buckets for the chunk timings too (the default: the semconv package's).
+    (first_chunk,) = recorded.points(sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK)
+    assert first_chunk.bounds == sc.DURATION_BUCKETS
+
+
+def test_latest_mode_records_a_pipeline_as_an_agent_invocation(recorded: Recorded) -> None:
+    """v0.1.0: a workflow is timed on gen_ai.invoke_agent.duration and named by gen_ai.agent.name; its
+    operation stays invoke_workflow. A retrieval (with detailed metrics) is timed on gen_ai.retrieval.duration."""
+    runtime.genai_latest, runtime.detailed_metrics = True, True
+    with ragotel.pipeline("answer"), ragotel.retrieval("search"):
+        pass
+    span = recorded.span("invoke_workflow answer").attributes
+    assert span[sc.GEN_AI_AGENT_NAME] == "answer" and sc.GEN_AI_WORKFLOW_NAME not in span
+    assert span[sc.GEN_AI_OPERATION_NAME] == "invoke_workflow"
+    (pipeline,) = recorded.points(sc.GEN_AI_INVOKE_AGENT_DURATION)
+    assert pipeline.attributes[sc.GEN_AI_AGENT_NAME] == "answer" and sc.GEN_AI_WORKFLOW_NAME not in pipeline.attributes
+    (retrieval,) = recorded.points(sc.GEN_AI_RETRIEVAL_DURATION)
+    assert retrieval.attributes[sc.GEN_AI_OPERATION_NAME] == "retrieval"
+    names = _names(recorded)
+    assert not names & {sc.GEN_AI_WORKFLOW_DURATION, sc.GEN_AI_CLIENT_OPERATION_DURATION}
+
+
+def test_default_mode_records_a_pipeline_as_a_workflow(recorded: Recorded) -> None:
+    runtime.genai_latest, runtime.detailed_metrics = False, True
+    with ragotel.pipeline("answer"), ragotel.retrieval("search"):
+        pass
+    assert recorded.span("invoke_workflow answer").attributes[sc.GEN_AI_WORKFLOW_NAME] == "answer"
+    (pipeline,) = recorded.points(sc.GEN_AI_WORKFLOW_DURATION)
+    assert pipeline.attributes[sc.GEN_AI_WORKFLOW_NAME] == "answer"
+    (retrieval,) = recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
+    assert retrieval.attributes[sc.GEN_AI_OPERATION_NAME] == "retrieval"
+    assert not _names(recorded) & {sc.GEN_AI_INVOKE_AGENT_DURATION, sc.GEN_AI_RETRIEVAL_DURATION}
 
 
 def test_details_event_is_debug(recorded: Recorded, client: httpx.Client) -> None:

@@ -1,4 +1,6 @@
-"""Captured content conforms to the GenAI conventions' message schemas (checked by tests/message_schema.py)."""
+"""Captured content conforms to the GenAI conventions' schemas (checked by tests/message_schema.py): messages of
+chat, streamed chat and tool calls, retrieval documents; embeddings and chat history carry none of the content
+the conventions keep elsewhere."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from ragotel._core.runtime import runtime
 from ragotel._genai import messages
 from ragotel._genai.content import policy
 from tests.conftest import Recorded
-from tests.message_schema import problems
+from tests.message_schema import problems, retrieval_document_problems, system_instruction_problems
 from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.test_genai_conventions import CHAT
 
@@ -42,6 +44,12 @@ def test_the_checker_finds_what_the_schema_requires() -> None:
     assert problems([{"parts": [{"content": "x"}]}]) == ["0: role missing or not a string",
                                                         "0.0: part without a string type"]
     assert problems([{"role": "assistant", "parts": [], "finish_reason": 1}], output=True)
+    assert system_instruction_problems([{"type": "text"}, {"content": "x"}]) == [
+        "0: text lacks a string content", "1: part without a string type"]
+    assert not system_instruction_problems([{"type": "text", "content": "Be brief."}, {"type": "tool_use"}])
+    assert retrieval_document_problems([{"id": 7, "score": "high"}, "x"]) == [
+        "0: id not a string", "0: score not a number", "1: not an object"]
+    assert not retrieval_document_problems([{"id": "a", "score": 0.5, "content": "x"}, {"score": None}])
 
 
 def test_history_with_images_and_tool_calls_conforms() -> None:
@@ -49,6 +57,26 @@ def test_history_with_images_and_tool_calls_conforms() -> None:
     assert not problems(found), found
     assert {p["type"] for m in found or () for p in m["parts"]} == {"text", "blob", "uri", "tool_call",
                                                                     "tool_call_response"}
+
+
+FILES_AND_AUDIO = [{"role": "user", "content": [
+    {"type": "text", "text": "Summarise the leaflet and the voicemail."},
+    {"type": "file", "file": {"file_id": "file-123"}},
+    {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}},
+    {"type": "file", "file": {"file_data": "data:image/jpeg;base64,/9j/"}},
+    {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+    {"type": "refusal_hint", "x": 1}]}]
+
+
+def test_files_and_audio_get_the_conventions_modalities() -> None:
+    (message,) = messages.input_messages(FILES_AND_AUDIO, lambda text: text) or ()
+    assert not problems([message]), message
+    assert [(p["type"], p.get("modality"), p.get("mime_type")) for p in message["parts"]] == [
+        ("text", None, None), ("file", "document", None), ("blob", "document", "application/pdf"),
+        ("blob", "image", "image/jpeg"), ("blob", "audio", "audio/wav"), ("refusal_hint", None, None)]
+    # Inline data passes the content policy like text: dropped, the part goes with it.
+    (dropped,) = messages.input_messages(FILES_AND_AUDIO, lambda text: text if " " in text else None) or ()
+    assert [p["type"] for p in dropped["parts"]] == ["text", "file", "refusal_hint"]
 
 
 @pytest.mark.parametrize("latest", [False, True])
@@ -63,3 +91,38 @@ def test_chat_on_the_span_conforms(recorded: Recorded, client: httpx.Client, lat
     assert inputs and outputs
     assert not problems(inputs) and not problems(outputs, output=True)
 
+
+
+def test_system_messages_of_a_chat_stay_in_its_input_messages(recorded: Recorded, client: httpx.Client) -> None:
+    """The conventions keep instructions that are part of the chat history in gen_ai.input.messages;
+    gen_ai.system_instructions is for APIs that take them apart from it (not an OpenAI-compatible chat)."""
+    policy.enabled = True
+    client.post("/chat/completions", json={**CHAT, "messages": HISTORY[:1] + CHAT["messages"]})
+    span = recorded.span("chat tiny-llama").attributes
+    inputs = json.loads(span[sc.GEN_AI_INPUT_MESSAGES])
+    assert not problems(inputs) and inputs[0]["role"] == "system"
+    system = [part for message in inputs if message["role"] == "system" for part in message["parts"]]
+    assert system and not system_instruction_problems(system)  # as instructions, they would conform too
+    assert sc.GEN_AI_SYSTEM_INSTRUCTIONS not in span
+
+
+def test_retrieval_documents_conform(recorded: Recorded) -> None:
+    hits = [{"id": 17, "score": 0.82, "text": "Parking is free."}, ("doc-b", 0.5), {"text": "no id, no score"}]
+    with ragotel.retrieval("search") as step:  # content capture off: no documents at all
+        step.record(documents=hits)
+    policy.enabled = True
+    with ragotel.retrieval("captured") as step:
+        step.record(documents=hits)
+    assert sc.GEN_AI_RETRIEVAL_DOCUMENTS not in recorded.span("retrieval search").attributes
+    documents = json.loads(recorded.span("retrieval captured").attributes[sc.GEN_AI_RETRIEVAL_DOCUMENTS])
+    assert not retrieval_document_problems(documents), documents
+    assert [(d.get("id"), d.get("score")) for d in documents] == [("17", 0.82), (None, 0.5), (None, None)]
+
+
+def test_embeddings_carry_no_message_content(recorded: Recorded, client: httpx.Client) -> None:
+    """The conventions define no content attribute for embeddings: nothing to conform, nothing captured."""
+    policy.enabled = True
+    client.post("/embeddings", json={"model": "tiny-embed", "input": ["When do you open?"]})
+    (span,) = [s for s in recorded.spans() if s.name == "embeddings tiny-embed"]
+    content = {sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_SYSTEM_INSTRUCTIONS}
+    assert not content & set(span.attributes or {})

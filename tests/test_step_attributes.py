@@ -91,7 +91,7 @@ def test_span_names_and_semconv_attributes(recorded: Recorded) -> None:
     assert rr[sc.RAG_RETRIEVAL_SCORE_MAX] == pytest.approx(1.0)
 
     pr = recorded.span("prompt rag-v1").attributes
-    assert (pr[sc.RAG_STEP_KIND], pr[sc.RAG_PROMPT_TEMPLATE], pr[sc.RAG_PROMPT_MESSAGES]) == ("prompt", "rag-v1", 2)
+    assert (pr[sc.RAG_STEP_KIND], pr[sc.GEN_AI_PROMPT_NAME], pr[sc.RAG_PROMPT_MESSAGES]) == ("prompt", "rag-v1", 2)
 
     gen = recorded.span("chat tiny-llama").attributes
     assert gen[sc.GEN_AI_OPERATION_NAME] == "chat"

@@ -39,7 +39,7 @@ def build() -> Dashboard:
                         "Time to first chunk, time per chunk and call latency as the client sees them, beside "
                         "vLLM's own TTFT, inter-token latency, queue, KV cache and throughput.",
                         ["generation", "vllm"]),
-            q.TOKEN_USAGE + "_count")
+            q.OPERATION_DURATION + "_count")
         .with_row(p.row("Latency: client vs engine"))
         .with_panel(p.series(
             "Time to first token p95", p.SECONDS,
@@ -58,7 +58,8 @@ def build() -> Dashboard:
             p.Query(q.quantile(0.95, q.OPERATION_DURATION, chat_calls, by=q.MODEL), f"client {model}",
                     exemplar=True),
             _engine_p95(q.VLLM_E2E, "vLLM"),
-            description="Whole chat calls (gen_ai.client.operation.duration) beside vLLM's end-to-end latency.",
+            description="Whole chat calls (gen_ai.client.operation.duration; gen_ai.client.inference.duration with "
+                        "the latest conventions) beside vLLM's end-to-end latency.",
             width=8))
         .with_panel(p.series(
             "Time to first token outside the engine", p.SECONDS,

@@ -14,13 +14,13 @@ PIPELINE = q.eq(q.STEP_KIND, "pipeline")
 def build() -> Dashboard:
     app, by_model = q.sel(), q.sel(model=q.MODEL)
     requests = f"sum by (job) ({q.rate(q.HTTP_DURATION + '_count', app)})"
-    tokens = q.rate(q.TOKEN_USAGE + "_sum", q.sel(q.IN_OUT_TOKENS, model=q.MODEL))
+    tokens = q.tokens()
     cost = q.rate(q.COST, by_model)
     return (
         p.app_variables(
             p.dashboard("rag-overview", "RAG overview",
                         "Requests, errors by stage, latency by step, tokens and cost of ragotel services.",
-                        ["overview"]), q.TOKEN_USAGE + "_count")
+                        ["overview"]), q.OPERATION_DURATION + "_count")
         .with_panel(p.single("Requests/s", p.REQUESTS_PER_SECOND, p.Query(requests, q.legend("job")),
                              description="Requests each service answered per second, whatever its routes are "
                                          "called (health, readiness and /metrics are not counted)."))
@@ -30,7 +30,8 @@ def build() -> Dashboard:
                              description="Share of each service's requests answered with a 5xx (it or a dependency "
                                          "failed)."))
         .with_panel(p.single("End-to-end p95", p.SECONDS, p.Query(q.quantile(0.95, q.WORKFLOW_DURATION, app)),
-                             description="95th percentile of whole pipelines (gen_ai.workflow.duration)."))
+                             description="95th percentile of whole pipelines (gen_ai.workflow.duration; "
+                                         "gen_ai.invoke_agent.duration with the latest conventions)."))
         .with_panel(p.single("Tokens/s", p.TOKENS_PER_SECOND, p.Query(f"sum({tokens})"),
                              description="Input and output tokens per second across models."))
         .with_panel(p.single("Cost", p.USD_PER_HOUR, p.Query(f"sum({cost}) * 3600"),
@@ -68,7 +69,7 @@ def build() -> Dashboard:
         .with_row(p.row("Latency"))
         .with_panel(p.series(
             "End-to-end latency", p.SECONDS,
-            *p.percentiles(q.WORKFLOW_DURATION, app, q.WORKFLOW),
+            *p.percentiles(q.WORKFLOW_DURATION, app, q.WORKFLOW, q.AGENT),
             description="Whole pipelines (chat, chat_stream) from the first step to the answer; "
                         "exemplar dots link to their traces."))
         .with_panel(p.series(
@@ -109,7 +110,8 @@ def build() -> Dashboard:
         .with_panel(p.series(
             "Tokens/s by type", p.TOKENS_PER_SECOND,
             p.Query(f"sum by ({q.MODEL}, {q.TOKEN_TYPE}) ({tokens})", q.legend(q.MODEL, q.TOKEN_TYPE)),
-            description="Input and output tokens per second (gen_ai.client.token.usage)."))
+            description="Input and output tokens per second (gen_ai.client.token.usage; with the latest "
+                        "conventions, gen_ai.client.inference.usage.input_tokens / output_tokens)."))
         .with_panel(p.series(
             "Cost by model", p.USD_PER_HOUR,
             p.Query(f"sum by ({q.MODEL}) ({cost}) * 3600", q.legend(q.MODEL)),

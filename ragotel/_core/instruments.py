@@ -93,44 +93,73 @@ class Records(Protocol):
                context: Context | None = None) -> None: ...
 
 
-class InferenceDurations:
-    """``gen_ai.client.operation.duration`` under the latest conventions: chat and text completion go to
-    ``gen_ai.client.inference.duration``, other operations (embeddings) stay where they were."""
+class DurationsByOperation:
+    """``gen_ai.client.operation.duration`` under the latest conventions, which time chat and text completion
+    on ``gen_ai.client.inference.duration``, embeddings and retrieval on metrics of their own
+    (:data:`~ragotel.semconv.LATEST_DURATIONS`); other operations stay where they were."""
 
-    __slots__ = ("_inference", "_other")
+    __slots__ = ("_by_operation", "_other")
 
-    def __init__(self, inference: Histogram, other: Histogram) -> None:
-        self._inference, self._other = inference, other
+    def __init__(self, by_operation: dict[str, Histogram], other: Histogram) -> None:
+        self._by_operation, self._other = by_operation, other
 
     def record(self, amount: float, attributes: dict[str, AttributeValue] | None = None,
                context: Context | None = None) -> None:
-        inference = attributes is not None and attributes.get(sc.GEN_AI_OPERATION_NAME) in sc.INFERENCE_OPERATIONS
-        (self._inference if inference else self._other).record(amount, attributes, context=context)
+        operation = attributes.get(sc.GEN_AI_OPERATION_NAME) if attributes is not None else None
+        target = self._by_operation.get(operation, self._other) if isinstance(operation, str) else self._other
+        target.record(amount, attributes, context=context)
+
+
+class AgentDurations:
+    """``gen_ai.workflow.duration`` under the latest conventions: a pipeline is an agent invocation, timed on
+    ``gen_ai.invoke_agent.duration`` and named by ``gen_ai.agent.name``."""
+
+    __slots__ = ("_histogram",)
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+
+    def record(self, amount: float, attributes: dict[str, AttributeValue] | None = None,
+               context: Context | None = None) -> None:
+        attrs = dict(attributes or ())
+        name = attrs.pop(sc.GEN_AI_WORKFLOW_NAME, None)
+        if name is not None:
+            attrs[sc.GEN_AI_AGENT_NAME] = name
+        self._histogram.record(amount, attrs, context=context)
 
 
 class TokenCounters:
-    """``gen_ai.client.token.usage`` records under the latest conventions: each token type adds to its own
-    counter, by ``gen_ai.token.modality`` instead of ``gen_ai.token.type``; input and output also go to the
-    per-call histograms."""
+    """``gen_ai.client.token.usage`` records under the latest conventions: each token type of a chat or text
+    completion adds to its own counter, by ``gen_ai.token.modality`` instead of ``gen_ai.token.type``; input
+    and output also go to the per-call histograms. An embeddings call's input tokens go to its own per-call
+    histogram only."""
 
-    __slots__ = ("_counters", "_per_call")
+    __slots__ = ("_counters", "_embeddings", "_per_call")
 
     def __init__(self, meter: Meter) -> None:
+        def per_call(name: str, description: str) -> Histogram:
+            return meter.create_histogram(name, unit=sc.UNIT_TOKEN, description=description,
+                                          explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS))
+
         self._counters = {kind: meter.create_counter(name, unit=sc.UNIT_TOKEN, description=f"Tokens: {kind}.")
                           for kind, name in sc.INFERENCE_USAGE_COUNTERS.items()}
         self._per_call = {
-            sc.TokenType.INPUT.value: meter.create_histogram(
-                sc.GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS, unit=sc.UNIT_TOKEN,
-                description="Input tokens of each call.", explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS)),
-            sc.TokenType.OUTPUT.value: meter.create_histogram(
-                sc.GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS, unit=sc.UNIT_TOKEN,
-                description="Output tokens of each call.", explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS)),
+            sc.TokenType.INPUT.value: per_call(sc.GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS,
+                                               "Input tokens of each call."),
+            sc.TokenType.OUTPUT.value: per_call(sc.GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS,
+                                                "Output tokens of each call."),
         }
+        self._embeddings = per_call(sc.GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS,
+                                    "Input tokens of each embeddings call.")
 
     def record(self, amount: float, attributes: dict[str, AttributeValue] | None = None,
                context: Context | None = None) -> None:
         attrs = dict(attributes or ())
         kind = str(attrs.pop(sc.GEN_AI_TOKEN_TYPE, ""))
+        if attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.Operation.EMBEDDINGS.value:
+            if kind == sc.TokenType.INPUT.value:
+                self._embeddings.record(amount, attrs, context=context)
+            return
         counter = self._counters.get(kind)
         if counter is None:  # a token type the conventions have no counter for
             return
@@ -145,7 +174,7 @@ class Instruments:
     step_duration: Histogram
     step_errors: Counter
     operation_duration: Records
-    workflow_duration: Histogram
+    workflow_duration: Records
     token_usage: Records
     time_to_first_chunk: Records
     time_per_output_chunk: Records
@@ -241,16 +270,19 @@ def _build(meter: Meter, latest: bool = False) -> Instruments:
         step_errors=meter.create_counter(
             sc.RAG_STEP_ERRORS, unit=sc.UNIT_ERROR, description="RAG steps that failed."
         ),
-        operation_duration=InferenceDurations(
-            histogram(sc.GEN_AI_CLIENT_INFERENCE_DURATION, sc.UNIT_SECONDS, "GenAI inference duration.",
-                      sc.DURATION_BUCKETS),
+        operation_duration=DurationsByOperation(
+            {operation: histogram(name, sc.UNIT_SECONDS, f"GenAI {operation} duration.", sc.DURATION_BUCKETS)
+             for operation, name in sc.LATEST_DURATIONS.items()},
             histogram(sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS, "GenAI operation duration.",
                       sc.DURATION_BUCKETS),
         ) if latest else histogram(
             sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS, "GenAI operation duration.",
             sc.DURATION_BUCKETS,
         ),
-        workflow_duration=histogram(
+        workflow_duration=AgentDurations(histogram(
+            sc.GEN_AI_INVOKE_AGENT_DURATION, sc.UNIT_SECONDS, "RAG pipeline duration, end to end.",
+            sc.DURATION_BUCKETS,
+        )) if latest else histogram(
             sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS, "RAG pipeline duration, end to end.",
             sc.DURATION_BUCKETS,
         ),
@@ -258,16 +290,18 @@ def _build(meter: Meter, latest: bool = False) -> Instruments:
             sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN, "Number of input and output tokens used.",
             sc.TOKEN_BUCKETS,
         ),
+        # The latest conventions advise the duration buckets for the chunk timings too.
         time_to_first_chunk=histogram(
             sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK if latest else sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK,
             sc.UNIT_SECONDS,
             "Time from sending a streamed request to receiving its first chunk.",
-            sc.TIME_TO_FIRST_CHUNK_BUCKETS,
+            sc.DURATION_BUCKETS if latest else sc.TIME_TO_FIRST_CHUNK_BUCKETS,
         ),
         time_per_output_chunk=histogram(
             sc.GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK if latest else sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK,
             sc.UNIT_SECONDS,
-            "Time between consecutive streamed chunks after the first.", sc.TIME_PER_CHUNK_BUCKETS,
+            "Time between consecutive streamed chunks after the first.",
+            sc.DURATION_BUCKETS if latest else sc.TIME_PER_CHUNK_BUCKETS,
         ),
         retrieval_top_score=histogram(
             sc.RAG_RETRIEVAL_TOP_SCORE, sc.UNIT_SCORE, "Best score of each retrieval.", sc.SCORE_BUCKETS

@@ -66,18 +66,52 @@ def _content_parts(content: Any, clean: Clean) -> list[Part]:
                 if isinstance(url, str) and not url.startswith("data:"):
                     parts.append({"type": "uri", "modality": "image", "uri": url})
                 elif isinstance(url, str):
-                    # Inline data is a blob; the schema requires its content, which passes the policy like text.
-                    header, _, data = url.partition(",")
-                    content = clean(data)
-                    if content is not None:
-                        blob: Part = {"type": "blob", "modality": "image", "content": content}
-                        mime = header[len("data:"):].split(";")[0]
-                        if mime:
-                            blob["mime_type"] = mime
-                        parts.append(blob)
-            elif isinstance(kind, str):
+                    _append_blob(parts, clean, *_data_url(url), default_modality="image")
+            elif kind == "input_audio":
+                audio = _get(item, "input_audio")
+                data, fmt = _get(audio, "data"), _get(audio, "format")
+                if isinstance(data, str):
+                    _append_blob(parts, clean, f"audio/{fmt}" if isinstance(fmt, str) else "", data,
+                                 default_modality="audio")
+            elif kind == "file":
+                _append_file(parts, clean, _get(item, "file"))
+            elif isinstance(kind, str):  # a part type the conventions do not know: its type only
                 parts.append({"type": kind})
     return parts
+
+
+def _data_url(url: str) -> tuple[str, str]:
+    """``data:image/png;base64,AAAA`` → (``image/png``, ``AAAA``)."""
+    header, _, data = url.partition(",")
+    return header[len("data:"):].split(";")[0], data
+
+
+def _modality(mime: str, default: str) -> str:
+    """The conventions' modality of a MIME type: image, audio, video; other files (PDF, ...) are documents."""
+    major = mime.split("/", 1)[0]
+    return major if major in ("image", "audio", "video") else default
+
+
+def _append_blob(parts: list[Part], clean: Clean, mime: str, data: str, *, default_modality: str) -> None:
+    # Inline data is a blob; the schema requires its content, which passes the policy like text.
+    content = clean(data)
+    if content is None:
+        return
+    blob: Part = {"type": "blob", "modality": _modality(mime, default_modality) if mime else default_modality,
+                  "content": content}
+    if mime:
+        blob["mime_type"] = mime
+    parts.append(blob)
+
+
+def _append_file(parts: list[Part], clean: Clean, file: Any) -> None:
+    """An OpenAI ``file`` part: an uploaded file by id, or inline ``file_data`` (a data URL)."""
+    file_id, data = _get(file, "file_id"), _get(file, "file_data")
+    if isinstance(file_id, str):
+        parts.append({"type": "file", "modality": "document", "file_id": file_id})
+    elif isinstance(data, str):
+        mime, content = _data_url(data) if data.startswith("data:") else ("", data)
+        _append_blob(parts, clean, mime, content, default_modality="document")
 
 
 def input_messages(messages: Any, clean: Clean) -> list[Message] | None:

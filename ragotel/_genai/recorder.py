@@ -72,7 +72,8 @@ class Recorder:
     the caller's code path unless the subclass's own ``except`` would have caught it anyway.
     """
 
-    __slots__ = ("_pipeline", "_totals", "call_recorded", "context", "conversation_id", "ins", "kind", "span")
+    __slots__ = ("_pipeline", "_totals", "call_recorded", "context", "conversation_id", "ins", "kind", "prompt",
+                 "span")
 
     def __init__(self, kind: StepKind, span: Span, context: Context, ins: Instruments,
                  parent: Recorder | None, conversation_id: str | None) -> None:
@@ -89,6 +90,21 @@ class Recorder:
         if parent is not None:
             self._pipeline = parent if parent.kind is StepKind.PIPELINE else parent._pipeline
         self._totals: list[float] | None = [0, 0, 0.0, 0] if kind is StepKind.PIPELINE else None
+        self.prompt: Mapping[str, AttributeValue] = {}
+        """A pipeline's: ``gen_ai.prompt.name`` / ``.version`` of the last prompt step in it, for its model calls."""
+
+    def pipeline_prompt(self) -> Mapping[str, AttributeValue]:
+        """The prompt template in use where this operation runs (its pipeline's last prompt step), for a
+        model call's span: the conventions name the template on the call that used it."""
+        pipeline = self if self.kind is StepKind.PIPELINE else self._pipeline
+        return pipeline.prompt if pipeline is not None else {}
+
+    def use_prompt(self, attributes: Mapping[str, AttributeValue]) -> None:
+        """A prompt step's template becomes its pipeline's prompt in use."""
+        if self._pipeline is not None:
+            names = {k: attributes[k] for k in (sc.GEN_AI_PROMPT_NAME, sc.GEN_AI_PROMPT_VERSION) if k in attributes}
+            if names:
+                self._pipeline.prompt = names
 
     def take_over(self, kind: StepKind) -> bool:
         """Called by a client call started under this operation: True when it is this operation (same

@@ -374,6 +374,7 @@ def prompt(
     /,
     *,
     template: str | None = None,
+    version: str | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
@@ -383,6 +384,7 @@ def prompt(
     /,
     *,
     template: str | None = None,
+    version: str | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
     extractor: Extractor | None = None,
     capture_content: bool | None = None,
@@ -398,7 +400,10 @@ def prompt(
     Args:
         fn_or_name: the function to decorate, or the step's name, ``rag.step.name`` (default: the
             decorated function's name, else ``template``, else ``prompt``).
-        template: the prompt template's name or version: ``rag.prompt.template``.
+        template: the prompt template's name: ``gen_ai.prompt.name``, on this span and on the model calls
+            made after it in the same pipeline (the conventions put it on the call that used the prompt).
+        version: the template's version (``"3"``, ``"2026-05-01"``, ``"prod"``): ``gen_ai.prompt.version``,
+            where the name goes.
         attributes: more span attributes, set as given.
         extractor: ``fn(result, step)`` for a return value ragotel does not read itself: it records
             through ``step.record(...)`` instead of the reading described below.
@@ -417,12 +422,13 @@ def prompt(
     else the exception's class) and counts in ``rag.step.errors``; the exception passes through
     unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
 
-    >>> with prompt(template="rag-v1") as step:
+    >>> with prompt(template="rag-answer", version="3") as step:
     ...     step.record(chunks=3, context_chars=1800)
     """
     return _build(
         StepKind.PROMPT, fn_or_name, target=template, attributes=attributes, extractor=extractor,
-        capture_content=capture_content, span_attributes={sc.RAG_PROMPT_TEMPLATE: template},
+        capture_content=capture_content,
+        span_attributes={sc.GEN_AI_PROMPT_NAME: template, sc.GEN_AI_PROMPT_VERSION: version if template else None},
     )
 
 

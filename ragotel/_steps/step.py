@@ -175,11 +175,18 @@ class Step(Recorder):
                 attributes = {**attributes, **known}
             if conversation is not None:
                 attributes = {**attributes, sc.GEN_AI_CONVERSATION_ID: conversation}
+            if spec.kind is StepKind.GENERATION and isinstance(parent, Recorder) and (used := parent.pipeline_prompt()):
+                attributes = {**attributes, **used}
+            elif spec.kind is StepKind.PIPELINE and runtime.genai_latest:  # a workflow is an agent invocation
+                attributes = {sc.GEN_AI_AGENT_NAME if k == sc.GEN_AI_WORKFLOW_NAME else k: v
+                              for k, v in attributes.items()}
             span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
         except Exception as exc:
             report_internal_error("starting a span", exc)
             span = trace.INVALID_SPAN
         step = cls(spec, span, current, conversation)
+        if spec.kind is StepKind.PROMPT:
+            step.use_prompt(spec.span_attributes)
         step._start = perf_counter()
         return step
 

@@ -215,6 +215,8 @@ class HttpCall(Recorder):
         self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
         if self.conversation_id is not None:
             attrs[sc.GEN_AI_CONVERSATION_ID] = self.conversation_id
+        if endpoint.operation is not None and endpoint.operation.value in sc.INFERENCE_OPERATIONS:
+            attrs.update(self.pipeline_prompt())
 
         target = self.service or info.model
         name = f"{endpoint.verb} {target}" if target else endpoint.verb

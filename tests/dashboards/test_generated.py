@@ -128,8 +128,10 @@ def test_a_broken_query_fails_to_parse() -> None:
 
 def known_app_metrics() -> set[str]:
     """What ragotel's semconv names become once scraped, with histogram series suffixes."""
-    names = {v for k, v in vars(q).items() if k.isupper() and isinstance(v, str) and
-             (v.startswith(("rag_", "gen_ai_", "http_", "vllm:")))}
+    values = [v for k, v in vars(q).items() if k.isupper()]
+    values += [name for v in values if isinstance(v, q.Renamed) for name in v.names]
+    values += list(q.TOKEN_COUNTERS.values())
+    names = {v for v in values if isinstance(v, str) and v.startswith(("rag_", "gen_ai_", "http_", "vllm:"))}
     return {f"{n}{suffix}" for n in names for suffix in ("", "_bucket", "_sum", "_count")}
 
 
@@ -143,7 +145,7 @@ def test_every_metric_read_is_emitted_or_documented() -> None:
 # Labels whose values the app or its scrape config chooses: scrape jobs, step, pipeline and service
 # names, routes. A query may group by them or filter by a variable, never name a value.
 APP_NAMED_LABELS = frozenset({"job", "instance", "service", "service_name", q.STEP_NAME,
-                              q.WORKFLOW, q.ROUTE})
+                              q.WORKFLOW, q.AGENT, q.ROUTE})
 APP_NAMED_ATTRIBUTES = ("rag.step.name", "gen_ai.workflow.name", "service.name", "http.route")
 # Evaluation names are a convention the README documents (record_evaluation("cites_sources", ...)).
 DOCUMENTED_VALUES = frozenset({(q.EVALUATION, "cites_sources")})
@@ -279,3 +281,44 @@ def test_promtool_unit_tests_pass() -> None:
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+# --- both GenAI modes -----------------------------------------------------------------------------
+def _scraped(metric: str, unit: str, *, counter: bool = False) -> str:
+    return sc.prometheus_name(metric, unit, counter=counter)
+
+
+# What each metric of the default mode is called under gen_ai_latest_experimental, as scraped (from semconv,
+# not from the dashboards' own constants).
+LATEST_NAMES = {
+    _scraped(sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS):
+        {_scraped(sc.GEN_AI_CLIENT_INFERENCE_DURATION, sc.UNIT_SECONDS),
+         _scraped(sc.GEN_AI_CLIENT_EMBEDDINGS_DURATION, sc.UNIT_SECONDS),
+         _scraped(sc.GEN_AI_RETRIEVAL_DURATION, sc.UNIT_SECONDS)},
+    _scraped(sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS):
+        {_scraped(sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS)},
+    _scraped(sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS):
+        {_scraped(sc.GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS)},
+    _scraped(sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN):
+        {_scraped(sc.GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS, sc.UNIT_TOKEN, counter=True),
+         _scraped(sc.GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS, sc.UNIT_TOKEN, counter=True),
+         _scraped(sc.GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS, sc.UNIT_TOKEN)},
+    _scraped(sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS):
+        {_scraped(sc.GEN_AI_INVOKE_AGENT_DURATION, sc.UNIT_SECONDS)},
+}
+
+
+def _family(name: str) -> str:
+    return re.sub(r"_(bucket|sum|count)$", "", name)
+
+
+@pytest.mark.parametrize("query", dashboard_queries() + alert_queries() + variable_queries(), ids=lambda q: q.source)
+def test_a_query_reading_a_renamed_metric_reads_both_modes_names(query: PromQuery) -> None:
+    """A panel, alert or variable has data whether the services run the default or the latest conventions."""
+    read = {_family(name) for name in query.metrics()}
+    for default, latest in LATEST_NAMES.items():
+        if default in read or read & latest:
+            assert {default, *latest} <= read, (query.source, query.expr)
+    # A pipeline's name is a label of each mode's own: grouping by one only would merge the other's pipelines.
+    if q.WORKFLOW in query.expr or q.AGENT in query.expr:
+        assert q.WORKFLOW in query.expr and q.AGENT in query.expr, (query.source, query.expr)

@@ -111,13 +111,19 @@ def stack(vllm: VllmServer, vllm_receiver: OtlpReceiver) -> Iterator[LocalStack]
 # reference app's); a second Prometheus renames every step, pipeline, route and job once more at
 # scrape time, so a query that matched any of the names would come back empty there.
 PLAIN_JOBS = {"chat": "answers", "retriever": "doc-index", "vllm": "llm-engine", "node": "host"}
-RENAMED_LABELS = ("rag_step_name", "gen_ai_workflow_name", "http_route")
+RENAMED_LABELS = ("rag_step_name", "gen_ai_workflow_name", "gen_ai_agent_name", "http_route")
 RENAMED_PREFIX = "renamed-"
+
+
+# The GenAI conventions the second app runs under: each once (README: GenAI conventions, the two modes).
+GENAI_MODES = {"default conventions": "", "latest conventions": "gen_ai_latest_experimental"}
 
 
 @dataclass
 class PlainStack:
     app: PlainRag
+    genai_opt_in: str
+    """``OTEL_SEMCONV_STABILITY_OPT_IN`` of both services: empty, or ``gen_ai_latest_experimental``."""
     prometheus_url: str
     """Scrapes the app under ``PLAIN_JOBS``."""
     renamed_prometheus_url: str
@@ -137,8 +143,8 @@ def plain_prometheus_config(targets: dict[str, str], *, rename: bool) -> str:
     return yaml.safe_dump({"global": {"scrape_interval": "5s"}, "scrape_configs": jobs}, sort_keys=False)
 
 
-@pytest.fixture(scope="session")
-def plain_stack(vllm: VllmServer, vllm_receiver: OtlpReceiver,
+@pytest.fixture(scope="session", params=list(GENAI_MODES.values()), ids=list(GENAI_MODES))
+def plain_stack(request: pytest.FixtureRequest, vllm: VllmServer, vllm_receiver: OtlpReceiver,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack]:
     binary = shutil.which("prometheus")
     if binary is None:
@@ -153,7 +159,8 @@ def plain_stack(vllm: VllmServer, vllm_receiver: OtlpReceiver,
            "RAGOTEL_DETAILED_METRICS": "true",
            "RAGOTEL_PRICES_FILE": str(ROOT / "examples" / "reference_app" / "prices.toml"),
            # The tiny model's 1024-token window: room for the question and a short answer.
-           "MAX_CONTEXT_CHARS": "600"}
+           "MAX_CONTEXT_CHARS": "600",
+           "OTEL_SEMCONV_STABILITY_OPT_IN": request.param}
     names = {service: {"OTEL_SERVICE_NAME": PLAIN_JOBS[service]} for service in ("retriever", "chat")}
     with contextlib.ExitStack() as running:
         app = running.enter_context(PlainRag(var_dir, llm_base_url=f"{vllm.base_url}/v1", model=SERVED_MODEL,
@@ -177,4 +184,4 @@ def plain_stack(vllm: VllmServer, vllm_receiver: OtlpReceiver,
                                  f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
                 ready_url=f"{urls[-1]}/-/ready", log_path=var_dir / "logs" / f"{directory.name}.log",
                 startup_timeout=60))
-        yield PlainStack(app, *urls)
+        yield PlainStack(app, request.param, *urls)

@@ -5,7 +5,8 @@ Every attribute a TraceQL catalog query reads must be on the spans the same run 
 
 The same queries run against an app ragotel's examples do not contain (tests/apps/plainrag, decorated
 by hand under its own step names and scrape jobs) and against the same app renamed once more at scrape
-time: each query with data on the reference app has data on both, or the README names what it needs."""
+time: each query with data on the reference app has data on both, or the README names what it needs.
+That app runs once under each GenAI mode (the default conventions, then ``gen_ai_latest_experimental``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dashboards import promql as q
 from dashboards.queries import PromQuery, alert_queries, dashboard_queries
 from examples.reference_app.run_local import LocalStack, stream_once
 from examples.reference_app.vllm_server import VllmServer
+from ragotel import semconv as sc
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import load_spans
 from tests.apps.plainrag.launch import PlainRag
@@ -202,3 +204,12 @@ def test_every_query_with_data_on_the_reference_app_has_data_on_an_app_it_has_ne
     assert steps and all(step.startswith("renamed-") for step in steps), steps
     assert jobs and all(job.startswith("renamed-") for job in jobs), jobs
     assert {"renamed-encode", "renamed-faiss", "renamed-lookup", "renamed-passages"} <= steps
+    # The app ran under the conventions asked for: only that mode's names are there.
+    names = {s["metric"]["__name__"] for s in series(plain_stack.prometheus_url, '{__name__=~"gen_ai_.+"}')}
+    default_only = {f"{q.TOKEN_USAGE}_count", f"{q.TIME_TO_FIRST_CHUNK.default}_count",
+                    f"{q.WORKFLOW_DURATION.default}_count"}
+    latest_only = {*q.TOKEN_COUNTERS.values(), *(f"{name}_count" for name in q.TIME_TO_FIRST_CHUNK.latest),
+                   *(f"{name}_count" for name in q.WORKFLOW_DURATION.latest),
+                   f"{sc.prometheus_name(sc.GEN_AI_CLIENT_INFERENCE_DURATION, sc.UNIT_SECONDS)}_count"}
+    expected, absent = (latest_only, default_only) if plain_stack.genai_opt_in else (default_only, latest_only)
+    assert expected <= names and not names & absent, sorted(names)
