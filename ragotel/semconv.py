@@ -28,6 +28,7 @@ from opentelemetry.semconv._incubating.metrics import http_metrics as _http_metr
 from opentelemetry.semconv.attributes import client_attributes as _client
 from opentelemetry.semconv.attributes import deployment_attributes as _deployment
 from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import exception_attributes as _exception
 from opentelemetry.semconv.attributes import http_attributes as _http
 from opentelemetry.semconv.attributes import server_attributes as _server
 from opentelemetry.semconv.attributes import service_attributes as _service
@@ -425,6 +426,13 @@ LATEST_DURATIONS: Final = {
 }
 """Where the latest conventions time what the default times on :data:`GEN_AI_CLIENT_OPERATION_DURATION`, by
 ``gen_ai.operation.name`` (other operations stay there)."""
+GEN_AI_INFERENCE_EXCEPTION_EVENT: Final = "gen_ai.client.inference.exception"
+"""Name of the event (a log record, parented to the call's span) a failed chat or text-completion call emits
+under the latest conventions; the default has none (the span's ``exception`` event says it)."""
+GEN_AI_EXCEPTION_SEVERITY: Final = "WARN"
+"""Severity of the exception event: the conventions ask for WARN (severity number 13)."""
+EXCEPTION_TYPE: Final = _exception.EXCEPTION_TYPE
+EXCEPTION_MESSAGE: Final = _exception.EXCEPTION_MESSAGE
 GEN_AI_DETAILS_SEVERITY: Final = "DEBUG"
 """Severity of the details event: the latest conventions ask for DEBUG (severity number 5)."""
 

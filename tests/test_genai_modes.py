@@ -4,6 +4,7 @@ with ``gen_ai_latest_experimental`` (metrics, the details event's severity, the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -176,3 +177,37 @@ def test_a_token_type_with_no_counter_is_skipped() -> None:
     assert not data or not any(m.data.data_points for rm in data.resource_metrics
                                for s in rm.scope_metrics for m in s.metrics)
     provider.shutdown()
+
+
+def _exception_events(recorded: Recorded) -> list[Any]:
+    return [r.log_record for r in recorded.logs() if r.log_record.event_name == sc.GEN_AI_INFERENCE_EXCEPTION_EVENT]
+
+
+@pytest.mark.parametrize("latest", [False, True])
+def test_a_failed_inference_call_emits_one_exception_event_in_the_latest_mode(
+    recorded: Recorded, client: httpx.Client, latest: bool,
+) -> None:
+    runtime.genai_latest = latest
+    assert client.post("/chat/completions", json={**CHAT, "model": "fault-500"}).status_code == 500
+    with ragotel.generation("answer"):  # the call inside a generation step: one event, the call's
+        client.post("/chat/completions", json={**CHAT, "model": "fault-500"})
+    with httpx.Client(base_url="http://127.0.0.1:9", timeout=2) as closed:  # nothing listens on port 9
+        ragotel.instrument_httpx(closed)
+        with pytest.raises(httpx.ConnectError):
+            closed.post("/v1/chat/completions", json=CHAT)
+    with pytest.raises(ValueError), ragotel.generation("parse"):
+        raise ValueError("no answer")
+    client.post("/embeddings", json={"model": "fault-500", "input": ["a"]})  # not an inference call
+    events = _exception_events(recorded)
+    if not latest:
+        assert events == []
+        return
+    assert [(e.severity_number, e.severity_text) for e in events] == [(SeverityNumber.WARN, "WARN")] * 4
+    by_type = [(e.attributes[sc.ERROR_TYPE], e.attributes.get(sc.EXCEPTION_TYPE)) for e in events]
+    assert by_type == [("http.5xx", None), ("http.5xx", None), ("connection", "httpx.ConnectError"),
+                       ("ValueError", "ValueError")]
+    assert events[0].attributes[sc.GEN_AI_REQUEST_MODEL] == "fault-500"
+    assert events[3].attributes[sc.EXCEPTION_MESSAGE] == "no answer"
+    spans = {s.context.span_id: s for s in recorded.spans()}
+    assert all(spans[e.span_id].status.status_code.name == "ERROR" for e in events)  # parented to the call
+    assert not any(sc.GEN_AI_INPUT_MESSAGES in e.attributes for e in events)

@@ -40,7 +40,7 @@ from ragotel._core.compat import SPAN_KEY
 from ragotel._core.errors import error_type
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import hits, messages
+from ragotel._genai import details, hits, messages
 from ragotel._genai.content import policy as content_policy
 from ragotel._genai.protocol import Choice, ResponseFacts, Usage
 from ragotel._genai.recorder import ENCLOSING, Recorder, openinference_attributes
@@ -483,6 +483,8 @@ class Step(Recorder):
             else:
                 etype = error_type(exc)
                 attrs = self.record_failure(etype, self._dims, exc=exc, description=f"{etype}: {exc}")
+                if spec.kind is StepKind.GENERATION and runtime.genai_latest and not self.call_recorded:
+                    details.emit_exception(self.span, etype, exc)  # a failed call under it emitted its own
             if spec.kind is StepKind.PIPELINE:
                 ins.workflow_duration.record(duration, attrs, context=self.context)
                 self.set_totals()

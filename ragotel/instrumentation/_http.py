@@ -39,7 +39,7 @@ from ragotel._core.cardinality import limiter
 from ragotel._core.errors import error_type, http_status_class, is_cancellation
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import hits, messages
+from ragotel._genai import details, hits, messages
 from ragotel._genai import protocol as proto
 from ragotel._genai.content import policy as content_policy
 from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes, openinference_text
@@ -163,6 +163,8 @@ class HttpCall(Recorder):
         """The adopted span's instrumentation records this call's duration and seen usage (module docstring)."""
         self.service: str | None = None
         """The step name of a service step (``RAGOTEL_SERVICE_STEPS``); ``None`` for a GenAI API call."""
+        self.raised: BaseException | None = None
+        """What the request or its body raised, if anything (the exception event names it)."""
 
     @classmethod
     def begin(cls, settings: CallSettings, *, url: object, path: str, host: str, port: int,
@@ -350,6 +352,7 @@ class HttpCall(Recorder):
             self.finish(cancelled=True)
             return
         self.error = error_type(exc)
+        self.raised = exc
         try:
             self.span.record_exception(exc, escaped=True)
         except Exception as internal:
@@ -397,6 +400,9 @@ class HttpCall(Recorder):
             # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
             failed = self.record_failure(error, attrs)
             timed = {**attrs, sc.ERROR_TYPE: failed[sc.ERROR_TYPE]}
+            if (runtime.genai_latest and not self.counted_by_owner and self.endpoint.operation is not None
+                    and self.endpoint.operation.value in sc.INFERENCE_OPERATIONS):
+                details.emit_exception(self.span, error, self.raised)
         else:
             failed = self.record_cancelled(attrs) if cancelled else None
             timed = attrs
