@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -16,9 +17,10 @@ from ragotel._core.runtime import runtime
 from ragotel._genai import messages
 from ragotel._genai.content import policy
 from tests.conftest import Recorded
+from tests.http_double import HttpDouble
 from tests.message_schema import problems, retrieval_document_problems, system_instruction_problems
 from tests.recorded_openai_server import RecordedOpenAIServer
-from tests.test_genai_conventions import CHAT
+from tests.test_genai_conventions import CHAT, SDK_COMPLETION
 
 HISTORY = [
     {"role": "system", "content": "Answer from the context only."},
@@ -126,3 +128,52 @@ def test_embeddings_carry_no_message_content(recorded: Recorded, client: httpx.C
     (span,) = [s for s in recorded.spans() if s.name == "embeddings tiny-embed"]
     content = {sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_SYSTEM_INSTRUCTIONS}
     assert not content & set(span.attributes or {})
+
+
+class _ToolCallServer(BaseHTTPRequestHandler):
+    """Answers every chat with a tool call: whole, or streamed as the OpenAI API streams one (id and name
+    first, the arguments in pieces)."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if not body.get("stream"):
+            payload = json.dumps(SDK_COMPLETION).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        deltas = [{"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                                         "function": {"name": "opening_hours", "arguments": ""}}]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": '{"day":'}}]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": '"mon"}'}}]}]
+        chunks = [{"id": "c", "object": "chat.completion.chunk", "model": "tiny-llama",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+        chunks.append({"id": "c", "object": "chat.completion.chunk", "model": "tiny-llama",
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_from_the_server_conform(recorded: Recorded, stream: bool) -> None:
+    policy.enabled = True
+    with HttpDouble(_ToolCallServer) as server, httpx.Client(base_url=server.url, timeout=5) as client:
+        ragotel.instrument_httpx(client)
+        request = {**CHAT, "messages": HISTORY, "stream": stream, "stream_options": {"include_usage": False}}
+        with client.stream("POST", "/v1/chat/completions", json=request) as response:
+            for _ in response.iter_bytes():
+                pass
+    span = recorded.span("chat tiny-llama").attributes
+    inputs, outputs = json.loads(span[sc.GEN_AI_INPUT_MESSAGES]), json.loads(span[sc.GEN_AI_OUTPUT_MESSAGES])
+    assert not problems(inputs) and not problems(outputs, output=True), outputs
+    calls = [part for message in outputs for part in message["parts"] if part["type"] == "tool_call"]
+    assert calls == [{"type": "tool_call", "name": "opening_hours", "arguments": {"day": "mon"}, "id": "call_1"}]
