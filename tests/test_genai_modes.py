@@ -211,3 +211,21 @@ def test_a_failed_inference_call_emits_one_exception_event_in_the_latest_mode(
     spans = {s.context.span_id: s for s in recorded.spans()}
     assert all(spans[e.span_id].status.status_code.name == "ERROR" for e in events)  # parented to the call
     assert not any(sc.GEN_AI_INPUT_MESSAGES in e.attributes for e in events)
+
+
+def test_chat_and_text_completion_share_one_inference_duration_metric() -> None:
+    """Made twice, one name would be two metrics (the SDK keeps both when their descriptions differ), and a
+    Prometheus scrape two families of one name."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        ins = _instruments._build(provider.get_meter("modes"), latest=True)
+        for operation in ("chat", "text_completion", "embeddings"):
+            ins.operation_duration.record(0.5, {sc.GEN_AI_OPERATION_NAME: operation})
+        data = reader.get_metrics_data()
+        assert data is not None
+        found = [(m.name, sum(p.count for p in m.data.data_points))
+                 for rm in data.resource_metrics for scope in rm.scope_metrics for m in scope.metrics]
+        assert sorted(found) == [(sc.GEN_AI_CLIENT_EMBEDDINGS_DURATION, 1), (sc.GEN_AI_CLIENT_INFERENCE_DURATION, 2)]
+    finally:
+        provider.shutdown()

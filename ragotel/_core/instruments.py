@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -201,6 +201,20 @@ class Instruments:
     evaluations: SummedCounter
 
 
+_LATEST_DURATION_DESCRIPTIONS = {
+    sc.GEN_AI_CLIENT_INFERENCE_DURATION: "GenAI inference duration.",
+    sc.GEN_AI_CLIENT_EMBEDDINGS_DURATION: "GenAI embeddings duration.",
+    sc.GEN_AI_RETRIEVAL_DURATION: "GenAI retrieval duration.",
+}
+
+
+def _by_operation(histogram: Callable[[str, str, str, tuple[float, ...]], Histogram]) -> dict[str, Histogram]:
+    """The latest conventions' duration histogram of each operation (chat and text completion share one)."""
+    made = {name: histogram(name, sc.UNIT_SECONDS, description, sc.DURATION_BUCKETS)
+            for name, description in _LATEST_DURATION_DESCRIPTIONS.items()}
+    return {operation: made[name] for operation, name in sc.LATEST_DURATIONS.items()}
+
+
 # One tracer and one set of instruments per GenAI mode: each carries the schema URL of the conventions it
 # follows, and configure() may pick the mode after a decorator first asked for them.
 def schema_url(latest: bool) -> str | None:
@@ -271,8 +285,7 @@ def _build(meter: Meter, latest: bool = False) -> Instruments:
             sc.RAG_STEP_ERRORS, unit=sc.UNIT_ERROR, description="RAG steps that failed."
         ),
         operation_duration=DurationsByOperation(
-            {operation: histogram(name, sc.UNIT_SECONDS, f"GenAI {operation} duration.", sc.DURATION_BUCKETS)
-             for operation, name in sc.LATEST_DURATIONS.items()},
+            _by_operation(histogram),
             histogram(sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS, "GenAI operation duration.",
                       sc.DURATION_BUCKETS),
         ) if latest else histogram(
