@@ -57,7 +57,7 @@ def _number(value: float) -> str:
 
 
 def _http(selector: str) -> str:
-    return f"sum by (namespace, job) (rate({q.HTTP_DURATION}_count{selector}[{WINDOW}]))"
+    return f"sum by (namespace, job) ({q.rate(q.HTTP_DURATION + '_count', selector, WINDOW)})"
 
 
 def _p95(histogram: q.Metric, selector: str, by: str) -> str:
@@ -114,7 +114,7 @@ def _stage_errors() -> str:
     (the chat API's retrieval step fails with it), so each stage counts the errors of the job that saw
     the most of them, never the sum; pipelines are summed over the namespace's jobs, so the errors of a
     retriever that runs no pipeline still find them."""
-    per_job = f"sum by (namespace, job, {q.STEP_KIND}) (rate({q.STEP_ERRORS}{{{FAILING_STAGES}}}[{WINDOW}]))"
+    per_job = f"sum by (namespace, job, {q.STEP_KIND}) ({q.rate(q.STEP_ERRORS, '{' + FAILING_STAGES + '}', WINDOW)})"
     return (f"max by (namespace, {q.STEP_KIND}) ({per_job}) / on (namespace) group_left "
             f"sum by (namespace) ({q.rate(q.WORKFLOW_DURATION + '_count', '', WINDOW)})")
 
@@ -236,7 +236,7 @@ ALERTS: Final = (
     ),
     Alert(
         name="RagCostSpike", stage="cost", severity="warning", for_="5m",
-        query=f"sum by (namespace, {q.MODEL}) (rate({q.COST}[10m])) * 3600",
+        query=f"sum by (namespace, {q.MODEL}) ({q.rate(q.COST, '', '10m')}) * 3600",
         op=">", threshold=10,
         summary="{{ $labels.gen_ai_request_model }}: model calls cost {{ $value | humanize }} USD/h",
         description="Spend rate above 10 USD/h for 5 minutes (rag.cost.usd from the price table).",

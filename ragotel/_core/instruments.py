@@ -16,12 +16,13 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation, UpDownCounter, _Gauge
 from opentelemetry.util.types import AttributeValue
@@ -121,11 +122,13 @@ class AgentDurations:
 
     def record(self, amount: float, attributes: dict[str, AttributeValue] | None = None,
                context: Context | None = None) -> None:
-        attrs = dict(attributes or ())
-        name = attrs.pop(sc.GEN_AI_WORKFLOW_NAME, None)
-        if name is not None:
-            attrs[sc.GEN_AI_AGENT_NAME] = name
-        self._histogram.record(amount, attrs, context=context)
+        self._histogram.record(amount, as_agent(attributes or {}), context=context)
+
+
+def as_agent(attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+    """A pipeline's attributes as the latest conventions name them: ``gen_ai.workflow.name`` becomes
+    ``gen_ai.agent.name`` (for its span and ``gen_ai.invoke_agent.duration``)."""
+    return {sc.GEN_AI_AGENT_NAME if k == sc.GEN_AI_WORKFLOW_NAME else k: v for k, v in attributes.items()}
 
 
 class TokenCounters:
@@ -227,6 +230,16 @@ def tracer() -> trace.Tracer:
 
 def instruments() -> Instruments:
     return _instruments(runtime.genai_latest)
+
+
+def emit_event(context: Context, name: str, severity: SeverityNumber, attributes: Mapping[str, Any], *,
+               severity_text: str | None = None) -> None:
+    """Emit the event ``name``, a log record in ``context`` (so parented to its span), through the global
+    logger provider."""
+    _logs.get_logger(SCOPE, __version__).emit(LogRecord(
+        context=context, severity_number=severity, severity_text=severity_text, event_name=name,
+        attributes=attributes,
+    ))
 
 
 @cache

@@ -14,16 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import _logs, trace
-from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.trace import Span
 
 from ragotel import semconv as sc
 from ragotel._core.errors import qualified_name
-from ragotel._core.instruments import SCOPE
+from ragotel._core.instruments import emit_event
 from ragotel._core.safe import report_internal_error
 from ragotel._genai.messages import Message
-from ragotel._version import __version__
 
 _KEPT = ("gen_ai.", "server.", "error.")
 # The conventions ask for DEBUG: the event is bulky content, kept apart from warnings and errors.
@@ -44,10 +43,8 @@ def emit(span: Span, inputs: list[Message] | None, outputs: list[Message] | None
             attrs[sc.GEN_AI_INPUT_MESSAGES] = inputs
         if outputs is not None:
             attrs[sc.GEN_AI_OUTPUT_MESSAGES] = outputs
-        _logs.get_logger(SCOPE, __version__).emit(LogRecord(
-            context=trace.set_span_in_context(span), severity_number=_SEVERITY,
-            severity_text=sc.GEN_AI_DETAILS_SEVERITY, event_name=sc.GEN_AI_INFERENCE_DETAILS_EVENT, attributes=attrs,
-        ))
+        emit_event(trace.set_span_in_context(span), sc.GEN_AI_INFERENCE_DETAILS_EVENT, _SEVERITY, attrs,
+                   severity_text=sc.GEN_AI_DETAILS_SEVERITY)
     except Exception as exc:
         report_internal_error("emitting the inference details event", exc)
 
@@ -61,10 +58,7 @@ def emit_exception(span: Span, etype: str, exc: BaseException | None) -> None:
         if exc is not None:
             attrs[sc.EXCEPTION_TYPE] = qualified_name(exc)
             attrs[sc.EXCEPTION_MESSAGE] = str(exc)
-        _logs.get_logger(SCOPE, __version__).emit(LogRecord(
-            context=trace.set_span_in_context(span), severity_number=_EXCEPTION_SEVERITY,
-            severity_text=sc.GEN_AI_EXCEPTION_SEVERITY, event_name=sc.GEN_AI_INFERENCE_EXCEPTION_EVENT,
-            attributes=attrs,
-        ))
+        emit_event(trace.set_span_in_context(span), sc.GEN_AI_INFERENCE_EXCEPTION_EVENT, _EXCEPTION_SEVERITY, attrs,
+                   severity_text=sc.GEN_AI_EXCEPTION_SEVERITY)
     except Exception as exc_:
         report_internal_error("emitting the inference exception event", exc_)

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import math
 
-from opentelemetry import _logs, trace
-from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core.cardinality import limiter
-from ragotel._core.instruments import SCOPE, instruments
+from ragotel._core.instruments import emit_event, instruments
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai.content import policy as content_policy
-from ragotel._version import __version__
 
 Evaluated = SpanContext | str | int | None
 """What an evaluation judges: a span's context, a trace id (32 hex digits or an int), or — ``None`` —
@@ -84,10 +83,7 @@ def record_evaluation(
             attrs[sc.GEN_AI_EVALUATION_EXPLANATION] = text
         judged = trace.set_span_in_context(trace.NonRecordingSpan(
             SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)), Context())
-        _logs.get_logger(SCOPE, __version__).emit(LogRecord(
-            context=judged, severity_number=SeverityNumber.INFO, event_name=sc.GEN_AI_EVALUATION_RESULT_EVENT,
-            attributes=attrs,
-        ))
+        emit_event(judged, sc.GEN_AI_EVALUATION_RESULT_EVENT, SeverityNumber.INFO, attrs)
         labels = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
         ins = instruments()
         ins.evaluations.add(1, frozenset(labels.items()), labels)

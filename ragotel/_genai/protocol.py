@@ -29,6 +29,11 @@ class Endpoint:
     verb: str
     """First word of the span name (the operation, or the step kind)."""
 
+    @property
+    def inference(self) -> bool:
+        """A chat or text completion: what the conventions call inference."""
+        return self.operation is not None and self.operation.value in sc.INFERENCE_OPERATIONS
+
 
 _CHAT = Endpoint(Operation.CHAT, StepKind.GENERATION, Operation.CHAT.value)
 _COMPLETION = Endpoint(Operation.TEXT_COMPLETION, StepKind.GENERATION, Operation.TEXT_COMPLETION.value)

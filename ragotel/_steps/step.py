@@ -178,8 +178,7 @@ class Step(Recorder):
             if spec.kind is StepKind.GENERATION and isinstance(parent, Recorder) and (used := parent.pipeline_prompt()):
                 attributes = {**attributes, **used}
             elif spec.kind is StepKind.PIPELINE and runtime.genai_latest:  # a workflow is an agent invocation
-                attributes = {sc.GEN_AI_AGENT_NAME if k == sc.GEN_AI_WORKFLOW_NAME else k: v
-                              for k, v in attributes.items()}
+                attributes = _instruments.as_agent(attributes)
             span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
         except Exception as exc:
             report_internal_error("starting a span", exc)

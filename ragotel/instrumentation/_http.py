@@ -217,7 +217,7 @@ class HttpCall(Recorder):
         self.metric_attributes = limiter.bound({k: v for k, v in attrs.items() if k in sc.METRIC_ATTRIBUTES})
         if self.conversation_id is not None:
             attrs[sc.GEN_AI_CONVERSATION_ID] = self.conversation_id
-        if endpoint.operation is not None and endpoint.operation.value in sc.INFERENCE_OPERATIONS:
+        if endpoint.inference:
             attrs.update(self.pipeline_prompt())
 
         target = self.service or info.model
@@ -400,8 +400,7 @@ class HttpCall(Recorder):
             # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
             failed = self.record_failure(error, attrs)
             timed = {**attrs, sc.ERROR_TYPE: failed[sc.ERROR_TYPE]}
-            if (runtime.genai_latest and not self.counted_by_owner and self.endpoint.operation is not None
-                    and self.endpoint.operation.value in sc.INFERENCE_OPERATIONS):
+            if runtime.genai_latest and self.endpoint.inference and not self.counted_by_owner:
                 details.emit_exception(self.span, error, self.raised)
         else:
             failed = self.record_cancelled(attrs) if cancelled else None
