@@ -89,7 +89,7 @@ STALE_INDEX_DAYS: Final = 7
 # (ragotel's and FastAPI's) put error.type on http.server.request.duration for either; a 4xx has none.
 FAILED: Final = f'{q.ERROR_TYPE}!=""'
 # The services that answer users are the ones running pipelines, whatever their job and routes are named.
-PIPELINE_JOBS: Final = f"group by (namespace, job) ({q.series(q.WORKFLOW_DURATION + '_count')})"
+PIPELINE_JOBS: Final = f"group by (namespace, job) ({q.series(q.PIPELINE_DURATION + '_count')})"
 # Stages a pipeline can fail in; "request" (4xx validation) is the caller's fault and "pipeline"
 # repeats the stage that failed under it.
 FAILING_STAGES: Final = q.re(q.STEP_KIND, "retrieval|embedding|rerank|prompt|generation")
@@ -116,7 +116,7 @@ def _stage_errors() -> str:
     retriever that runs no pipeline still find them."""
     per_job = f"sum by (namespace, job, {q.STEP_KIND}) ({q.rate(q.STEP_ERRORS, '{' + FAILING_STAGES + '}', WINDOW)})"
     return (f"max by (namespace, {q.STEP_KIND}) ({per_job}) / on (namespace) group_left "
-            f"sum by (namespace) ({q.rate(q.WORKFLOW_DURATION + '_count', '', WINDOW)})")
+            f"sum by (namespace) ({q.rate(q.PIPELINE_DURATION + '_count', '', WINDOW)})")
 
 
 ALERTS: Final = (
@@ -150,7 +150,7 @@ ALERTS: Final = (
     ),
     Alert(
         name="RagEndToEndLatencyHigh", stage="pipeline", severity="warning", for_="10m",
-        query=_p95(q.WORKFLOW_DURATION, "", f"namespace, job, {q.PIPELINE_NAME}"),
+        query=_p95(q.PIPELINE_DURATION, "", f"namespace, job, {q.PIPELINE_NAME}"),
         op=">", threshold=3,
         summary="{{ $labels.job }}: {{ $labels.gen_ai_workflow_name }}{{ $labels.gen_ai_agent_name }} pipeline p95 "
                 "is {{ $value | humanizeDuration }}",

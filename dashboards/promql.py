@@ -54,7 +54,7 @@ def _seconds(metric: str) -> str:
 STEP_DURATION: Final = sc.prometheus_name(sc.RAG_STEP_DURATION, sc.UNIT_SECONDS)
 STEP_ERRORS: Final = sc.prometheus_name(sc.RAG_STEP_ERRORS, sc.UNIT_ERROR, counter=True)
 # A pipeline is a workflow by default, an agent invocation in the latest mode.
-WORKFLOW_DURATION: Final = Renamed(_seconds(sc.GEN_AI_WORKFLOW_DURATION), (_seconds(sc.GEN_AI_INVOKE_AGENT_DURATION),))
+PIPELINE_DURATION: Final = Renamed(_seconds(sc.RAG_PIPELINE_DURATION), (_seconds(sc.GEN_AI_INVOKE_AGENT_DURATION),))
 # Model calls (and, with detailed metrics, retrieval steps): the latest mode times chat and text completion,
 # embeddings and retrieval each on a metric of its own.
 OPERATION_DURATION: Final = Renamed(_seconds(sc.GEN_AI_CLIENT_OPERATION_DURATION),
@@ -112,7 +112,10 @@ OPERATION: Final = label(sc.GEN_AI_OPERATION_NAME)
 WORKFLOW: Final = label(sc.GEN_AI_WORKFLOW_NAME)
 AGENT: Final = label(sc.GEN_AI_AGENT_NAME)
 PIPELINE_NAME: Final = f"{WORKFLOW}, {AGENT}"
-"""A pipeline's name: ``gen_ai_workflow_name`` by default, ``gen_ai_agent_name`` in the latest mode (one is empty)."""
+"""A pipeline's name, to group by: ``gen_ai_workflow_name`` by default, ``gen_ai_agent_name`` in the latest mode
+(one is empty). Group by both: grouping by one merges every pipeline whose series carry the other."""
+PIPELINE_LEGEND: Final = "{{" + WORKFLOW + "}}{{" + AGENT + "}}"
+"""A pipeline's name in a legend or summary, whichever of the two labels its series carry."""
 INDEX_PART: Final = label(sc.RAG_INDEX_PART)
 ROUTE: Final = label(sc.HTTP_ROUTE)
 DATA_SOURCE: Final = label(sc.GEN_AI_DATA_SOURCE_ID)

@@ -3,7 +3,9 @@
 This is the one place where a telemetry name is spelled. Names under ``gen_ai.*``, ``error.*``,
 ``server.*``, ``http.*`` and the resource's follow the OpenTelemetry semantic conventions and are imported
 from ``opentelemetry-semantic-conventions`` wherever it defines them (a test fails on one spelled by hand);
-names the conventions do not cover (reranking, prompt building, RAG quality signals) live under ``rag.*``.
+names the conventions do not cover (reranking, prompt building, RAG quality signals, a pipeline's duration)
+live under ``rag.*``: ``gen_ai.*`` is the conventions' namespace, and tests/test_released_names.py fails on a
+``gen_ai.*`` name the package does not define unless the README lists it with its reason.
 
 Dashboards, alerts and TraceQL queries are written against these names; change one here and the
 tests that compare them with what a real Prometheus scrapes will tell you what else must move.
@@ -111,7 +113,9 @@ GEN_AI_REQUEST_MAX_TOKENS: Final = _gen_ai.GEN_AI_REQUEST_MAX_TOKENS
 GEN_AI_REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
 GEN_AI_REQUEST_TOP_P: Final = _gen_ai.GEN_AI_REQUEST_TOP_P
 GEN_AI_REQUEST_TOP_K: Final = _gen_ai.GEN_AI_REQUEST_TOP_K
-"""Sampling top-k of a generation request (retrieval's k is :data:`GEN_AI_RETRIEVAL_TOP_K`)."""
+"""A generation request's sampling top-k, and how many documents a retrieval asked for: the conventions'
+retrieval span (v1.41.1, the last core release defining it) records its k under this name.
+Seed 002's ``rag.top_k`` / ``faiss.top_k``."""
 GEN_AI_REQUEST_SEED: Final = _gen_ai.GEN_AI_REQUEST_SEED
 GEN_AI_REQUEST_STOP_SEQUENCES: Final = _gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES
 GEN_AI_REQUEST_CHOICE_COUNT: Final = _gen_ai.GEN_AI_REQUEST_CHOICE_COUNT
@@ -135,8 +139,6 @@ GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
 """``input`` or ``output``; metric attribute of :data:`GEN_AI_CLIENT_TOKEN_USAGE`."""
 GEN_AI_DATA_SOURCE_ID: Final = _gen_ai.GEN_AI_DATA_SOURCE_ID
 """Which index or store a retrieval searched (e.g. ``faiss``)."""
-GEN_AI_RETRIEVAL_TOP_K: Final = "gen_ai.retrieval.top_k"
-"""How many documents the retriever was asked for (seed 002's ``rag.top_k`` / ``faiss.top_k``)."""
 GEN_AI_RETRIEVAL_DOCUMENTS: Final = _gen_ai.GEN_AI_RETRIEVAL_DOCUMENTS
 """JSON list of ``{id, score}`` of the documents returned; ``content`` only with capture on."""
 GEN_AI_RETRIEVAL_QUERY_TEXT: Final = _gen_ai.GEN_AI_RETRIEVAL_QUERY_TEXT
@@ -311,8 +313,10 @@ GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATI
 """Histogram, s: request sent → first streamed chunk received."""
 GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK
 """Histogram, s: gap between consecutive streamed chunks after the first."""
-GEN_AI_WORKFLOW_DURATION: Final = "gen_ai.workflow.duration"
-"""Histogram, s: a whole pipeline, end to end (the pipeline step's one duration record)."""
+RAG_PIPELINE_DURATION: Final = "rag.pipeline.duration"
+"""Histogram, s: a whole pipeline, end to end (the pipeline step's one duration record). No release of the
+conventions names a workflow's duration, so it is ragotel's own name (the latest mode's is
+:data:`GEN_AI_INVOKE_AGENT_DURATION`)."""
 RAG_STEP_DURATION: Final = "rag.step.duration"
 """Histogram, s: every step but the pipeline, by ``rag.step.kind`` (the latency breakdown); one record per step."""
 RAG_STEP_ERRORS: Final = "rag.step.errors"
@@ -400,7 +404,7 @@ GEN_AI_RETRIEVAL_DURATION: Final = "gen_ai.retrieval.duration"
 GEN_AI_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
 """Histogram, s: a pipeline, end to end, under the latest conventions, which record a workflow as an agent
 invocation (``gen_ai.operation.name`` stays ``invoke_workflow``); the default records
-:data:`GEN_AI_WORKFLOW_DURATION`."""
+:data:`RAG_PIPELINE_DURATION`."""
 GEN_AI_AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
 """A pipeline's name under the latest conventions, on its span and ``gen_ai.invoke_agent.duration``
 (the default's :data:`GEN_AI_WORKFLOW_NAME`)."""
@@ -458,17 +462,13 @@ UNIT_BYTES: Final = "By"
 UNIT_DIMENSION: Final = "{dimension}"
 
 # Bucket advice. The GenAI ones are the conventions' own; the rest are chosen for RAG workloads.
+# The conventions advise DURATION_BUCKETS for gen_ai.client.operation.duration and, in v1.41.1 (the last core
+# release defining them) as in the latest, for time to first chunk and time per output chunk too.
 DURATION_BUCKETS: Final = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 )
 TOKEN_BUCKETS: Final = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
-)
-TIME_TO_FIRST_CHUNK_BUCKETS: Final = (
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-)
-TIME_PER_CHUNK_BUCKETS: Final = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
 )
 # The HTTP semantic conventions' advice for http.server.request.duration.
 HTTP_DURATION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)

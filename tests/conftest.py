@@ -17,6 +17,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
+from opentelemetry.sdk.metrics import _Gauge as Gauge  # the synchronous gauge: exported only under this name
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -33,6 +34,7 @@ _READER = InMemoryMetricReader(
         Counter: AggregationTemporality.DELTA,
         Histogram: AggregationTemporality.DELTA,
         ObservableCounter: AggregationTemporality.DELTA,
+        Gauge: AggregationTemporality.DELTA,  # a value set by an earlier test is not this one's
     }
 )
 
@@ -86,6 +88,14 @@ class Recorded:
 
     def __init__(self) -> None:
         self._points: list[Point] = []
+
+    def clear(self) -> None:
+        """Forget everything recorded so far (one test running several examples)."""
+        _SPANS.clear()
+        _LOGS.clear()
+        _OPEN.open.clear()
+        _READER.get_metrics_data()
+        self._points.clear()
 
     def spans(self) -> list[ReadableSpan]:
         return list(_SPANS.get_finished_spans())

@@ -46,6 +46,8 @@ class RecordedOpenAIServer(HttpDouble):
         self.served_model, self.max_model_len = served_model, max_model_len
         self.tokenize = True  # False: no /tokenize endpoint (404), as on servers other than vLLM
         self.requests: list[dict[str, Any]] = []
+        self.sent_usage: list[dict[str, int]] = []
+        """The ``usage`` of every answer and usage chunk sent, in order (noted before it is written)."""
         super().__init__(_handler(self))
 
     @property
@@ -121,6 +123,8 @@ def _handler(server: RecordedOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
+            if status == 200:
+                _note_usage(server, payload)
             self.wfile.write(payload)
 
         def _stream(self, events: list[bytes], drop_after: int | None) -> None:
@@ -134,9 +138,19 @@ def _handler(server: RecordedOpenAIServer) -> type[BaseHTTPRequestHandler]:
                     self.close_connection = True
                     self.connection.shutdown(2)  # mid-stream: no terminating chunk
                     return
+                _note_usage(server, event.removeprefix(b"data: ").strip())
                 self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
                 self.wfile.flush()
                 time.sleep(server.chunk_delay)
             self.wfile.write(b"0\r\n\r\n")
 
     return Handler
+
+
+def _note_usage(server: RecordedOpenAIServer, payload: bytes) -> None:
+    try:
+        usage = json.loads(payload).get("usage")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(usage, dict):
+        server.sent_usage.append(usage)

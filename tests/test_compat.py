@@ -13,9 +13,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
-from ragotel._core.compat import SPAN_KEY, is_unset
+from ragotel._core.compat import SPAN_KEY, is_unset, metric_readers
 
 
 def test_span_key_is_where_the_current_span_lives() -> None:
@@ -39,3 +40,12 @@ def test_sdk_providers_are_set_and_the_defaults_are_not() -> None:
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["True"] * 6
+
+
+def test_metric_readers_are_those_a_provider_was_built_with_and_those_added_later() -> None:
+    built, added = InMemoryMetricReader(), InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[built])
+    assert metric_readers(provider) == (built,)
+    provider.add_metric_reader(added)
+    assert set(metric_readers(provider) or ()) == {built, added}
+    assert metric_readers(object()) is None

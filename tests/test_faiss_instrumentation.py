@@ -52,7 +52,7 @@ def test_inner_product_search_is_a_retrieval_step(recorded: Recorded) -> None:
     attrs = span.attributes
     assert attrs[sc.GEN_AI_OPERATION_NAME] == "retrieval"
     assert attrs[sc.GEN_AI_DATA_SOURCE_ID] == "faiss"
-    assert attrs[sc.GEN_AI_RETRIEVAL_TOP_K] == 4
+    assert attrs[sc.GEN_AI_REQUEST_TOP_K] == 4
     assert attrs[sc.RAG_RETRIEVAL_QUERIES] == 1
     assert attrs[sc.RAG_RETRIEVAL_RESULTS_RETURNED] == 4
     assert attrs[sc.RAG_INDEX_SIZE] == 100

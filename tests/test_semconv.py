@@ -18,7 +18,7 @@ METRICS = [
     (sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN, "histogram"),
     (sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS, "histogram"),
     (sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS, "histogram"),
-    (sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS, "histogram"),
+    (sc.RAG_PIPELINE_DURATION, sc.UNIT_SECONDS, "histogram"),
     (sc.RAG_STEP_DURATION, sc.UNIT_SECONDS, "histogram"),
     (sc.RAG_STEP_ERRORS, sc.UNIT_ERROR, "counter"),
     (sc.RAG_RETRIEVAL_TOP_SCORE, sc.UNIT_SCORE, "histogram"),

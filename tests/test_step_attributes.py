@@ -72,7 +72,7 @@ def test_span_names_and_semconv_attributes(recorded: Recorded) -> None:
     retrieval = recorded.span("retrieval faiss").attributes
     assert retrieval[sc.GEN_AI_OPERATION_NAME] == "retrieval"
     assert retrieval[sc.GEN_AI_DATA_SOURCE_ID] == "faiss"
-    assert retrieval[sc.GEN_AI_RETRIEVAL_TOP_K] == 3
+    assert retrieval[sc.GEN_AI_REQUEST_TOP_K] == 3
     assert retrieval[sc.RAG_RETRIEVAL_RESULTS_RETURNED] == 3
     assert retrieval[sc.RAG_RETRIEVAL_SCORE_MAX] == pytest.approx(0.82)
     assert retrieval[sc.RAG_RETRIEVAL_SCORE_MIN] == pytest.approx(0.2)
@@ -109,12 +109,12 @@ def test_span_names_and_semconv_attributes(recorded: Recorded) -> None:
 def test_step_metrics(recorded: Recorded) -> None:
     chat(SECRET_QUERY)
     durations = recorded.points(sc.RAG_STEP_DURATION)
-    # One duration record per step: the pipeline's is gen_ai.workflow.duration, none is recorded twice.
+    # One duration record per step: the pipeline's is rag.pipeline.duration, none is recorded twice.
     assert sorted(p.attributes[sc.RAG_STEP_KIND] for p in durations) == [
         "embedding", "generation", "prompt", "rerank", "retrieval"]
     assert all(p.count == 1 for p in durations)
     assert recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION) == []
-    (workflow,) = recorded.points(sc.GEN_AI_WORKFLOW_DURATION)
+    (workflow,) = recorded.points(sc.RAG_PIPELINE_DURATION)
     assert workflow.attributes == {sc.RAG_STEP_KIND: "pipeline", sc.GEN_AI_WORKFLOW_NAME: "chat", sc.RAG_OUTCOME: "ok"}
     (retrieval,) = [p for p in durations if p.attributes[sc.RAG_STEP_KIND] == "retrieval"]
     assert retrieval.attributes == {sc.RAG_STEP_KIND: "retrieval", sc.RAG_STEP_NAME: "search", sc.RAG_OUTCOME: "ok",
@@ -220,7 +220,7 @@ def test_failing_redaction_hook_drops_the_text(recorded: Recorded) -> None:
     with ragotel.retrieval("r") as step:
         step.record(query=SECRET_QUERY, top_k=2)
     attrs = recorded.span("retrieval r").attributes
-    assert sc.GEN_AI_RETRIEVAL_QUERY_TEXT not in attrs and attrs[sc.GEN_AI_RETRIEVAL_TOP_K] == 2
+    assert sc.GEN_AI_RETRIEVAL_QUERY_TEXT not in attrs and attrs[sc.GEN_AI_REQUEST_TOP_K] == 2
 
 
 def test_instrumentation_errors_never_reach_the_application(
@@ -314,7 +314,7 @@ async def test_exemplars_point_at_the_step_that_was_timed(recorded: Recorded) ->
         await find("q")
     retrieval, pipeline = recorded.span("retrieval faiss"), recorded.span("invoke_workflow chat")
     (step,) = recorded.points(sc.RAG_STEP_DURATION)
-    (workflow,) = recorded.points(sc.GEN_AI_WORKFLOW_DURATION)
+    (workflow,) = recorded.points(sc.RAG_PIPELINE_DURATION)
     assert step.span_ids == (retrieval.context.span_id,)
     assert workflow.span_ids == (pipeline.context.span_id,)
 

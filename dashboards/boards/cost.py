@@ -11,7 +11,7 @@ from dashboards import promql as q
 def build() -> Dashboard:
     by_model = q.sel(model=q.MODEL)
     spent = f"sum(increase({q.COST}{by_model}[{q.RANGE}]))"
-    pipelines = f"sum({q.rate(q.WORKFLOW_DURATION + '_count', q.sel(), q.RANGE, 'increase')})"
+    pipelines = f"sum({q.rate(q.PIPELINE_DURATION + '_count', q.sel(), q.RANGE, 'increase')})"
     model = q.legend(q.MODEL)
     return (
         p.app_variables(
@@ -36,7 +36,7 @@ def build() -> Dashboard:
             description="Input and output tokens per second: output tokens drive self-hosted cost.", stack=True))
         .with_panel(p.series(
             "Cost per 1k requests", p.USD,
-            p.Query(f"sum({q.rate(q.COST, by_model)}) / sum({q.rate(q.WORKFLOW_DURATION + '_count', q.sel())}) "
+            p.Query(f"sum({q.rate(q.COST, by_model)}) / sum({q.rate(q.PIPELINE_DURATION + '_count', q.sel())}) "
                     "* 1000", "USD per 1k requests"),
             description="Rolling cost of a thousand pipelines.", width=24))
     )

@@ -29,8 +29,8 @@ def build() -> Dashboard:
                                      q.legend("job")),
                              description="Share of each service's requests answered with a 5xx (it or a dependency "
                                          "failed)."))
-        .with_panel(p.single("End-to-end p95", p.SECONDS, p.Query(q.quantile(0.95, q.WORKFLOW_DURATION, app)),
-                             description="95th percentile of whole pipelines (gen_ai.workflow.duration; "
+        .with_panel(p.single("End-to-end p95", p.SECONDS, p.Query(q.quantile(0.95, q.PIPELINE_DURATION, app)),
+                             description="95th percentile of whole pipelines (rag.pipeline.duration; "
                                          "gen_ai.invoke_agent.duration with the latest conventions)."))
         .with_panel(p.single("Tokens/s", p.TOKENS_PER_SECOND, p.Query(f"sum({tokens})"),
                              description="Input and output tokens per second across models."))
@@ -54,8 +54,8 @@ def build() -> Dashboard:
                         "also fails its caller's retrieval step: one line per service, not stacked."))
         .with_panel(p.series(
             "Failed pipelines/s", p.PER_SECOND,
-            p.Query(f"sum by (job, {q.STEP_NAME}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, q.sel(PIPELINE))})",
-                    f"{q.legend('job', q.STEP_NAME)}: {q.legend(q.ERROR_TYPE)}"),
+            p.Query(f"sum by (job, {q.PIPELINE_NAME}, {q.ERROR_TYPE}) ({q.rate(q.STEP_ERRORS, q.sel(PIPELINE))})",
+                    f"{q.legend('job')} {q.PIPELINE_LEGEND}: {q.legend(q.ERROR_TYPE)}"),
             description="Pipelines that ended in an error, by pipeline and error type: the roll-up of the stages "
                         "beside, one per failed request.", stack=True))
         .with_panel(p.series(
@@ -69,7 +69,7 @@ def build() -> Dashboard:
         .with_row(p.row("Latency"))
         .with_panel(p.series(
             "End-to-end latency", p.SECONDS,
-            *p.percentiles(q.WORKFLOW_DURATION, app, q.WORKFLOW, q.AGENT),
+            *p.percentiles(q.PIPELINE_DURATION, app, q.WORKFLOW, q.AGENT),
             description="Whole pipelines (chat, chat_stream) from the first step to the answer; "
                         "exemplar dots link to their traces."))
         .with_panel(p.series(
@@ -87,7 +87,7 @@ def build() -> Dashboard:
         .with_panel(p.series(
             "Chunks sent to the model per request", p.COUNT,
             p.Query(f"sum by (job) ({q.rate(q.PROMPT_CONTEXT_CHUNKS, app)}) / "
-                    f"sum by (job) ({q.rate(q.WORKFLOW_DURATION + '_count', app)})", "chunks {{job}}"),
+                    f"sum by (job) ({q.rate(q.PIPELINE_DURATION + '_count', app)})", "chunks {{job}}"),
             description="Retrieved chunks placed in prompts (rag.prompt.context.chunks) per pipeline: what the "
                         "model answers from."))
         .with_panel(p.series(

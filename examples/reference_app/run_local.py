@@ -73,7 +73,7 @@ PROMQL_EXAMPLES = {
     "chat requests/s by status":
         'sum by (http_response_status_code) (rate(http_server_request_duration_seconds_count{job="rag-chat-api"}[1m]))',
     "p95 end-to-end chat latency":
-        "histogram_quantile(0.95, sum by (le) (rate(gen_ai_workflow_duration_seconds_bucket[5m])))",
+        "histogram_quantile(0.95, sum by (le) (rate(rag_pipeline_duration_seconds_bucket[5m])))",
     "p95 latency by step":
         "histogram_quantile(0.95, sum by (le, rag_step_name) (rate(rag_step_duration_seconds_bucket[5m])))",
     "client time to first chunk p95":

@@ -32,13 +32,19 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib
+import itertools
 import logging
 import os
+import selectors
+import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, TypeVar
 
 from opentelemetry import _logs, metrics, trace
@@ -58,6 +64,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from ragotel import semconv as sc
 from ragotel._config import export as _export
 from ragotel._config import logs, settings
+from ragotel._core import metrics_endpoint
 from ragotel._core.compat import is_unset
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
@@ -106,8 +113,15 @@ class Telemetry:
         Once ragotel knows that nothing answers at the collector's address (it has warned so), this returns
         False within ``ragotel._config.export.FLUSH_GRACE_S`` instead of waiting for the exporters' retries; the
         exports go on in the background and reach a collector that comes up meanwhile."""
-        flushes = [flush for provider in (self.tracer_provider, self.meter_provider, self.logger_provider)
-                   if (flush := getattr(provider, "force_flush", None)) is not None]
+        return self._flush((self.tracer_provider, self.meter_provider, self.logger_provider), timeout_millis)
+
+    def _flush_owned(self, timeout_millis: int) -> bool:
+        """:meth:`force_flush` of the providers ragotel created only: the application's own are its to manage."""
+        providers = {"traces": self.tracer_provider, "metrics": self.meter_provider, "logs": self.logger_provider}
+        return self._flush([providers[name] for name in sorted(self.owned)], timeout_millis)
+
+    def _flush(self, providers: Sequence[object], timeout_millis: int) -> bool:
+        flushes = [flush for provider in providers if (flush := getattr(provider, "force_flush", None)) is not None]
         reach = self._reach
         if reach is None or not reach.guards or not flushes:
             return all([bool(flush(timeout_millis)) for flush in flushes])
@@ -142,6 +156,7 @@ class Telemetry:
         a moment (``ragotel._config.export.EXIT_GRACE_S``) and then dropped, so a process without a collector exits
         at once."""
         global _telemetry
+        _stop_exit_flush(self)
         with _lock:
             if self._log_handler is not None:
                 logs.uninstall(self._log_handler)
@@ -171,6 +186,227 @@ def _quietly(stop: Callable[[], Any]) -> None:
         stop()
     except Exception as exc:
         report_internal_error("stopping a provider", exc)
+
+
+# --- The flush when the process is told to stop -----------------------------------------------------------------
+#
+# Servers end a process in ways that skip ``atexit``: uvicorn re-raises SIGTERM with the default action once it
+# has shut down, gunicorn kills a worker that outlives its graceful timeout, Kubernetes SIGKILLs a pod after its
+# grace period. What the batch processors still hold is lost then. So what ragotel's providers hold is flushed,
+# bounded by ``RAGOTEL_SHUTDOWN_TIMEOUT``, when SIGTERM or SIGINT arrives (and SIGQUIT where a server handles
+# it: gunicorn's word to a worker for Ctrl-C) and when an app ragotel instruments has run its lifespan shutdown.
+# Each handler then does exactly what the one it wraps would have done, so the server's own handling and the
+# exit status stay as they were.
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT") if hasattr(signal, name))
+_SERVER_SIGNALS = tuple(getattr(signal, name) for name in ("SIGQUIT",) if hasattr(signal, name))
+_DRAIN_S = 30.0
+"""How long after a stop signal spans and logs are still flushed as they come: Kubernetes' default grace period
+and gunicorn's default graceful timeout, the time a server told to stop may go on finishing requests."""
+_DRAIN_INTERVAL_S = 0.2
+
+
+class _ExitFlush:
+    """Runs the flush on a thread of its own, started by the first ``configure()``; a signal handler only asks.
+
+    A Python signal handler runs in the main thread between two bytecodes, perhaps while that thread holds a
+    lock a flush needs (a batch processor's, a logging handler's, threading's own while it starts a thread), so
+    neither the flush nor a new thread can start there without risking a deadlock. Asking is a ticket written
+    to a pipe (no lock); waiting is a bounded poll of the last ticket served. A flush stuck behind such a lock
+    is waited for no longer than the bound and finishes once the main thread moves on. One per process: a
+    later ``configure()`` (after ``shutdown()``) points it at its own providers.
+
+    After a stop signal it also drains, for :data:`_DRAIN_S`: requests still being answered end their spans
+    after that flush, and a server may be killed before it reaches its lifespan shutdown (gunicorn kills a
+    worker that outlives its graceful timeout, a pod is killed after its grace period), so spans and logs are
+    flushed every :data:`_DRAIN_INTERVAL_S` meanwhile (a batch processor with nothing queued exports nothing)."""
+
+    def __init__(self) -> None:
+        self.telemetry: Telemetry | None = None
+        """Whose providers are flushed; None: nothing is (shut down)."""
+        self.timeout_s = 0.0
+        self._tickets = itertools.count(1)
+        self._served = 0
+        self._drain_until = 0.0
+        self._wake_r, self._wake_w = -1, -1
+        self._open()
+        if hasattr(os, "register_at_fork"):
+            # A forked child (gunicorn --preload, multiprocessing) gets neither the thread nor a pipe of its own.
+            reopen = weakref.WeakMethod(self._reopen_in_child)
+            os.register_at_fork(after_in_child=lambda: (method := reopen()) is not None and method())
+
+    def _open(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)  # a handler never blocks on a full pipe
+        threading.Thread(target=self._serve, args=(self._wake_r,), name="ragotel-exit-flush", daemon=True).start()
+
+    def _reopen_in_child(self) -> None:
+        for fd in (self._wake_r, self._wake_w):  # the parent's pipe: a ticket written there would wake the parent
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._tickets, self._served, self._drain_until = itertools.count(1), 0, 0.0
+        self._open()
+
+    def _serve(self, wake_r: int) -> None:
+        wake = selectors.DefaultSelector()
+        wake.register(wake_r, selectors.EVENT_READ)
+        while True:
+            left = self._drain_until - time.monotonic()
+            if left > 0 and not wake.select(min(left, _DRAIN_INTERVAL_S)):
+                self._drain()
+                continue
+            try:
+                data = os.read(wake_r, 4096)  # whole tickets: each is one 8-byte write, and 4096 is a multiple of 8
+            except OSError:
+                return
+            if not data:
+                return
+            # Every ticket read so far was asked before this flush starts: this flush serves them all.
+            served = max(int.from_bytes(data[i:i + 8], "big") for i in range(0, len(data) - 7, 8))
+            telemetry = self.telemetry
+            if telemetry is not None:
+                try:
+                    telemetry._flush_owned(int(self.timeout_s * 1000))
+                except Exception as exc:
+                    report_internal_error("flushing before the process stops", exc)
+            self._served = max(self._served, served)
+
+    def _drain(self) -> None:
+        """Spans and logs only: a metric reader's flush always exports, its last one comes with the lifespan
+        shutdown or the exit."""
+        telemetry = self.telemetry
+        if telemetry is None:
+            return
+        for name, provider in (("traces", telemetry.tracer_provider), ("logs", telemetry.logger_provider)):
+            flush = getattr(provider, "force_flush", None)
+            if name in telemetry.owned and flush is not None:
+                try:
+                    flush(int(self.timeout_s * 1000))
+                except Exception as exc:
+                    report_internal_error("flushing before the process stops", exc)
+
+    def request(self, *, drain: bool = False) -> int | None:
+        """Ask for a flush of what is queued now, and with ``drain`` for the drain after it: the ticket to
+        :meth:`wait` for, or None when there is nothing to flush. Safe in a signal handler: no lock is taken."""
+        if self.telemetry is None:
+            return None
+        if drain:
+            self._drain_until = time.monotonic() + _DRAIN_S
+        ticket = next(self._tickets)
+        try:
+            os.write(self._wake_w, ticket.to_bytes(8, "big"))
+        except OSError:
+            return None
+        return ticket
+
+    def wait(self, ticket: int) -> bool:
+        """Whether the flush that serves ``ticket`` ended within the bound."""
+        deadline = time.monotonic() + self.timeout_s
+        while self._served < ticket:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def flush(self) -> bool:
+        ticket = self.request()
+        return ticket is not None and self.wait(ticket)
+
+
+_exit_flush: _ExitFlush | None = None
+
+
+class _FlushThenChain:
+    """A signal handler that asks for the exit flush, then does what the handler it replaced would have done."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: Callable[[int, FrameType | None], Any] | int) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        previous = self.previous
+        ends_process = previous == signal.SIG_DFL
+        flusher = _exit_flush
+        if flusher is not None:
+            try:
+                ticket = flusher.request(drain=True)
+                # The default action ends the process at once: flush first, within the bound. A server's own
+                # handler starts its graceful shutdown instead; the flush runs beside it and the lifespan
+                # shutdown flushes again at its end.
+                if ends_process and ticket is not None:
+                    flusher.wait(ticket)
+            except Exception:
+                pass  # no logging here: the interrupted code may hold the logging locks
+        if callable(previous):
+            previous(signum, frame)
+        elif ends_process:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+
+def _wraps(signum: int, current: object) -> bool:
+    """Whether the flush goes in front of ``current``, the handler of ``signum`` now."""
+    if isinstance(current, _FlushThenChain) or current == signal.SIG_IGN:
+        return False  # ours already, or a signal that ends nothing
+    if current is signal.default_int_handler:
+        # KeyboardInterrupt unwinds to the interpreter's exit, where shutdown() flushes; and asyncio.run() keeps
+        # its own Ctrl-C handling only while SIGINT has this handler.
+        return False
+    if current == signal.SIG_DFL:
+        return signum in _STOP_SIGNALS  # SIGQUIT's default is a core dump someone asked for: left alone
+    return callable(current)
+
+
+def _install_signal_flush() -> None:
+    """Put the flush in front of each stop signal's handler that is not ours yet. From the main thread only (the
+    only one that may set handlers); again at each lifespan startup, since servers install their handlers after
+    the application module, and so ``configure()``, was imported."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (*_STOP_SIGNALS, *_SERVER_SIGNALS):
+        try:
+            current = signal.getsignal(signum)  # None: set outside Python, nothing to chain to
+            if current is not None and _wraps(signum, current):
+                signal.signal(signum, _FlushThenChain(current))
+        except (ValueError, OSError, RuntimeError) as exc:
+            report_internal_error("installing the flush at SIGTERM/SIGINT", exc)
+
+
+def _lifespan_event(event: str) -> None:
+    """From the ASGI apps ragotel instruments: ``"startup"`` once the app has started (the server's handlers are
+    in place by then), ``"shutdown"`` once it has shut down, before the server hears so and exits."""
+    flusher = _exit_flush
+    if flusher is None or flusher.telemetry is None:
+        return
+    if event == "startup":
+        _install_signal_flush()
+    elif event == "shutdown":
+        flusher.flush()
+
+
+def _start_exit_flush(telemetry: Telemetry, timeout_s: float) -> None:
+    global _exit_flush
+    if not telemetry.owned or timeout_s <= 0:
+        return
+    try:
+        from ragotel.instrumentation import asgi
+
+        if _exit_flush is None:
+            _exit_flush = _ExitFlush()
+        _exit_flush.timeout_s = timeout_s
+        _exit_flush.telemetry = telemetry
+        asgi._set_lifespan_hook(_lifespan_event)
+        _install_signal_flush()
+    except Exception as exc:
+        report_internal_error("setting up the flush at SIGTERM/SIGINT", exc)
+
+
+def _stop_exit_flush(telemetry: Telemetry) -> None:
+    """After ``shutdown()`` nothing is flushed; handlers left in place (a server may have saved one) only chain."""
+    flusher = _exit_flush
+    if flusher is not None and flusher.telemetry is telemetry:
+        flusher.telemetry = None
 
 
 _lock = threading.RLock()
@@ -206,6 +442,7 @@ def configure(
     service_steps: Mapping[str, str] | None = None,
     genai_content: str | None = None,
     genai_latest_experimental: bool | None = None,
+    shutdown_timeout: float | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process; returns a :class:`Telemetry` handle.
 
@@ -224,7 +461,8 @@ def configure(
     - ``provider`` / ``cluster`` / ``region``: where this runs, for comparing deployments
       (``RAGOTEL_PROVIDER`` / ``RAGOTEL_CLUSTER`` / ``RAGOTEL_REGION`` win);
     - ``prometheus_port``: serve ``/metrics`` on this port (``0`` adds the reader without a
-      server, for apps that mount :func:`ragotel.prometheus_app` themselves);
+      server; an app serving ``instrument_fastapi(app, metrics_path=...)`` or :func:`ragotel.prometheus_app`
+      gets it without asking);
     - ``metric_readers`` / ``span_processors``: extra ones, e.g. in-memory ones in tests;
     - ``capture_content`` / ``max_content_chars`` / ``redact``: the content policy
       (``RAGOTEL_CAPTURE_CONTENT`` wins); off by default;
@@ -248,6 +486,10 @@ def configure(
       each such call is a CLIENT span ``retrieval doc-index`` timed in ``rag.step.duration``, its failures
       counted in ``rag.step.errors`` under that kind (``RAGOTEL_SERVICE_STEPS=url=kind[:name],...``)
       (``RAGOTEL_OPENINFERENCE`` wins; off by default).
+    - ``shutdown_timeout``: seconds a flush of what is queued may take when the process is told to stop
+      (SIGTERM, SIGINT, the lifespan shutdown of an app :func:`ragotel.instrument_fastapi` instruments), where
+      servers and Kubernetes end it without ``atexit``; ``0`` turns that flush off (``RAGOTEL_SHUTDOWN_TIMEOUT``
+      wins; default 5).
     """
     global _telemetry
     args = {key: value for key, value in locals().items() if key in settings.BY_ARG}
@@ -340,6 +582,8 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
     meter_provider = metrics.get_meter_provider()
     if is_unset(meter_provider):
         readers = [*builder.metric_readers(), *values["metric_readers"]]
+        if port is None and metrics_endpoint.served():
+            port = 0  # the app already serves /metrics itself (metrics_path=): the reader, no server of its own
         if port is not None:
             reader = _prometheus_reader(port, values["prometheus_host"],
                                         resolved.sources.get("prometheus_port", "prometheus_port="), say)
@@ -350,6 +594,8 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         metrics.set_meter_provider(meter_provider)
         owned.add("metrics")
+        if port is None:  # an endpoint asked for later gets its reader then; until then no scrape, no cost
+            metrics_endpoint.offer(functools.partial(_late_prometheus_reader, meter_provider))
     elif port is not None or values["metric_readers"]:
         logger.warning(
             "ragotel: the application set its own MeterProvider; add the Prometheus or extra "
@@ -379,6 +625,7 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
         prometheus_port=port, owned=frozenset(owned), _log_handler=handler, _reach=reach,
     )
     atexit.register(telemetry.shutdown)
+    _start_exit_flush(telemetry, values["shutdown_timeout"])
     return telemetry
 
 
@@ -566,8 +813,6 @@ def _prometheus_port(port: int | None, from_code: bool, resolved: settings.Resol
 def _prometheus_reader(port: int, host: str, setting: str, say: _Warnings) -> MetricReader | None:
     from prometheus_client import start_http_server
 
-    from ragotel._config.prometheus import ExemplarPrometheusReader
-
     if port:
         try:
             start_http_server(port, addr=host)
@@ -577,16 +822,39 @@ def _prometheus_reader(port: int, host: str, setting: str, say: _Warnings) -> Me
                 f"ragotel: {setting.rstrip('=')}={port!r} cannot be used (cannot listen on {host}:{port}: "
                 f"{reason}); the Prometheus endpoint stays off"))
             return None
+    return _exemplar_reader()
+
+
+def _exemplar_reader() -> MetricReader:
+    """ragotel's one reader in prometheus_client's default registry."""
+    from ragotel._config.prometheus import ExemplarPrometheusReader
+
     # Placement and the environment go on every series, so dashboards can filter and compare by them.
     placement = set(_PLACEMENT)
-    return ExemplarPrometheusReader(resource_attribute_filter=placement.__contains__)
+    reader = ExemplarPrometheusReader(resource_attribute_filter=placement.__contains__)
+    metrics_endpoint.adopt(reader)
+    return reader
+
+
+def _late_prometheus_reader(provider: MeterProvider) -> str | None:
+    """Give the MeterProvider configure() built without a Prometheus reader the one an endpoint in the app asks
+    for now; what it records from here on reaches the endpoint. ``None``, or why it cannot."""
+    add = getattr(provider, "add_metric_reader", None)
+    if add is None:
+        from importlib.metadata import version
+
+        return (f"opentelemetry-sdk {version('opentelemetry-sdk')} cannot add a reader to a MeterProvider it "
+                "has built (1.43 can); upgrade it, pass prometheus_port=0 to ragotel.configure(), or set "
+                "metrics_path before calling configure()")
+    add(_exemplar_reader())
+    return None
 
 
 def prometheus_app() -> Any:
     """An ASGI app serving the Prometheus exposition of ragotel's metrics, to route at ``/metrics``;
     OpenMetrics with exemplars to a scraper that asks for it (see :mod:`ragotel._prometheus`).
 
-    Use with ``configure(prometheus_port=0)`` (reader, no separate server)::
+    ``configure()`` gives its MeterProvider the Prometheus reader this serves, whichever comes first::
 
         app.add_route("/metrics", ragotel.prometheus_app())
     """

@@ -15,7 +15,13 @@ Prometheus servers, would leave none for the next scraper.
 ::
 
     ragotel.configure(service_name="chat-api", prometheus_port=9464)
-    # or, inside an ASGI app: configure(prometheus_port=0) and app.add_route("/metrics", ragotel.prometheus_app())
+    # or, inside an ASGI app: instrument_fastapi(app, metrics_path="/metrics"),
+    # or app.add_route("/metrics", ragotel.prometheus_app())
+
+The reader exists only where something serves it: each reader costs every measurement one more aggregation,
+so ``configure()`` without ``prometheus_port`` builds none, and an endpoint served from the app (``metrics_path=``,
+:func:`prometheus_app`) asks for one (:mod:`ragotel._core.metrics_endpoint`): built into the MeterProvider
+``configure()`` creates later, or added to the one it already created.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import Metric as PrometheusMetric
 from prometheus_client.samples import Exemplar, Sample
 
+from ragotel._core import metrics_endpoint
 from ragotel._core.safe import report_internal_error
 
 # (family name, the point's labels) → explicit bounds and one exemplar per bucket index
@@ -173,19 +180,22 @@ def _label_value(value: Any) -> str:
     return value if isinstance(value, str) else dumps(value, default=str)
 
 
-def prometheus_app() -> Any:
-    """The ASGI app behind :func:`ragotel.prometheus_app`."""
+def prometheus_app(served_by: str = "ragotel.prometheus_app()") -> Any:
+    """The ASGI app behind :func:`ragotel.prometheus_app`; ``served_by`` names it in warnings."""
     from prometheus_client import make_asgi_app
 
-    return _AsgiApp(make_asgi_app())
+    metrics_endpoint.serve(served_by)
+    return _AsgiApp(make_asgi_app(), served_by)
 
 
 class _AsgiApp:
     """Wraps an ASGI function so routers treat it as an app, not as a request handler."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, served_by: str) -> None:
         self._app = app
+        self._served_by = served_by
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not metrics_endpoint.state.scraped:
+            metrics_endpoint.first_scrape(self._served_by)
         await self._app(scope, receive, send)
-

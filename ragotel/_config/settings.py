@@ -58,6 +58,13 @@ def _float(value: object) -> float:
     return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
 
 
+def _seconds(value: object) -> float:
+    seconds = _float(value)
+    if not 0 <= seconds < float("inf"):
+        raise ValueError("expected a number of seconds, 0 or more")
+    return seconds
+
+
 def _protocol(value: object) -> str:
     text = str(value).strip().lower()
     if text not in PROTOCOLS:
@@ -203,6 +210,9 @@ SETTINGS: tuple[Setting, ...] = (
             "no service is a step"),
     Setting("openinference", "RAGOTEL_OPENINFERENCE", False, _flag,
             "spans also carry OpenInference keys (Phoenix and other OpenInference viewers)"),
+    Setting("shutdown_timeout", "RAGOTEL_SHUTDOWN_TIMEOUT", 5.0, _seconds,
+            "seconds the flush may take when the process is told to stop (SIGTERM, SIGINT, lifespan shutdown); "
+            "0: no such flush"),
 )
 BY_ARG: Mapping[str, Setting] = {s.arg: s for s in SETTINGS}
 

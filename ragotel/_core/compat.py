@@ -27,3 +27,14 @@ _UNSET_PROVIDERS: Final = (
 def is_unset(provider: Any) -> bool:
     """True while no real provider is installed: only OpenTelemetry's proxy or no-op one."""
     return isinstance(provider, _UNSET_PROVIDERS)
+
+
+def metric_readers(provider: Any) -> tuple[Any, ...] | None:
+    """The readers an SDK ``MeterProvider`` feeds, those added after it was built included; ``None`` when
+    ``provider`` is not one whose readers can be seen. No public API lists them: ``/metrics`` uses this to
+    tell whether an application's own provider has a Prometheus reader."""
+    consumer = getattr(provider, "_measurement_consumer", None)
+    readers = getattr(consumer, "_reader_storages", None)  # every reader, added ones too
+    if readers is None:
+        readers = getattr(provider, "_metric_readers", None)  # the ones it was built with
+    return tuple(readers) if readers is not None else None

@@ -23,6 +23,8 @@ from ragotel import semconv as sc
 TIMEOUT: Final = "timeout"
 CONNECTION: Final = "connection"
 CANCELLED: Final = "cancelled"
+# How far back through __cause__ / __context__ a wrapper's error.type looks for a well-known kind.
+_MAX_CHAIN: Final = 8
 
 # Class names (anywhere in an exception's hierarchy) that mean the connection failed or broke: httpx,
 # requests, urllib3, aiohttp, the openai SDK and the OS (ConnectionRefusedError and its siblings).
@@ -50,6 +52,9 @@ def error_type(exc: BaseException) -> str:
     * ``http.4xx`` / ``http.5xx`` (the status class): an error a client raised for an HTTP answer
       (``httpx.HTTPStatusError``, ``requests.HTTPError`` and ``openai.APIStatusError`` with their
       ``response``, ``aiohttp.ClientResponseError``), the value an instrumented call records for that answer;
+    * the first of these kinds among the exceptions it was raised from or while handling (``raise
+      StageError(...) from exc`` around a timed-out call is a ``timeout``): an application's own wrapper
+      says where the failure surfaced, the kind says what failed;
     * otherwise the class name, qualified unless it is a builtin (``ValueError``, ``app.errors.StageError``).
 
     A class defined in a module run as ``python -m pkg.mod`` lives in ``__main__``; it is named after
@@ -57,6 +62,15 @@ def error_type(exc: BaseException) -> str:
     """
     try:
         known = _classify(exc)
+        cause: BaseException | None = exc
+        depth = 0
+        while known is None and cause is not None and depth < _MAX_CHAIN:
+            cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+            if cause is None:
+                break
+            found = _classify(cause)
+            known = found if found != CANCELLED else None
+            depth += 1
     except Exception:  # an exception whose attributes raise: it still gets its class name
         known = None
     return known or qualified_name(exc)
@@ -90,11 +104,11 @@ def _classify(exc: BaseException) -> str | None:
             return CONNECTION
         if "Timeout" in name:
             return TIMEOUT
-    status = _http_status(exc)
+    status = answer_status(exc)
     return http_status_class(status) if status is not None else None
 
 
-def _http_status(exc: BaseException) -> int | None:
+def answer_status(exc: BaseException) -> int | None:
     """The status of the HTTP answer a client's exception carries, if it carries one."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None) if response is not None else None

@@ -112,7 +112,7 @@ class DurationsByOperation:
 
 
 class AgentDurations:
-    """``gen_ai.workflow.duration`` under the latest conventions: a pipeline is an agent invocation, timed on
+    """``rag.pipeline.duration`` under the latest conventions: a pipeline is an agent invocation, timed on
     ``gen_ai.invoke_agent.duration`` and named by ``gen_ai.agent.name``."""
 
     __slots__ = ("_histogram",)
@@ -309,25 +309,25 @@ def _build(meter: Meter, latest: bool = False) -> Instruments:
             sc.GEN_AI_INVOKE_AGENT_DURATION, sc.UNIT_SECONDS, "RAG pipeline duration, end to end.",
             sc.DURATION_BUCKETS,
         )) if latest else histogram(
-            sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS, "RAG pipeline duration, end to end.",
+            sc.RAG_PIPELINE_DURATION, sc.UNIT_SECONDS, "RAG pipeline duration, end to end.",
             sc.DURATION_BUCKETS,
         ),
         token_usage=TokenCounters(meter) if latest else histogram(
             sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN, "Number of input and output tokens used.",
             sc.TOKEN_BUCKETS,
         ),
-        # The latest conventions advise the duration buckets for the chunk timings too.
+        # Both modes' conventions advise the duration buckets for the chunk timings too.
         time_to_first_chunk=histogram(
             sc.GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK if latest else sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK,
             sc.UNIT_SECONDS,
             "Time from sending a streamed request to receiving its first chunk.",
-            sc.DURATION_BUCKETS if latest else sc.TIME_TO_FIRST_CHUNK_BUCKETS,
+            sc.DURATION_BUCKETS,
         ),
         time_per_output_chunk=histogram(
             sc.GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK if latest else sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK,
             sc.UNIT_SECONDS,
             "Time between consecutive streamed chunks after the first.",
-            sc.DURATION_BUCKETS if latest else sc.TIME_PER_CHUNK_BUCKETS,
+            sc.DURATION_BUCKETS,
         ),
         retrieval_top_score=histogram(
             sc.RAG_RETRIEVAL_TOP_SCORE, sc.UNIT_SCORE, "Best score of each retrieval.", sc.SCORE_BUCKETS

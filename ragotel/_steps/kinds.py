@@ -100,7 +100,7 @@ class StepSpec(Spec):
     def __enter__(self) -> Step:
         if runtime.disabled:
             return NOOP_STEP
-        step = Step._open(self)
+        step = Step.start(self)
         step.__enter__()
         return step
 
@@ -111,7 +111,7 @@ class StepSpec(Spec):
         if step is None or step.spec is not self:
             return
         step.__exit__(None, None, None)
-        step._finish(exc)
+        step.end(exc)
 
     async def __aenter__(self) -> Step:
         return self.__enter__()
@@ -203,7 +203,7 @@ def retrieval(
         fn_or_name: the function to decorate, or the step's name, ``rag.step.name`` (default: the
             decorated function's name, else ``data_source``, else ``retrieval``).
         data_source: the index or store searched: ``gen_ai.data_source.id``, on the span and the metrics.
-        top_k: documents asked for: ``gen_ai.retrieval.top_k``.
+        top_k: documents asked for: ``gen_ai.request.top_k``.
         min_score: the score threshold applied after the search: ``rag.retrieval.min_score``, and the
             step's low-score threshold unless ``RAGOTEL_RETRIEVAL_LOW_SCORE`` sets one.
         attributes: more span attributes, set as given.
@@ -212,7 +212,7 @@ def retrieval(
         capture_content: record this step's text (queries, documents, messages, answers) on the span:
             ``True`` or ``False`` here, ``None`` for the process setting (``RAGOTEL_CAPTURE_CONTENT``).
 
-    Reads the decorated function's ``k``/``top_k``/``limit`` argument (``gen_ai.retrieval.top_k``) and
+    Reads the decorated function's ``k``/``top_k``/``limit`` argument (``gen_ai.request.top_k``) and
     ``query``/``question``/``q`` (``gen_ai.retrieval.query.text``, content capture only), and its return
     value: a list of hits — dicts, objects or ``(doc, score)`` pairs with an id, a score and a text.
 
@@ -232,7 +232,7 @@ def retrieval(
         capture_content=capture_content,
         span_attributes={
             sc.GEN_AI_DATA_SOURCE_ID: data_source,
-            sc.GEN_AI_RETRIEVAL_TOP_K: top_k,
+            sc.GEN_AI_REQUEST_TOP_K: top_k,
             sc.RAG_RETRIEVAL_MIN_SCORE: min_score,
         },
     )
@@ -524,7 +524,7 @@ def pipeline(
 
     The span is ``invoke_workflow {name}`` with ``gen_ai.operation.name=invoke_workflow`` and
     ``gen_ai.workflow.name`` = the name, as the GenAI conventions name a workflow; the name labels
-    ``gen_ai.workflow.duration``.
+    ``rag.pipeline.duration``.
 
     Args:
         fn_or_name: the function to decorate, or the pipeline's name, ``gen_ai.workflow.name`` and
@@ -540,7 +540,7 @@ def pipeline(
     Reads the decorated function's ``conversation_id`` argument; later,
     ``current_step().record(conversation_id=...)`` sets it too. The return value is not read.
 
-    Records ``gen_ai.workflow.duration`` (not ``rag.step.duration``) and, on the span, the tokens
+    Records ``rag.pipeline.duration`` (not ``rag.step.duration``) and, on the span, the tokens
     (``gen_ai.usage.input_tokens``/``output_tokens``) and cost (``rag.cost.usd``) of every model call
     under it.
 

@@ -33,7 +33,7 @@ def wrap(spec: Spec, fn: F) -> F:
 
 
 def _begin(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
-    step = Step._open(spec)
+    step = Step.start(spec)
     if spec.probes:
         try:
             step._read_arguments(args, kwargs)
@@ -47,7 +47,7 @@ def _succeed(step: Step, result: Any) -> None:
         step._read_result(result)
     except Exception as exc:
         report_internal_error("reading a result", exc)
-    step._finish()
+    step.end()
 
 
 def _function(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,7 +56,7 @@ def _function(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
         if runtime.disabled:
             return fn(*args, **kwargs)
         step = _begin(spec, args, kwargs)
-        result = step._run(fn, *args, **kwargs)
+        result = step.run(fn, *args, **kwargs)
         _succeed(step, result)
         return result
 
@@ -73,7 +73,7 @@ def _coroutine(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
             with step:
                 result = await fn(*args, **kwargs)
         except BaseException as exc:
-            step._finish(exc)
+            step.end(exc)
             raise
         _succeed(step, result)
         return result
@@ -104,7 +104,7 @@ class _Tally:
 def _end_listing(step: Step, tally: _Tally | None) -> None:
     if tally is not None:
         step._record_streamed_hits(tally.count, tally.scores)
-    step._finish()
+    step.end()
 
 
 def _generator(spec: Spec, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
@@ -129,7 +129,7 @@ def _generator(spec: Spec, fn: Callable[..., Generator[Any, Any, Any]]) -> Calla
                 except GeneratorExit as closing:
                     with step:
                         inner.close()
-                    step._finish(closing)
+                    step.end(closing)
                     raise
                 except BaseException as exc:  # thrown in by the caller: the body decides
                     thrown = exc
@@ -137,7 +137,7 @@ def _generator(spec: Spec, fn: Callable[..., Generator[Any, Any, Any]]) -> Calla
             _end_listing(step, tally)
             return stop.value
         except BaseException as exc:
-            step._finish(exc)  # does nothing if the step already ended
+            step.end(exc)  # does nothing if the step already ended
             raise
 
     return wrapper
@@ -167,14 +167,14 @@ def _async_generator(spec: Spec, fn: Callable[..., AsyncGenerator[Any, Any]]) ->
                 except GeneratorExit as closing:
                     with step:
                         await inner.aclose()
-                    step._finish(closing)
+                    step.end(closing)
                     raise
                 except BaseException as exc:  # thrown in by the caller: the body decides
                     thrown = exc
         except StopAsyncIteration:
             _end_listing(step, tally)
         except BaseException as exc:
-            step._finish(exc)  # does nothing if the step already ended
+            step.end(exc)  # does nothing if the step already ended
             raise
 
     return wrapper

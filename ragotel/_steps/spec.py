@@ -13,7 +13,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core.cardinality import limiter
-from ragotel._genai.recorder import MetricAttributes, openinference_attributes
+from ragotel._genai.operation import MetricAttributes, openinference_attributes
 from ragotel.semconv import Operation, Outcome, StepKind
 
 Extractor = Callable[[Any, Any], None]
@@ -88,6 +88,8 @@ class Spec:
             "operation": operation,
             "step_name": name,
             "span_name": f"{verb} {suffix}" if suffix else verb,
+            # The conventions' retrieval span is CLIENT (v1.41.1), in-process retrievers included.
+            "span_kind": SpanKind.CLIENT if kind is StepKind.RETRIEVAL else self.span_kind,
             "span_attributes": attrs,
             "oi_span_attributes": {**attrs, **openinference_attributes(kind, attrs.get(sc.GEN_AI_REQUEST_MODEL))},
             "min_score": float(min_score) if isinstance(min_score, (int, float)) else None,

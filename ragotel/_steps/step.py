@@ -3,7 +3,7 @@
 What a step records by default is chosen for what dashboards and alerts read, at the fewest SDK
 records (each costs about as much as a quarter of a span):
 
-* one duration record: ``rag.step.duration``, or ``gen_ai.workflow.duration`` for a pipeline,
+* one duration record: ``rag.step.duration``, or ``rag.pipeline.duration`` for a pipeline,
   carrying ``rag.retrieval.quality`` (``ok``/``empty``/``low_score``) for retrievals whose hits were read,
   so empty and weak retrievals cost no record of their own;
 * sums only ever divided by a step count — documents returned and kept, chunks and characters of
@@ -20,7 +20,6 @@ documents, messages, answers) only when content capture is on, and nothing is se
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -37,21 +36,18 @@ from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
 from ragotel._core.cardinality import limiter
 from ragotel._core.compat import SPAN_KEY
-from ragotel._core.errors import error_type
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import details, hits, messages
+from ragotel._genai import hits, messages
 from ragotel._genai.content import policy as content_policy
+from ragotel._genai.operation import ENCLOSING, Counting, MetricAttributes, Operation, openinference_attributes
 from ragotel._genai.protocol import Choice, ResponseFacts, Usage
-from ragotel._genai.recorder import ENCLOSING, Recorder, openinference_attributes
 from ragotel._steps.spec import Spec
 from ragotel.semconv import Outcome, StepKind
 
 LISTING: Final = frozenset({StepKind.RETRIEVAL, StepKind.RERANK})
 # The retrieved documents kept on a span (with content capture on): enough to debug ranking, bounded.
 MAX_DOCUMENTS_ON_SPAN: Final = 20
-# The caller stopped the step: not a failure of the step itself.
-CANCELLATIONS: Final = (GeneratorExit, asyncio.CancelledError)
 # Record(...) facts that make a Usage, in its field order.
 _USAGE_FACTS: Final = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
@@ -109,7 +105,7 @@ class StepFacts(TypedDict, total=False):
 
 # Facts that are one span attribute each, as given.
 _SPAN_FACTS: Final[Mapping[str, str]] = {
-    "top_k": sc.GEN_AI_RETRIEVAL_TOP_K,
+    "top_k": sc.GEN_AI_REQUEST_TOP_K,
     "min_score": sc.RAG_RETRIEVAL_MIN_SCORE,
     "results_kept": sc.RAG_RETRIEVAL_RESULTS_KEPT,
     "index_size": sc.RAG_INDEX_SIZE,
@@ -132,7 +128,7 @@ def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class Step(Recorder):
+class Step(Operation):
     """A running step. Record what the code knows; everything here is safe to call and never raises.
 
     ``step.span`` is the OpenTelemetry span, for anything :meth:`record` does not cover::
@@ -142,7 +138,7 @@ class Step(Recorder):
             step.record(documents=hits, top_k=k, index_size=index.ntotal)
     """
 
-    __slots__ = ("_dims", "_dims_key", "_min_score", "_ok", "_quality", "_start", "_token", "done", "spec")
+    __slots__ = ("_dims", "_dims_key", "_min_score", "_ok", "_quality", "_token", "spec")
 
     def __init__(self, spec: Spec, span: Span, current: Context | None = None,
                  conversation_id: str | None = None) -> None:
@@ -150,32 +146,32 @@ class Step(Recorder):
         parent = values.get(ENCLOSING)
         values[SPAN_KEY] = span
         values[ENCLOSING] = self
-        Recorder.__init__(self, spec.kind, span, Context(values), _instruments.instruments(),
-                          parent if isinstance(parent, Recorder) else None, conversation_id)
+        Operation.__init__(self, spec.kind, span, Context(values), _instruments.instruments(),
+                           parent if isinstance(parent, Operation) else None, conversation_id)
         self.spec = spec
-        self.done = False
         self._token: object = None
         self._dims = spec.dimensions
         self._dims_key = spec.dimensions_key
         self._ok = spec.ok_attributes
         self._min_score = spec.min_score
         self._quality: str | None = None
-        self._start = 0.0
 
+    # -- what wrappers and integrations use: start, run the body, record what it found, end -------------
     @classmethod
-    def _open(cls, spec: Spec, known: Mapping[str, AttributeValue] | None = None) -> Step:
-        """Start the span and the clock (wrappers, the context manager and instrumentations, which pass what
+    def start(cls, spec: Spec, known: Mapping[str, AttributeValue] | None = None) -> Step:
+        """Start the span and the clock (wrappers, the context manager and integrations, which pass what
         they ``known`` of the call so that the span starts with it)."""
         current = otel_context.get_current()
         parent = current.get(ENCLOSING)
-        conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Recorder) else None)
+        conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Operation) else None)
         try:
             attributes = spec.oi_span_attributes if runtime.openinference else spec.span_attributes
             if known:
                 attributes = {**attributes, **known}
             if conversation is not None:
                 attributes = {**attributes, sc.GEN_AI_CONVERSATION_ID: conversation}
-            if spec.kind is StepKind.GENERATION and isinstance(parent, Recorder) and (used := parent.pipeline_prompt()):
+            if (spec.kind is StepKind.GENERATION and isinstance(parent, Operation)
+                    and (used := parent.pipeline_prompt())):
                 attributes = {**attributes, **used}
             elif spec.kind is StepKind.PIPELINE and runtime.genai_latest:  # a workflow is an agent invocation
                 attributes = _instruments.as_agent(attributes)
@@ -186,7 +182,7 @@ class Step(Recorder):
         step = cls(spec, span, current, conversation)
         if spec.kind is StepKind.PROMPT:
             step.use_prompt(spec.span_attributes)
-        step._start = perf_counter()
+        step.started = perf_counter()
         return step
 
     @property
@@ -208,14 +204,14 @@ class Step(Recorder):
             except Exception as internal:
                 report_internal_error("restoring the context", internal)
 
-    def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one call of the body with this step's span current; a failure ends the step, recorded, and
-        reaches the caller unchanged (wrappers and instrumentations; they end a success themselves)."""
+        reaches the caller unchanged (wrappers and integrations; they end a success themselves)."""
         try:
             with self:
                 return fn(*args, **kwargs)
         except BaseException as exc:
-            self._finish(exc)
+            self.end(exc)
             raise
 
     # -- recording ---------------------------------------------------------------------------------
@@ -322,13 +318,13 @@ class Step(Recorder):
     def _record_streamed_hits(self, count: int, scores: list[float]) -> None:
         """What a generator retrieval yielded: the count and the scores of the hits (wrappers only)."""
         try:
-            self._record_found(count, hits.scores(scores) if scores else None, distances=False, counted=True)
+            self.found(count, hits.scores(scores) if scores else None, distances=False, counted=True)
             if runtime.detailed_metrics:
                 self.record_each_score(scores, self._dims)
         except Exception as exc:
             report_internal_error("recording streamed hits", exc)
 
-    def _record_found(self, count: int, stats: hits.Scores | None, *, distances: bool, counted: bool) -> None:
+    def found(self, count: int, stats: hits.Scores | None, *, distances: bool, counted: bool) -> None:
         """A search's results as read without the hits themselves (a generator's tally, an instrumentation).
         ``counted``: this search is the retrieval itself, not a sub-step of the caller's retrieval step, which
         counts and judges the documents it returns (so nothing is counted twice)."""
@@ -386,7 +382,7 @@ class Step(Recorder):
 
     def _emits_details(self) -> bool:
         """The details event is this step's to emit: content goes to events and no client call emitted it."""
-        return content_policy.events and self.spec.kind is StepKind.GENERATION and not self.call_recorded
+        return content_policy.events and self.spec.kind is StepKind.GENERATION and self.counting is not Counting.CALL
 
     def _record_outputs(self, facts: ResponseFacts, out: dict[str, AttributeValue]) -> None:
         found = self.record_outputs(facts, out, on_span=self._capturing())
@@ -395,7 +391,7 @@ class Step(Recorder):
 
     def _record_usage(self, found: Usage, out: dict[str, AttributeValue]) -> None:
         spec, dims = self.spec, self._dims
-        self.record_usage(found, out, None if self.call_recorded else
+        self.record_usage(found, out, None if self.counting is Counting.CALL else
                           (lambda token_type: spec.usage_attributes(dims, token_type)))
 
     def _record_completion(self, done: ResponseFacts, out: dict[str, AttributeValue]) -> None:
@@ -420,7 +416,7 @@ class Step(Recorder):
             else:
                 continue
             if fact == "top_k" and _int(value):
-                out[sc.GEN_AI_RETRIEVAL_TOP_K] = value
+                out[sc.GEN_AI_REQUEST_TOP_K] = value
             elif fact == "top_n" and _int(value):
                 out[sc.RAG_RERANK_TOP_N] = value
             elif fact == "query" and isinstance(value, str):
@@ -462,44 +458,28 @@ class Step(Recorder):
         if out:
             self.span.set_attributes(out)
 
-    # -- ending ------------------------------------------------------------------------------------
-    def _finish(self, exc: BaseException | None = None) -> None:
-        """End the span and make the step's duration record; later calls do nothing."""
-        if self.done:
+    # -- ending (the one path is Operation._end) ------------------------------------------------------
+    def _conclude(self) -> MetricAttributes:
+        if self._quality is None:
+            return self._ok
+        ok = self._ok
+        return self.spec.with_quality(self._quality) if ok is self.spec.ok_attributes else {
+            **ok, sc.RAG_RETRIEVAL_QUALITY: self._quality}
+
+    def _emits_exception_event(self) -> bool:
+        return self.kind is StepKind.GENERATION and self.counting is not Counting.CALL
+
+    def _timed(self, duration: float, ok: MetricAttributes, outcome: MetricAttributes, etype: str | None) -> None:
+        ins = self.ins
+        if self.kind is StepKind.PIPELINE:
+            ins.workflow_duration.record(duration, outcome, context=self.context)
+            self.set_totals()
             return
-        self.done = True
-        duration = perf_counter() - self._start
-        spec = self.spec
-        try:
-            ins = self.ins
-            if exc is None:
-                attrs = self._ok
-                if self._quality is not None:
-                    attrs = spec.with_quality(self._quality) if attrs is spec.ok_attributes else {
-                        **attrs, sc.RAG_RETRIEVAL_QUALITY: self._quality}
-            elif isinstance(exc, CANCELLATIONS):
-                attrs = self.record_cancelled(self._ok)
-            else:
-                etype = error_type(exc)
-                attrs = self.record_failure(etype, self._dims, exc=exc, description=f"{etype}: {exc}")
-                if spec.kind is StepKind.GENERATION and runtime.genai_latest and not self.call_recorded:
-                    details.emit_exception(self.span, etype, exc)  # a failed call under it emitted its own
-            if spec.kind is StepKind.PIPELINE:
-                ins.workflow_duration.record(duration, attrs, context=self.context)
-                self.set_totals()
-            else:
-                ins.step_duration.record(duration, attrs, context=self.context)
-                if runtime.detailed_metrics and spec.operation is not None and not self.call_recorded:
-                    ins.operation_duration.record(
-                        duration, {**attrs, sc.GEN_AI_OPERATION_NAME: spec.operation.value}, context=self.context
-                    )
-        except Exception as internal:
-            report_internal_error("finishing a step", internal)
-        finally:
-            try:
-                self.span.end()
-            except Exception as internal:
-                report_internal_error("ending a span", internal)
+        ins.step_duration.record(duration, outcome, context=self.context)
+        operation = self.spec.operation
+        if runtime.detailed_metrics and operation is not None and self.counting is not Counting.CALL:
+            ins.operation_duration.record(duration, {**outcome, sc.GEN_AI_OPERATION_NAME: operation.value},
+                                          context=self.context)
 
 
 class _NoopStep(Step):
@@ -521,7 +501,7 @@ class _NoopStep(Step):
 
 
 NOOP_STEP: Final[Step] = _NoopStep(Spec(StepKind.PIPELINE, "noop"), trace.INVALID_SPAN, Context())
-NOOP_STEP.done = True
+NOOP_STEP.ended = True
 
 
 def _to_json(value: Any) -> str:

@@ -1,16 +1,21 @@
 """What every ragotel instrumentor shares: methods replaced on classes and put back (:class:`Patches`), and
-an OpenTelemetry ``BaseInstrumentor`` that keeps the settings it was turned on with (:class:`Instrumentor`)."""
+an OpenTelemetry ``BaseInstrumentor`` that keeps the settings it was turned on with and never raises into the
+application (:class:`Instrumentor`)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from opentelemetry.instrumentation.dependencies import DependencyConflictError
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 _log = logging.getLogger("ragotel")
+_failed: set[str] = set()  # instrumentors that have warned that they could not instrument their library
 
 
 class Patches:
@@ -51,7 +56,12 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     """A ``BaseInstrumentor`` (a process-wide singleton, as OpenTelemetry's are) whose patches live in its
     :class:`Patches`. Instrumenting again keeps the first instrumentation, with a WARNING naming what was
     kept when the arguments differ; :meth:`turn_on` / :meth:`turn_off` are what ``instrument_*()`` and
-    ``uninstrument_*()`` call."""
+    ``uninstrument_*()`` call.
+
+    Instrumenting never raises into the application: a library whose shape ``_instrument`` does not expect (a
+    release that moved or renamed what it patches) leaves it uninstrumented, its patches undone, with one
+    WARNING naming the library, its version and the error. Only the signals the ``opentelemetry-instrument``
+    loader asks for pass through: a dependency conflict, and a library that is not installed."""
 
     _patches: ClassVar[Patches]
     _kept: ClassVar[dict[str, Any] | None] = None
@@ -74,8 +84,52 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
             if kept is not None:
                 warn_if_different(self.label, kept, self.settings_of(kwargs))
             return None
-        type(self)._kept = self.settings_of(kwargs)
-        return super().instrument(**kwargs)  # type: ignore[no-any-return]
+        try:
+            type(self)._kept = self.settings_of(kwargs)
+            return super().instrument(**kwargs)  # type: ignore[no-any-return]
+        except DependencyConflictError:
+            raise  # asked for by the loader (raise_exception_on_conflict), which skips the instrumentor
+        except ModuleNotFoundError as exc:
+            if kwargs.get("raise_exception_on_conflict"):
+                self._undo()
+                raise  # the loader skips an instrumentor whose library is not installed, quietly
+            self._gave_up(exc)
+        except Exception as exc:
+            self._gave_up(exc)
+        return None
+
+    def _undo(self) -> None:
+        """Back to uninstrumented: ``_instrument`` failed part-way."""
+        self._patches.restore()
+        type(self)._kept = None
+        self._is_instrumented_by_opentelemetry = False
+
+    def _gave_up(self, exc: Exception) -> None:
+        """``_instrument`` failed part-way: undo what it patched and say so once."""
+        try:
+            self._undo()
+            if self.label in _failed:
+                return
+            _failed.add(self.label)
+            _log.warning("ragotel: %s cannot instrument %s (%s: %s); it stays uninstrumented",
+                         self.label, self._library(), type(exc).__name__, exc)
+            _log.debug("ragotel: %s failed", self.label, exc_info=exc)
+        except Exception:
+            pass  # nothing of this may reach the application
+
+    def _library(self) -> str:
+        """The library this instrumentor patches and its installed version, as ``faiss-cpu 1.9.0``."""
+        try:
+            for requirement in self.instrumentation_dependencies():
+                name = re.match(r"[A-Za-z0-9._-]+", requirement)
+                if name is not None:
+                    try:
+                        return f"{name.group()} {importlib.metadata.version(name.group())}"
+                    except importlib.metadata.PackageNotFoundError:
+                        return name.group()
+        except Exception:
+            pass
+        return "its library"
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._patches.restore()

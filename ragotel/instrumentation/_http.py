@@ -5,7 +5,8 @@ Another instrumentation of the same call is enriched, never doubled. Its span fo
 current one as the request leaves, becomes the call's span: ragotel adds its attributes and leaves the span's
 name (for a GenAI span), parent and end to its owner.
 
-- An HTTP client span (opentelemetry-instrumentation-requests) is renamed to the GenAI name.
+- An HTTP client span (opentelemetry-instrumentation-requests) is renamed to the GenAI name. A streamed call
+  is the exception: that span ends with the response head, so the call gets its own GenAI span under it.
 - A GenAI span of an openai SDK instrumentation (OpenTelemetry's ``opentelemetry-instrumentation-openai-v2``,
   whose spans come from ``opentelemetry-util-genai``'s handler, and OpenLLMetry's
   ``opentelemetry-instrumentation-openai``) is the same operation seen one layer up. Enriching it, rather than
@@ -21,6 +22,7 @@ name (for a GenAI span), parent and end to its owner.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -36,29 +38,50 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
 from ragotel._core.cardinality import limiter
-from ragotel._core.errors import error_type, http_status_class, is_cancellation
+from ragotel._core.errors import http_status_class, is_cancellation
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import details, hits, messages
+from ragotel._genai import hits, messages
 from ragotel._genai import protocol as proto
 from ragotel._genai.content import policy as content_policy
-from ragotel._genai.recorder import MetricAttributes, Recorder, enclosing, openinference_attributes, openinference_text
+from ragotel._genai.operation import (
+    Counting,
+    MetricAttributes,
+    Operation,
+    enclosing,
+    openinference_attributes,
+    openinference_text,
+)
 from ragotel.instrumentation._base import Instrumentor
-from ragotel.semconv import Operation, StepKind
+from ragotel.semconv import Operation as OperationName
+from ragotel.semconv import StepKind
 
 _log = logging.getLogger("ragotel")
 # HTTP client instrumentations whose span for a request ragotel enriches instead of adding its own.
 _HTTP_SCOPES: Final = ("opentelemetry.instrumentation.requests",)
+_UTIL_GENAI_SCOPE: Final = "opentelemetry.util.genai.handler"
+# That handler emits its own details event for a call by these variables (its rule: the explicit switch when
+# set, else content captured on events); for a span of that handler's, ragotel's is left out.
+_UTIL_GENAI_EVENTS: Final = frozenset({"EVENT_ONLY", "SPAN_AND_EVENT"})
 # GenAI instrumentations of the openai SDK whose span for a model call ragotel enriches (module docstring):
 # opentelemetry-util-genai's handler (openai-v2's chat spans), openai-v2's own tracer (its embeddings spans),
 # OpenLLMetry (v1: openai>=1, v0: older SDKs).
 _GENAI_SCOPES: Final = frozenset({
-    "opentelemetry.util.genai.handler", "opentelemetry.instrumentation.openai_v2",
+    _UTIL_GENAI_SCOPE, "opentelemetry.instrumentation.openai_v2",
     "opentelemetry.instrumentation.openai.v1", "opentelemetry.instrumentation.openai.v0",
 })
 
 
-_SERVICE_OPERATIONS: Final = {StepKind.RETRIEVAL: Operation.RETRIEVAL, StepKind.EMBEDDING: Operation.EMBEDDINGS}
+def _util_genai_emits_details() -> bool:
+    switch = os.environ.get("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT", "").strip().lower()
+    if switch:
+        return switch == "true"
+    mode = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")
+    return mode.strip().upper() in _UTIL_GENAI_EVENTS
+
+
+_SERVICE_OPERATIONS: Final = {StepKind.RETRIEVAL: OperationName.RETRIEVAL,
+                                StepKind.EMBEDDING: OperationName.EMBEDDINGS}
 
 
 def _service_step(url: str) -> tuple[proto.Endpoint, str] | None:
@@ -85,7 +108,7 @@ def _http_span_to_adopt() -> Span | None:
     return None
 
 
-def _genai_span_to_adopt(operation: Operation | None) -> Span | None:
+def _genai_span_to_adopt(operation: OperationName | None) -> Span | None:
     """The span an openai SDK instrumentation opened for this very call (:data:`_GENAI_SCOPES`): current, and
     of the same operation (a util-genai agent or workflow span around the call is no model call)."""
     span = trace.get_current_span()
@@ -125,12 +148,12 @@ class HttpClientInstrumentor(Instrumentor):
         return asdict(call_settings(**kwargs))
 
 
-class HttpCall(Recorder):
+class HttpCall(Operation):
     """One call to an OpenAI-compatible API, from request to the end of its response body, whatever client
     made it. An adapter reads its client's request (path, host, port, body) for :meth:`begin`, sends the
     body and headers it is given back, then hands over the response head (:meth:`on_head`) and the body,
-    whole (:meth:`on_body`) or piece by piece (:meth:`on_bytes`, :meth:`end_of_body`); :meth:`fail` and
-    :meth:`finish` end it. Everything recorded goes through :class:`~ragotel._genai.recorder.Recorder`."""
+    whole (:meth:`on_body`) or piece by piece (:meth:`on_bytes`, :meth:`end_of_body`); :meth:`stop`,
+    :meth:`cancel` or :meth:`fail` end it, through :class:`~ragotel._genai.operation.Operation`'s one ending."""
 
     def __init__(self, settings: CallSettings, endpoint: proto.Endpoint) -> None:
         parent = enclosing()
@@ -141,8 +164,6 @@ class HttpCall(Recorder):
         self.settings = settings
         self.endpoint = endpoint
         self.capture = settings.capture_content
-        self.ended = False
-        self.start = perf_counter()
         self.first_chunk_at: float | None = None
         self.last_chunk_at: float | None = None
         self.facts = proto.ResponseFacts()
@@ -152,19 +173,16 @@ class HttpCall(Recorder):
         self.error: str | None = None
         self.info = proto.RequestInfo()
         self.metric_attributes: MetricAttributes = {}
-        self.owns_step = True
         self.inputs: list[messages.Message] | None = None
         """Input messages, kept for the details event (content on events only)."""
+        self.outputs: list[messages.Message] | None = None
         self.body_to_send: bytes | None = None
         """A new request body (usage asked for on the caller's behalf), or ``None``: send the caller's."""
-        self.adopted = False
-        """The span is another instrumentation's span for this request, enriched rather than doubled."""
-        self.counted_by_owner = False
-        """The adopted span's instrumentation records this call's duration and seen usage (module docstring)."""
         self.service: str | None = None
         """The step name of a service step (``RAGOTEL_SERVICE_STEPS``); ``None`` for a GenAI API call."""
         self.raised: BaseException | None = None
         """What the request or its body raised, if anything (the exception event names it)."""
+
 
     @classmethod
     def begin(cls, settings: CallSettings, *, url: object, path: str, host: str, port: int,
@@ -209,7 +227,7 @@ class HttpCall(Recorder):
             attrs[sc.GEN_AI_OPERATION_NAME] = endpoint.operation.value
         attrs.update(info.attributes)
         if self.parent is not None and self.parent.take_over(self.kind):
-            self.owns_step = False  # the enclosing step of this kind times it; this call records the rest
+            self.counting = Counting.STEP  # the enclosing step of this kind times it; this call records the rest
         else:
             # Outside a step of its kind the call is that step: its one duration record says so.
             attrs[sc.RAG_STEP_NAME] = self.service or endpoint.verb
@@ -225,11 +243,12 @@ class HttpCall(Recorder):
         span_attrs = {**attrs, **openinference_attributes(self.kind, info.model)} if runtime.openinference else attrs
         theirs = _genai_span_to_adopt(endpoint.operation) if self.service is None else None
         if theirs is not None:
-            self.span = theirs
-            self.adopted = self.counted_by_owner = True
+            self.span, self.owns_span, self.counting = theirs, False, Counting.OWNER
             theirs.set_attributes(span_attrs)
-        elif (theirs := _http_span_to_adopt()) is not None:
-            self.span, self.adopted = theirs, True
+        elif not info.stream and (theirs := _http_span_to_adopt()) is not None:
+            # Not for a stream: an HTTP client span ends when the response head arrives, before the stream's
+            # outcome and usage are known. A streamed call gets its own GenAI span under that one.
+            self.span, self.owns_span = theirs, False
             theirs.update_name(name)
             theirs.set_attributes(span_attrs)
         else:
@@ -273,7 +292,7 @@ class HttpCall(Recorder):
             self.end_of_body()
         else:
             self._read_body(raw)
-        self.finish()
+        self.stop()
 
     def _on_spans(self) -> bool:
         return content_policy.enabled if self.capture is None else self.capture
@@ -322,7 +341,7 @@ class HttpCall(Recorder):
         attrs = self.metric_attributes
         if self.first_chunk_at is None:
             self.first_chunk_at = now
-            ins.time_to_first_chunk.record(now - self.start, attrs, context=self.context)
+            ins.time_to_first_chunk.record(now - self.started, attrs, context=self.context)
             new -= 1
         elif self.last_chunk_at is not None:
             ins.time_per_output_chunk.record(now - self.last_chunk_at, attrs, context=self.context)
@@ -344,79 +363,85 @@ class HttpCall(Recorder):
             report_internal_error("reading an HTTP GenAI body", exc)
         return b""
 
-    # -- ending ------------------------------------------------------------------------------------
-    def fail(self, exc: BaseException) -> None:
-        """The request or its body failed: the caller gets ``exc`` unchanged; the span says what kind, by the
-        rule a step around the call follows too (:func:`~ragotel._core.errors.error_type`)."""
-        if is_cancellation(exc):
-            self.finish(cancelled=True)
+    # -- ending (the one path is Operation._end) ------------------------------------------------------
+    def stop(self) -> None:
+        """The body ended: a failed answer (an HTTP error, a malformed body, an error event) fails the call."""
+        error = self.error or self.facts.error
+        if error is not None:
+            self._end(error, self.raised, cancelled=False)
+        else:
+            super().stop()
+
+    def cancel(self) -> None:
+        """The client closed the response before its end. A stream whose end marker (``[DONE]``) arrived is
+        complete: the openai SDK closes the response as soon as it reads it, without reading on to the end
+        of the body."""
+        if (self.sse is not None and self.sse.done) or self.error is not None or self.facts.error is not None:
+            self.stop()
+        else:
+            super().cancel()
+
+    def fail(self, exc: BaseException | None = None, etype: str | None = None) -> None:
+        """The request or its body raised ``exc``: the caller gets it unchanged; the span says what kind, by
+        the rule a step around the call follows too (:func:`~ragotel._core.errors.error_type`)."""
+        if exc is not None and is_cancellation(exc):
+            self.cancel()
             return
-        self.error = error_type(exc)
         self.raised = exc
-        try:
-            self.span.record_exception(exc, escaped=True)
-        except Exception as internal:
-            report_internal_error("recording an HTTP GenAI exception", internal)
-        self.finish()
+        super().fail(exc, etype)
 
-    def finish(self, *, cancelled: bool = False) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        try:
-            self._record(cancelled)
-        except Exception as exc:
-            report_internal_error("finishing an HTTP GenAI span", exc)
-        finally:
-            if not self.adopted:  # an adopted span is ended by the instrumentation that started it
-                self.span.end()
+    def _answer(self) -> str | None:
+        error = self.error
+        return error if error is not None and error.startswith("http.") else None
 
-    def _record(self, cancelled: bool) -> None:
-        duration = perf_counter() - self.start
-        if self.adopted and not self.span.is_recording():
+    def _emits_exception_event(self) -> bool:
+        # Also beside an openai SDK instrumentation: none of those emits the latest conventions' event.
+        return self.endpoint.inference
+
+    def _conclude(self) -> MetricAttributes:
+        if not self.owns_span and not self.span.is_recording():
             self.span = trace.INVALID_SPAN  # the adopted span already ended: what follows goes to metrics only
         facts = self.facts
-        error = self.error or facts.error
         attrs = self.metric_attributes
         out: dict[str, AttributeValue] = {}
         self.response_attributes(facts, out)
         if self.first_chunk_at is not None:
-            out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.start
-        quality = None
+            out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.started
+        ok = attrs
         if self.kind is StepKind.RERANK:
             if facts.usage.known:  # rerank answers count the tokens read, unpriced
                 self.record_usage(facts.usage, out, None)
             if facts.scores is not None:
                 quality = self.record_scores(len(facts.scores), hits.scores(facts.scores), out, attrs, None)
+                ok = {**attrs, sc.RAG_RETRIEVAL_QUALITY: quality}
         elif facts.usage.known:
             # The owner of an adopted GenAI span counts the tokens it saw: all but a usage chunk hidden from it.
             self.record_usage(facts.usage, out, lambda token_type: {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type},
-                              count_tokens=not self.counted_by_owner or self.info.usage_added)
-        outputs = self.record_outputs(facts, out, on_span=self._on_spans()) if facts.choices else None
+                              count_tokens=self.counting is not Counting.OWNER or self.info.usage_added)
+        self.outputs = self.record_outputs(facts, out, on_span=self._on_spans()) if facts.choices else None
         self.span.set_attributes(out)
+        return ok
 
-        failed: MetricAttributes | None = None
-        if error is not None:
-            # Also when the enclosing step succeeds (its code caught the error): the failed call counts.
-            failed = self.record_failure(error, attrs)
-            timed = {**attrs, sc.ERROR_TYPE: failed[sc.ERROR_TYPE]}
-            if runtime.genai_latest and self.endpoint.inference and not self.counted_by_owner:
-                details.emit_exception(self.span, error, self.raised)
-        else:
-            failed = self.record_cancelled(attrs) if cancelled else None
-            timed = attrs
+    def _timed(self, duration: float, ok: MetricAttributes, outcome: MetricAttributes, etype: str | None) -> None:
         if self.kind is StepKind.RERANK or self.service is not None:
             # The conventions have no rerank operation, and a service is the application's own: the call is
             # a step, timed as steps are (inside a step of its kind, that step's duration covers it).
-            if self.owns_step:
-                step_attrs = failed if failed is not None else {**attrs, sc.RAG_OUTCOME: sc.Outcome.OK.value}
-                if quality is not None and error is None:
-                    step_attrs = {**step_attrs, sc.RAG_RETRIEVAL_QUALITY: quality}
-                self.ins.step_duration.record(duration, step_attrs, context=self.context)
-        elif not self.counted_by_owner:
-            self.ins.operation_duration.record(duration, timed, context=self.context)
-        if content_policy.events and self.kind is StepKind.GENERATION:
-            self.emit_details({}, self.inputs, outputs)
+            if self.counting is Counting.SELF:
+                self.ins.step_duration.record(duration, outcome if sc.RAG_OUTCOME in outcome else {
+                    **ok, sc.RAG_OUTCOME: sc.Outcome.OK.value}, context=self.context)
+        elif self.counting is not Counting.OWNER:
+            timed = self.metric_attributes
+            self.ins.operation_duration.record(duration, {**timed, sc.ERROR_TYPE: outcome[sc.ERROR_TYPE]}
+                                               if etype is not None else timed, context=self.context)
+        if content_policy.events and self.kind is StepKind.GENERATION and not self._owner_emits_details():
+            self.emit_details({}, self.inputs, self.outputs)
+
+    def _owner_emits_details(self) -> bool:
+        """One details event per call: the owner of an adopted span may emit its own."""
+        if self.counting is not Counting.OWNER:
+            return False
+        scope = getattr(self.span, "instrumentation_scope", None)
+        return getattr(scope, "name", None) == _UTIL_GENAI_SCOPE and _util_genai_emits_details()
 
 
 def propagate_context(headers: Any) -> None:
@@ -433,7 +458,7 @@ def propagate_context(headers: Any) -> None:
 def observed(call: HttpCall, chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The body's pieces as the caller should get them, each shown to ``call`` first; the call ends with the
     body, or fails with it. A consumer that stops early closes this generator: its stream's ``close()``
-    ends the call as cancelled."""
+    ends the call (:meth:`HttpCall.cancel`)."""
     try:
         for data in chunks:
             out = call.on_bytes(data)
@@ -447,7 +472,7 @@ def observed(call: HttpCall, chunks: Iterable[bytes]) -> Iterator[bytes]:
     tail = call.end_of_body()
     if tail:
         yield tail
-    call.finish()
+    call.stop()
 
 
 async def observed_async(call: HttpCall, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -465,4 +490,4 @@ async def observed_async(call: HttpCall, chunks: AsyncIterable[bytes]) -> AsyncI
     tail = call.end_of_body()
     if tail:
         yield tail
-    call.finish()
+    call.stop()

@@ -22,7 +22,8 @@ answer, and for an exception escaping the app the value :func:`~ragotel._core.er
 a step (``timeout``, ``connection``, ``http.5xx`` for an upstream's answer, or the class name); a 4xx is
 the caller's error and sets none.
 Health, readiness and metrics endpoints are left out by default so probes and scrapes do not flood
-the traces.
+the traces. When the app has run its lifespan shutdown, what ``ragotel.configure()`` set up is flushed before
+the server is told so (servers exit without ``atexit``: uvicorn re-raises its stop signal).
 """
 
 from __future__ import annotations
@@ -32,20 +33,21 @@ import sys
 from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from contextvars import ContextVar
 from time import perf_counter
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
+from ragotel._core import metrics_endpoint
 from ragotel._core.errors import error_type, note_error
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
+from ragotel.instrumentation._base import Instrumentor
 from ragotel.semconv import Outcome
 
 __all__ = [
@@ -119,6 +121,9 @@ class RagotelMiddleware:
         self.instruments = _instruments.instruments_for(meter_provider)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _observe_lifespan(self.app, scope, receive, send)
+            return
         if not _observed(scope, self.excluded_paths):
             await self.app(scope, receive, send)
             return
@@ -153,6 +158,56 @@ class RagotelMiddleware:
             _exchange.reset(current)
             otel_context.detach(token)
             exchange.finish(scope)
+
+
+_at_lifespan: Callable[[str], object] | None = None
+_LIFESPAN_EVENTS = {"lifespan.startup.complete": "startup", "lifespan.shutdown.complete": "shutdown",
+                    "lifespan.shutdown.failed": "shutdown"}
+_LIFESPAN_SEEN = "ragotel.lifespan_observed"  # in a lifespan scope: an outer middleware of ours tells the hook
+
+
+def _set_lifespan_hook(hook: Callable[[str], object] | None) -> None:
+    """Have ``hook`` told ``"startup"`` once an app ragotel instruments has started and ``"shutdown"`` once it has
+    shut down, before the server hears so and goes on to exit. ``configure()`` sets it: the server's own signal
+    handlers are in place at startup, and at shutdown what is queued is flushed while the process still lives
+    (servers re-raise their stop signal, or are killed, without running ``atexit``)."""
+    global _at_lifespan
+    _at_lifespan = hook
+
+
+async def _observe_lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app``'s lifespan, telling the hook of its startup and shutdown once, however many of ragotel's
+    middleware the app has."""
+    if scope.get(_LIFESPAN_SEEN):
+        await app(scope, receive, send)
+        return
+    scope[_LIFESPAN_SEEN] = True
+
+    async def told_send(message: Message) -> None:
+        event, hook = _LIFESPAN_EVENTS.get(message.get("type", "")), _at_lifespan
+        if event is not None and hook is not None:
+            try:
+                hook(event)  # bounded (RAGOTEL_SHUTDOWN_TIMEOUT), and nothing is served any more at shutdown
+            except Exception as exc:
+                report_internal_error(f"the lifespan {event} hook", exc)
+        await send(message)
+
+    await app(scope, receive, told_send)
+
+
+class _LifespanHook:
+    """ASGI middleware telling the lifespan hook (:func:`_set_lifespan_hook`) of the app's startup and shutdown, where
+    FastAPI's built-in telemetry makes the server spans and :class:`RagotelMiddleware` is not there to tell it;
+    requests pass as they are."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _observe_lifespan(self.app, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
@@ -359,7 +414,7 @@ class MetricsEndpoint:
         if metrics_app is None:
             from ragotel._config import prometheus as _prometheus
 
-            metrics_app = _prometheus.prometheus_app()
+            metrics_app = _prometheus.prometheus_app(served_by=f"the endpoint at {path}")
         self.metrics_app = metrics_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -433,8 +488,13 @@ def instrument_fastapi(
         _add(app, state, RagotelMiddleware, excluded_paths=tuple(paths),
              trust_incoming_context=trust_incoming_context, tracer_provider=tracer_provider,
              meter_provider=meter_provider)
+    else:
+        _add(app, state, _LifespanHook)  # RagotelMiddleware tells the lifespan itself
     if metrics_path:
         _add(app, state, MetricsEndpoint, path=metrics_path)  # added last: the outermost
+        # Now, not when the app builds its middleware at its first request: what is recorded before that
+        # (an index loaded at import) must reach the endpoint too.
+        metrics_endpoint.serve(f"instrument_fastapi(metrics_path={metrics_path!r})")
     setattr(app, _APP_STATE, state)
     return app
 
@@ -491,7 +551,7 @@ def _instrumented_by_others(app: Any) -> bool:
     return False
 
 
-class FastApiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class FastApiInstrumentor(Instrumentor):
     """:func:`instrument_fastapi` for every Starlette / FastAPI app of the process, as an OpenTelemetry
     instrumentor (the ``ragotel_fastapi`` entry point, so ``opentelemetry-instrument uvicorn app:app``
     needs no code change).
@@ -503,7 +563,7 @@ class FastApiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     another app (the outer app's span covers it), or :func:`uninstrument_fastapi` was called for it.
     """
 
-    _originals: ClassVar[dict[type, Any]] = {}
+    label = "FastApiInstrumentor().instrument()"
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("starlette >= 0.37",)
@@ -512,7 +572,7 @@ class FastApiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self.is_instrumented_by_opentelemetry:
             _log.warning("ragotel's FastAPI instrumentation is already on; the first one is kept")
             return None
-        return super().instrument(**kwargs)  # type: ignore[no-any-return]
+        return super().instrument(**kwargs)
 
     def _instrument(self, **kwargs: Any) -> None:
         from starlette.applications import Starlette
@@ -528,14 +588,7 @@ class FastApiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if fastapi is not None:
             classes.append(fastapi.FastAPI)
         for cls in classes:
-            if "__call__" in cls.__dict__ and cls not in self._originals:
-                self._originals[cls] = cls.__dict__["__call__"]
-                cls.__call__ = _auto_call(cls.__dict__["__call__"], options)  # type: ignore[method-assign]
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, original in list(self._originals.items()):
-            cls.__call__ = original  # type: ignore[method-assign]
-            del self._originals[cls]
+            self._patches.apply(cls, "__call__", lambda original: _auto_call(original, options))
 
 
 _AUTO_OPTIONS = frozenset({"excluded_paths", "operation_spans", "trust_incoming_context", "metrics_path",

@@ -8,7 +8,7 @@
     scores, ids = index.search(vectors, 4)  # span "retrieval faiss", rag.step.duration{rag_step_name="faiss"}
 
 Every ``Index.search`` and ``range_search`` is a retrieval step: span ``retrieval faiss`` with
-``gen_ai.operation.name=retrieval``, ``gen_ai.data_source.id=faiss``, ``gen_ai.retrieval.top_k``, the
+``gen_ai.operation.name=retrieval``, ``gen_ai.data_source.id=faiss``, ``gen_ai.request.top_k``, the
 queries in the batch, results returned (ids that are not -1), score statistics read with the index's
 metric (``rag.retrieval.score.kind=distance`` for L2 and the other distances: lower is better, so no
 similarity threshold judges them), index size, dimension, type, metric and ``nprobe`` / ``efSearch``
@@ -19,7 +19,7 @@ index's facts go onto its span instead, so a hand-decorated search and this inst
 still make one span and one record.
 ``add`` and ``add_with_ids`` count their vectors in ``rag.index.chunks.written``.
 
-Seed 002's attributes map onto these names: ``faiss.top_k`` → ``gen_ai.retrieval.top_k``,
+Seed 002's attributes map onto these names: ``faiss.top_k`` → ``gen_ai.request.top_k``,
 ``faiss.index_size`` → ``rag.index.size``, ``faiss.results_count`` → ``rag.retrieval.results.returned``,
 ``faiss.score_min/max/avg`` → ``rag.retrieval.score.min/max/avg``.
 """
@@ -40,7 +40,7 @@ from ragotel._core import instruments as _instruments
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
-from ragotel._genai.recorder import enclosing
+from ragotel._genai.operation import enclosing
 from ragotel._steps.spec import Spec
 from ragotel._steps.step import Step
 from ragotel.instrumentation._base import Instrumentor
@@ -115,13 +115,13 @@ def _searching(read: Facts) -> Callable[[Any], Any]:
                 if host is not None:
                     _describe(host, index, x, args, kwargs)
                 return result
-            result = step._run(original, index, x, *args, **kwargs)
+            result = step.run(original, index, x, *args, **kwargs)
             try:
                 count, stats = read(result)
-                step._record_found(count, stats, distances=_distances(index), counted=step.spec is _SPEC)
+                step.found(count, stats, distances=_distances(index), counted=step.spec is _SPEC)
             except Exception as exc:
                 report_internal_error("reading a FAISS result", exc)
-            step._finish()
+            step.end()
             return result
 
         return search
@@ -150,7 +150,7 @@ def _begin(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
                 if parent.data_source == DATA_SOURCE:
                     return None, parent
                 spec = _SUB_SPEC
-        return Step._open(spec, _search_attributes(index, x, args, kwargs)), None
+        return Step.start(spec, _search_attributes(index, x, args, kwargs)), None
     except Exception as exc:
         report_internal_error("starting a FAISS span", exc)
         return None, None
@@ -177,7 +177,7 @@ def _search_attributes(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[s
         attrs[sc.RAG_RETRIEVAL_QUERIES] = int(shape[0])
     k = args[0] if args else kwargs.get("k")
     if isinstance(k, int) and not isinstance(k, bool):
-        attrs[sc.GEN_AI_RETRIEVAL_TOP_K] = k
+        attrs[sc.GEN_AI_REQUEST_TOP_K] = k
     for key, name in ((sc.RAG_INDEX_SIZE, "ntotal"), (sc.RAG_FAISS_DIMENSION, "d")):
         value = getattr(index, name, None)
         if isinstance(value, int):

@@ -46,8 +46,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import asdict
 from types import ModuleType
@@ -109,9 +111,8 @@ class HttpxInstrumentor(HttpClientInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         settings = call_settings(**kwargs)
         for module in _client_modules():
-            for cls_name, wrapper in (("Client", _sync_send), ("AsyncClient", _async_send)):
-                self._patches.apply(getattr(module, cls_name), "send",
-                                    functools.partial(_unbound, wrapper, settings=settings))
+            for cls, wrapper in _known_clients(module):
+                self._patches.apply(cls, "send", functools.partial(_unbound, wrapper, settings=settings))
 
     @staticmethod
     def instrument_client(client: Any, **kwargs: Any) -> None:
@@ -121,8 +122,16 @@ class HttpxInstrumentor(HttpClientInstrumentor):
         if getattr(client, "_ragotel_send", None) is not None and isinstance(kept, CallSettings):
             warn_if_different("instrument_httpx(client)", asdict(kept), asdict(settings))
             return
-        original = client.send
-        wrapper = _async_send if _is_async(client) else _sync_send
+        original = getattr(client, "send", None)
+        is_async = _is_async(client)
+        module = _module_of(client)
+        stream = getattr(module, _STREAMS[is_async], None)
+        if not callable(original) or not isinstance(stream, type):
+            lacks = [name for name, present in ((f"{type(client).__name__}.send", callable(original)),
+                                                (_STREAMS[is_async], isinstance(stream, type))) if not present]
+            _unknown_api(module, lacks, f"calls made with this {type(client).__name__}")
+            return
+        wrapper = _async_send if is_async else _sync_send
         client._ragotel_send = original
         client._ragotel_settings = settings
         client.send = functools.partial(wrapper, original, settings)
@@ -160,6 +169,58 @@ def uninstrument_httpx(client: Any = None) -> None:
         HttpxInstrumentor.uninstrument_client(client)
     else:
         HttpxInstrumentor.turn_off()
+
+
+# Per client class, the base class of its response streams, which a streamed response's wrapper derives from.
+_STREAMS: Final = {False: "SyncByteStream", True: "AsyncByteStream"}
+_warned_unknown: set[tuple[str, str]] = set()
+
+
+def _known_clients(module: ModuleType) -> list[tuple[type, Callable[..., Any]]]:
+    """The client classes of ``module`` to patch, with their wrappers: those with the API ragotel knows
+    (``send`` on the class, a byte stream class to derive from). What a release lacks is named in one WARNING,
+    and its calls go uninstrumented; the rest is instrumented."""
+    known: list[tuple[type, Callable[..., Any]]] = []
+    lacks: list[str] = []
+    left_out: list[str] = []
+    for cls_name, wrapper, kind in (("Client", _sync_send, "sync"), ("AsyncClient", _async_send, "async")):
+        cls, stream_name = getattr(module, cls_name, None), _STREAMS[kind == "async"]
+        missing = ([] if isinstance(cls, type) and callable(cls.__dict__.get("send"))
+                   else [f"{cls_name}.send" if isinstance(cls, type) else cls_name])
+        if not isinstance(getattr(module, stream_name, None), type):
+            missing.append(stream_name)
+        if not missing and isinstance(cls, type):
+            known.append((cls, wrapper))
+        else:
+            lacks += missing
+            left_out.append(kind)
+    if lacks:
+        _unknown_api(module, lacks, f"calls made with its {' and '.join(left_out)} clients")
+    return known
+
+
+def _module_of(client: Any) -> ModuleType | None:
+    """The httpx-like module a client (or the class it derives from, like the openai SDK's) comes from."""
+    names = [cls.__module__.partition(".")[0] for cls in type(client).__mro__]
+    name = next((n for n in names if n in CLIENT_MODULES), names[0])
+    return sys.modules.get(name)
+
+
+def _unknown_api(module: ModuleType | None, lacks: list[str], what: str) -> None:
+    """One WARNING per module and release: it lacks the API instrument_httpx() patches, so ``what`` gets no
+    GenAI span, metrics or ``traceparent``."""
+    name = getattr(module, "__name__", "httpx")
+    release = getattr(module, "__version__", None)  # the module imported, wherever it came from
+    if not isinstance(release, str):
+        try:
+            release = importlib.metadata.version(name)
+        except Exception:
+            release = "(version unknown)"
+    if (name, release) in _warned_unknown:
+        return
+    _warned_unknown.add((name, release))
+    _log.warning("ragotel: %s %s has no %s, the API instrument_httpx() patches (that of httpx 0.27 and later 0.x "
+                 "releases, and of httpx2): %s are not instrumented", name, release, ", ".join(lacks), what)
 
 
 def _client_modules() -> list[ModuleType]:
@@ -250,7 +311,7 @@ def _on_response(call: HttpCall, response: Any) -> Any:
             response.stream = _wrap_stream(response.stream, call)
     except Exception as exc:
         report_internal_error("reading an HTTP GenAI response", exc)
-        call.finish()
+        call.stop()
     return response
 
 
@@ -287,10 +348,10 @@ def _make_stream_classes(module: ModuleType) -> tuple[type, type]:
             try:
                 self._inner.close()
             finally:
-                self._call.finish(cancelled=True)  # no-op when the body was read to its end
+                self._call.cancel()  # no-op when the body was read to its end
 
         def __del__(self) -> None:
-            self._call.finish(cancelled=True)
+            self._call.cancel()
 
     class ObservedAsyncStream(module.AsyncByteStream):  # type: ignore[misc,name-defined]
         def __init__(self, inner: Any, call: HttpCall) -> None:
@@ -304,9 +365,9 @@ def _make_stream_classes(module: ModuleType) -> tuple[type, type]:
             try:
                 await self._inner.aclose()
             finally:
-                self._call.finish(cancelled=True)
+                self._call.cancel()
 
         def __del__(self) -> None:
-            self._call.finish(cancelled=True)
+            self._call.cancel()
 
     return ObservedSyncStream, ObservedAsyncStream

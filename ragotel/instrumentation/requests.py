@@ -117,7 +117,7 @@ def _on_response(call: HttpCall, response: Any) -> Any:
         response.raw = _ObservedRaw(response.raw, call)
     except Exception as exc:
         report_internal_error("reading a requests GenAI response", exc)
-        call.finish()
+        call.stop()
     return response
 
 
@@ -140,17 +140,17 @@ class _ObservedRaw:
         out = self._call.on_bytes(data) if data else b""
         if amt is None or not data:
             out += self._call.end_of_body()
-            self._call.finish()
+            self._call.stop()
         return out
 
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
-            self._call.finish(cancelled=True)  # no-op when the body was read to its end
+            self._call.cancel()  # no-op when the body was read to its end
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def __del__(self) -> None:
-        self._call.finish(cancelled=True)
+        self._call.cancel()

@@ -30,7 +30,7 @@ from ragotel import semconv as sc
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
-from ragotel._genai.recorder import enclosing
+from ragotel._genai.operation import enclosing
 from ragotel._steps.spec import Spec
 from ragotel._steps.step import Step, StepFacts
 from ragotel.instrumentation._base import Instrumentor
@@ -83,10 +83,10 @@ def _encoding_step(original: Any, *, input_type: str | None) -> Any:
             if step is None:
                 result = original(model, inputs, *args, **kwargs)
             else:
-                result = step._run(original, model, inputs, *args, **kwargs)
+                result = step.run(original, model, inputs, *args, **kwargs)
             _record_result(step or parent, inputs, result)
             if step is not None:
-                step._finish()
+                step.end()
             return result
         finally:
             _encoding.reset(token)
@@ -100,7 +100,7 @@ def _begin(model: Any, inputs: Any, kwargs: dict[str, Any], input_type: str | No
         parent = enclosing()
         if isinstance(parent, Step) and parent.kind is StepKind.EMBEDDING:
             return None, parent
-        step = Step._open(_spec(_model_name(model)))
+        step = Step.start(_spec(_model_name(model)))
         attrs: dict[str, AttributeValue] = {
             sc.RAG_EMBEDDING_NORMALIZED: bool(kwargs.get("normalize_embeddings", False)),
         }

@@ -4,7 +4,9 @@ Tempo compares typed values: a float attribute never matches an integer literal 
 false for 1.7; ``1.0`` matches) and an integer attribute never matches a float literal. The types are
 read from real spans: a ragotel pipeline with a retrieval, a prompt and a streamed chat call over real
 HTTP (``RecordedOpenAIServer``), into the in-memory exporter of tests/conftest.py. Attributes only vLLM
-sets (its ``llm_request`` span) come from the table below.
+sets (its ``llm_request`` span) are typed as the real vLLM CPU server sent them to the stack tests'
+receiver (``tests/vllm_served.json``, which tests/stack/test_vllm_served.py keeps equal to the real spans).
+Every attribute a catalog query reads must be on those spans: ragotel's, in both GenAI modes, or vLLM's.
 """
 
 from __future__ import annotations
@@ -18,20 +20,15 @@ import pytest
 
 import ragotel
 from dashboards import traceql
+from tests import rag_workload, vllm_served
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 
-# vLLM 0.32's llm_request span (vllm/v1/engine/output_processor.py, do_tracing): latencies are
-# differences of float timestamps in seconds; token counts are ints.
-VLLM_SPAN_ATTRIBUTES: dict[str, type] = {
-    "gen_ai.latency.time_in_queue": float,
-    "gen_ai.latency.time_to_first_token": float,
-    "gen_ai.latency.e2e": float,
-    "gen_ai.latency.time_in_model_prefill": float,
-    "gen_ai.latency.time_in_model_decode": float,
-    "gen_ai.latency.time_in_model_inference": float,
-    "gen_ai.usage.prompt_tokens": int,
-    "gen_ai.usage.completion_tokens": int,
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list}
+# The real llm_request span's attributes, as the stack tests' vLLM exported them.
+VLLM_SPAN_ATTRIBUTES: dict[str, set[type]] = {
+    key: {_TYPES[name] for name in types.split("/")}
+    for key, types in vllm_served.committed()["llm_request_attributes"].items()
 }
 
 COMPARISON = re.compile(r"\b(?:span|resource)\.([\w.]+)\s*(?:=|!=|<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)(?![\w.])")
@@ -70,8 +67,7 @@ def mismatches(queries: list[tuple[str, str]], emitted: dict[str, set[type]]) ->
     problems = []
     for name, query in queries:
         for attribute, literal in numeric_comparisons(query):
-            types = emitted.get(attribute) or ({VLLM_SPAN_ATTRIBUTES[attribute]}
-                                               if attribute in VLLM_SPAN_ATTRIBUTES else set())
+            types = emitted.get(attribute) or VLLM_SPAN_ATTRIBUTES.get(attribute, set())
             if not types:
                 problems.append(f"{name}: {attribute} is not emitted")
             elif types != {literal_type(literal)}:
@@ -145,3 +141,19 @@ def test_an_integer_literal_against_a_float_attribute_is_reported(emitted: dict[
 def test_a_number_outside_a_comparison_is_not_let_through() -> None:
     with pytest.raises(AssertionError, match="outside an attribute or duration comparison"):
         list(numeric_comparisons("{ 1 < span.gen_ai.response.time_to_first_chunk }"))
+
+
+def test_the_vllm_attributes_compared_are_served() -> None:
+    compared = {attribute for entry in traceql.load() if "llm_request" in entry.query
+                for attribute, _ in numeric_comparisons(entry.query)}
+    assert compared and compared <= set(VLLM_SPAN_ATTRIBUTES)
+
+
+def test_every_attribute_the_catalog_reads_is_on_a_span(recorded: Recorded) -> None:
+    """A renamed attribute leaves a query reading nothing: each must be on ragotel's spans (either mode,
+    every kind of step) or on vLLM's."""
+    rag_workload.serve(latest=False)
+    rag_workload.serve(latest=True)
+    on_spans = {key for span in recorded.spans() for key in span.attributes or {}} | set(VLLM_SPAN_ATTRIBUTES)
+    read = {name for entry in traceql.load() for scope, name in entry.attributes() if scope == "span"}
+    assert read and read - on_spans == set()

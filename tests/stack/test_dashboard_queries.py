@@ -213,9 +213,9 @@ def test_every_query_with_data_on_the_reference_app_has_data_on_an_app_it_has_ne
     # The app ran under the conventions asked for: only that mode's names are there.
     names = {s["metric"]["__name__"] for s in series(plain_stack.prometheus_url, '{__name__=~"gen_ai_.+"}')}
     default_only = {f"{q.TOKEN_USAGE}_count", f"{q.TIME_TO_FIRST_CHUNK.default}_count",
-                    f"{q.WORKFLOW_DURATION.default}_count"}
+                    f"{q.PIPELINE_DURATION.default}_count"}
     latest_only = {*q.TOKEN_COUNTERS.values(), *(f"{name}_count" for name in q.TIME_TO_FIRST_CHUNK.latest),
-                   *(f"{name}_count" for name in q.WORKFLOW_DURATION.latest),
+                   *(f"{name}_count" for name in q.PIPELINE_DURATION.latest),
                    f"{sc.prometheus_name(sc.GEN_AI_CLIENT_INFERENCE_DURATION, sc.UNIT_SECONDS)}_count"}
     expected, absent = (latest_only, default_only) if plain_stack.genai_opt_in else (default_only, latest_only)
     assert expected <= names and not names & absent, sorted(names)

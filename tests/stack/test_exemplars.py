@@ -28,7 +28,7 @@ from tests.stack.test_reference_app import trace_spans
 
 pytestmark = pytest.mark.stack
 
-WORKFLOW = sc.prometheus_name(sc.GEN_AI_WORKFLOW_DURATION, sc.UNIT_SECONDS)
+WORKFLOW = sc.prometheus_name(sc.RAG_PIPELINE_DURATION, sc.UNIT_SECONDS)
 STEP = sc.prometheus_name(sc.RAG_STEP_DURATION, sc.UNIT_SECONDS)
 
 

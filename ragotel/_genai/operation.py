@@ -1,22 +1,32 @@
-"""One GenAI operation's telemetry, recorded one way whoever observes it.
+"""One operation's telemetry — a step, a model call, a search — from start to end, recorded one way whoever
+observes it.
 
-A model call, an embedding, a rerank or score, a retrieval: a step (a decorated function or a ``with``
-block, :mod:`ragotel._steps`) and a client instrumentation (an HTTP call to an OpenAI-compatible server,
-:mod:`ragotel.instrumentation`) both subclass :class:`Recorder` and record through it: response fields,
-usage and its parts, cost, score statistics, the outcome (``error.type``, status, the error counter) and
-captured messages. An instrumentation of another client is an adapter: it reads its request and
-response into :class:`~ragotel._genai.protocol.ResponseFacts` and calls these methods.
+An :class:`Operation` starts with its span and clock, records facts as they are known (response fields,
+usage and its parts, cost, score statistics, captured messages), and ends exactly once through one path:
+:meth:`~Operation.stop`, :meth:`~Operation.fail` or :meth:`~Operation.cancel` (:meth:`~Operation.end` picks
+one from what ended the body). That path sets the outcome (``error.type``, status, ``rag.outcome``), counts
+the failure, makes the duration record and ends the span. A step (a decorated function or a ``with`` block,
+:mod:`ragotel._steps`) and a client call (an HTTP call to an OpenAI-compatible server,
+:mod:`ragotel.instrumentation`) are operations; each says only which duration it records.
 
-Operations nest through the context, not through each other's internals: a step puts itself in its
-context under :data:`ENCLOSING`; a client call started inside finds it with :func:`enclosing`, marks it
-with :meth:`Recorder.take_over` when it records the same operation (so nothing is counted twice), and
-adds its tokens and cost to the enclosing pipeline's totals.
+Operations nest through the context, not through each other's internals: a step puts itself in its context
+under :data:`ENCLOSING`; a client call started inside finds it with :func:`enclosing`. Who records what is one
+field, :attr:`Operation.counting` (:class:`Counting`), so nothing is counted twice:
+
+* a client call inside a step of its own kind leaves the step's timing to the step, and the step leaves the
+  call's tokens, cost and GenAI duration to the call;
+* a call whose span another instrumentation started leaves that instrumentation the records it makes itself;
+* a failure is counted in ``rag.step.errors`` once per step kind: by the innermost operation of that kind
+  that failed with it; an enclosing operation of the same kind that fails with the same exception (or one
+  raised from it, or for the same HTTP answer) does not count it again.
 """
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from time import perf_counter
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -26,8 +36,10 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core.cardinality import limiter
+from ragotel._core.errors import answer_status, error_type, http_status_class, is_cancellation
 from ragotel._core.instruments import Instruments
 from ragotel._core.runtime import runtime
+from ragotel._core.safe import report_internal_error
 from ragotel._genai import cost, details, hits, messages, usage
 from ragotel._genai.content import policy as content_policy
 from ragotel._genai.protocol import ResponseFacts, Usage
@@ -39,10 +51,46 @@ ENCLOSING: Final = otel_context.create_key("ragotel-operation")
 """Context key of the innermost operation a step opened; client calls started under it find it there."""
 
 
-def enclosing(context: Context | None = None) -> Recorder | None:
+def enclosing(context: Context | None = None) -> Operation | None:
     """The innermost operation recording in ``context`` (default: the current one), if any."""
     found = otel_context.get_value(ENCLOSING, context)
-    return found if isinstance(found, Recorder) else None
+    return found if isinstance(found, Operation) else None
+
+
+class Counting(enum.Enum):
+    """Who makes an operation's records, where two operations (or two instrumentations) see the same work."""
+
+    SELF = "self"
+    """This operation records everything it saw."""
+    CALL = "call"
+    """A step: a client call under it is this very operation and records its tokens, cost, GenAI duration and
+    details event; the step records its step duration."""
+    STEP = "step"
+    """A client call inside a step of its kind: that step is the step and times it (a rerank or service call
+    makes no step duration record of its own); the call records the rest."""
+    OWNER = "owner"
+    """A client call whose span another instrumentation started (an openai SDK instrumentation): that
+    instrumentation records the call's duration and the tokens it saw; this call records the rest."""
+
+
+def _failure_marks(exc: BaseException | None, answer: str | None = None) -> list[object]:
+    """What identifies one failure as it travels outwards: the exception and those it was raised from or
+    while handling (``__cause__``, ``__context__``), by identity; and the HTTP answer a client call failed on,
+    by its status class, since the SDK above the call raises its own exception for that answer."""
+    marks: list[object] = [] if answer is None else [answer]
+    seen = 0
+    while exc is not None and seen < 16:
+        marks.append(exc)
+        status = answer_status(exc)
+        if status is not None:
+            marks.append(http_status_class(status))
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        seen += 1
+    return marks
+
+
+def _same_failure(marks: list[object], counted: list[object]) -> bool:
+    return any(mark is seen or (isinstance(mark, str) and mark == seen) for mark in marks for seen in counted)
 
 
 def openinference_attributes(kind: StepKind, model: Any) -> dict[str, AttributeValue]:
@@ -65,28 +113,36 @@ def openinference_text(key: str, found: list[messages.Message], role: str | None
     return {key: "".join(texts), sc.OI_MIME_TYPES[key]: sc.OI_TEXT} if texts else {}
 
 
-class Recorder:
-    """The recording every GenAI operation shares. Subclasses time themselves and pick their duration metric.
+class Operation:
+    """One operation from start to end. Subclasses say what they record when they end (:meth:`_conclude`,
+    :meth:`_timed`); the ending itself is written once, here.
 
-    Methods taking ``out`` add span attributes to it; the caller sets them in one call. None raises into
-    the caller's code path unless the subclass's own ``except`` would have caught it anyway.
+    Methods taking ``out`` add span attributes to it; the caller sets them in one call. Nothing raises into
+    the application: the lifecycle methods report an internal error and go on.
     """
 
-    __slots__ = ("_pipeline", "_totals", "call_recorded", "context", "conversation_id", "ins", "kind", "prompt",
-                 "span")
+    __slots__ = ("_counted", "_pipeline", "_totals", "context", "conversation_id", "counting", "ended", "ins",
+                 "kind", "owns_span", "parent", "prompt", "span", "started")
 
     def __init__(self, kind: StepKind, span: Span, context: Context, ins: Instruments,
-                 parent: Recorder | None, conversation_id: str | None) -> None:
+                 parent: Operation | None, conversation_id: str | None) -> None:
         self.kind = kind
         self.span = span
         self.context = context
         """What metric records carry (so exemplars point at this span) and what the body runs in."""
         self.ins = ins
+        self.parent = parent
         self.conversation_id = conversation_id
-        self.call_recorded = False
-        """A client call under this operation recorded it (tokens, cost, operation duration): don't again."""
+        self.counting = Counting.SELF
+        """Who makes which records (:class:`Counting`); set when a call finds its step or adopts a span."""
+        self.owns_span = True
+        """False for another instrumentation's span that this operation enriches: its owner ends it."""
+        self.ended = False
+        self.started = perf_counter()
+        self._counted: list[object] | None = None
+        """Marks of the failures an operation of this kind inside this one already counted."""
         # The pipeline this operation runs in adds up the tokens and cost of every call under it.
-        self._pipeline: Recorder | None = None
+        self._pipeline: Operation | None = None
         if parent is not None:
             self._pipeline = parent if parent.kind is StepKind.PIPELINE else parent._pipeline
         self._totals: list[float] | None = [0, 0, 0.0, 0] if kind is StepKind.PIPELINE else None
@@ -108,11 +164,100 @@ class Recorder:
 
     def take_over(self, kind: StepKind) -> bool:
         """Called by a client call started under this operation: True when it is this operation (same
-        kind), which then leaves the call's own records to the call."""
+        kind), which then leaves the call's own records to the call (:attr:`Counting.CALL`)."""
         if kind is self.kind:
-            self.call_recorded = True
+            self.counting = Counting.CALL
             return True
         return False
+
+    # -- the one ending --------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """The operation completed."""
+        self._end(None, None, cancelled=False)
+
+    def cancel(self) -> None:
+        """The caller stopped the operation (a closed generator or stream, a cancelled task): not a failure."""
+        self._end(None, None, cancelled=True)
+
+    def fail(self, exc: BaseException | None = None, etype: str | None = None) -> None:
+        """The operation failed with ``exc`` and/or a known ``error.type`` (an HTTP answer, a malformed body)."""
+        self._end(etype if etype is not None else error_type(exc) if exc is not None else "_OTHER", exc,
+                  cancelled=False)
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """End by what ended the body: nothing (stop), a cancellation (cancel) or a failure (fail)."""
+        if exc is None:
+            self.stop()
+        elif is_cancellation(exc):
+            self.cancel()
+        else:
+            self.fail(exc)
+
+    def _end(self, etype: str | None, exc: BaseException | None, *, cancelled: bool) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        duration = perf_counter() - self.started
+        try:
+            ok = self._conclude()
+            if etype is not None:
+                outcome = self._failed(etype, exc, ok)
+            elif cancelled:
+                outcome = self.record_cancelled(ok)
+            else:
+                outcome = ok
+            self._timed(duration, ok, outcome, etype)
+        except Exception as internal:
+            report_internal_error("ending an operation", internal)
+        finally:
+            if self.owns_span:
+                try:
+                    self.span.end()
+                except Exception as internal:
+                    report_internal_error("ending a span", internal)
+
+    def _conclude(self) -> MetricAttributes:
+        """The last facts before the outcome; returns the metric attributes of a success."""
+        raise NotImplementedError
+
+    def _timed(self, duration: float, ok: MetricAttributes, outcome: MetricAttributes, etype: str | None) -> None:
+        """The duration record(s): ``outcome`` is ``ok`` with the outcome (and ``error.type``) added."""
+        raise NotImplementedError
+
+    def _emits_exception_event(self) -> bool:
+        """The latest conventions' exception event is this operation's to emit on failure."""
+        return False
+
+    def _answer(self) -> str | None:
+        """The status class (``http.5xx``) of the HTTP answer this operation failed on, if it failed on one."""
+        return None
+
+    def _failed(self, etype: str, exc: BaseException | None, ok: MetricAttributes) -> MetricAttributes:
+        """Span ERROR with ``error.type`` (and the exception, when there is one); the failure counted in
+        ``rag.step.errors`` unless an operation of this kind inside this one already counted it."""
+        span = self.span
+        span.set_attribute(sc.ERROR_TYPE, etype)
+        if exc is not None:
+            span.record_exception(exc, escaped=True)
+        span.set_status(Status(StatusCode.ERROR, f"{etype}: {exc}" if exc is not None else etype))
+        failed = {**ok, sc.RAG_OUTCOME: Outcome.ERROR.value, sc.ERROR_TYPE: limiter.value(sc.ERROR_TYPE, etype)}
+        failed.pop(sc.RAG_RETRIEVAL_QUALITY, None)
+        marks = _failure_marks(exc, self._answer())
+        counted = self._counted
+        if not (counted and _same_failure(marks, counted)):
+            self.ins.step_errors.add(1, failed, context=self.context)
+        outer = next((op for op in self._ancestors() if op.kind is self.kind), None)
+        if outer is not None:
+            outer._counted = [*(outer._counted or ()), *(marks or (self,))]
+        if runtime.genai_latest and self._emits_exception_event():
+            details.emit_exception(span, etype, exc)
+        return failed
+
+    def _ancestors(self) -> Iterator[Operation]:
+        op = self.parent
+        while op is not None:
+            yield op
+            op = op.parent
 
     # -- response ----------------------------------------------------------------------------------
     @staticmethod
@@ -216,19 +361,6 @@ class Recorder:
         details.emit(self.span, inputs, outputs)
 
     # -- outcome -----------------------------------------------------------------------------------
-    def record_failure(self, etype: str, counted: Mapping[str, AttributeValue], *,
-                       exc: BaseException | None = None, description: str | None = None) -> MetricAttributes:
-        """Span ERROR with ``error.type`` (and the exception, when there is one); ``rag.step.errors`` counts
-        it with ``counted`` plus the outcome and the capped ``error.type``, which are returned."""
-        span = self.span
-        span.set_attribute(sc.ERROR_TYPE, etype)
-        if exc is not None:
-            span.record_exception(exc, escaped=True)
-        span.set_status(Status(StatusCode.ERROR, description or etype))
-        failed = {**counted, sc.RAG_OUTCOME: Outcome.ERROR.value, sc.ERROR_TYPE: limiter.value(sc.ERROR_TYPE, etype)}
-        self.ins.step_errors.add(1, failed, context=self.context)
-        return failed
-
     def record_cancelled(self, attrs: Mapping[str, AttributeValue]) -> MetricAttributes:
         """The caller stopped the operation: not a failure. Returns ``attrs`` with the outcome."""
         self.span.set_attribute(sc.RAG_OUTCOME, Outcome.CANCELLED.value)

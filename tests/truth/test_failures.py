@@ -1,0 +1,98 @@
+"""Ground truth for failures as applications write them: each failure counted once per step kind, named by
+what failed.
+
+The scenarios are the shapes the migration guide recommends and the reference app uses: a retrieval step
+around the search that fails, a retrieval step around a call to a retriever service that times out and is
+re-raised as the application's own exception, a generation step around an SDK call that the server refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+import ragotel
+from ragotel import semconv as sc
+from tests.conftest import Recorded
+from tests.recorded_openai_server import RecordedOpenAIServer
+
+REQUESTS = 3
+
+
+class SearchDown(Exception):
+    pass
+
+
+class StageError(Exception):
+    """An application's wrapper, raised ``from`` what failed (as the reference app's is)."""
+
+
+def _errors(recorded: Recorded) -> dict[tuple[str, str], float]:
+    found: dict[tuple[str, str], float] = {}
+    for p in recorded.points(sc.RAG_STEP_ERRORS):
+        key = (str(p.attributes[sc.RAG_STEP_KIND]), str(p.attributes[sc.ERROR_TYPE]))
+        found[key] = found.get(key, 0) + (p.value or 0)
+    return found
+
+
+@ragotel.retrieval("dense_faiss_search", data_source="dense")
+def dense_search(query: str) -> list[dict[str, object]]:
+    raise SearchDown("index not loaded")
+
+
+def test_a_failure_through_nested_retrieval_steps_counts_once(recorded: Recorded) -> None:
+    for _ in range(REQUESTS):
+        with pytest.raises(SearchDown), ragotel.pipeline("answer"), ragotel.retrieval("search"):
+            dense_search("q")
+    etype = f"{__name__}.SearchDown"
+    assert _errors(recorded) == {("retrieval", etype): REQUESTS, ("pipeline", etype): REQUESTS}
+    failed = [s for s in recorded.spans() if (s.attributes or {}).get(sc.ERROR_TYPE) == etype]
+    assert len(failed) == 3 * REQUESTS  # every span the failure left says so
+
+
+def test_a_failure_caught_and_a_second_one_raised_count_twice(recorded: Recorded) -> None:
+    """Not the same failure: the inner one was handled, the step then failed on its own."""
+    with pytest.raises(ValueError), ragotel.retrieval("search"):
+        with contextlib.suppress(SearchDown):
+            dense_search("q")
+        raise ValueError("fallback failed too")
+    assert _errors(recorded) == {("retrieval", f"{__name__}.SearchDown"): 1, ("retrieval", "ValueError"): 1}
+
+
+@pytest.fixture
+def slow_service() -> Iterator[RecordedOpenAIServer]:
+    with RecordedOpenAIServer() as server:
+        yield server
+
+
+def test_a_timed_out_call_wrapped_by_the_application_is_a_timeout(
+    recorded: Recorded, slow_service: RecordedOpenAIServer
+) -> None:
+    with pytest.raises(StageError), ragotel.retrieval("search"):
+        try:
+            httpx.post(f"{slow_service.url}/v1/chat/completions", json={"model": "fault-slow"}, timeout=0.2)
+        except httpx.TimeoutException as exc:
+            raise StageError("the retriever did not answer in time") from exc
+    (span,) = [s for s in recorded.spans() if s.name == "retrieval search"]
+    assert span.attributes is not None and span.attributes[sc.ERROR_TYPE] == "timeout"
+    assert _errors(recorded) == {("retrieval", "timeout"): 1}
+
+
+def test_a_generation_step_around_a_refused_sdk_call_counts_it_once(
+    recorded: Recorded, slow_service: RecordedOpenAIServer
+) -> None:
+    ragotel.instrument_httpx()
+    try:
+        client = openai.OpenAI(base_url=slow_service.base_url, api_key="unused", max_retries=0)
+        for _ in range(REQUESTS):
+            with pytest.raises(openai.InternalServerError), ragotel.generation("answer"):
+                client.chat.completions.create(model="fault-500", messages=[{"role": "user", "content": "q"}])
+    finally:
+        ragotel.uninstrument_httpx()
+    assert _errors(recorded) == {("generation", "http.5xx"): REQUESTS}
+    assert {s.name: (s.attributes or {}).get(sc.ERROR_TYPE) for s in recorded.spans()} == {
+        "chat fault-500": "http.5xx", "chat answer": "http.5xx"}
