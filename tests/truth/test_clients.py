@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +44,7 @@ from ragotel._core.runtime import runtime
 from ragotel._genai.content import policy
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
+from tests.test_official_instrumentations import _openai_methods
 
 MESSAGES = [{"role": "user", "content": "When does the clinic open?"}]
 CLIENTS = ("httpx", "httpx-async", "openai", "openai-async", "requests")
@@ -135,16 +135,6 @@ def slow_server() -> Iterator[RecordedOpenAIServer]:
         yield srv
 
 
-def _openai_methods() -> dict[tuple[type, str], Any]:
-    found = {}
-    for name, module in list(sys.modules.items()):
-        if name.startswith("openai.resources") and module is not None:
-            for cls in vars(module).values():
-                if isinstance(cls, type) and cls.__module__ == name:
-                    found.update({(cls, attr): value for attr, value in vars(cls).items() if callable(value)})
-    return found
-
-
 @pytest.fixture
 def beside(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """ragotel's client instrumentations on, and the scenario's other instrumentation with them."""
@@ -180,6 +170,7 @@ def beside(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
 
 # -- the clients, each doing one call the way its users write it -----------------------------------------
 def _body(s: Scenario) -> dict[str, Any]:
+    """The request: the JSON body for the HTTP clients, the keyword arguments for the SDK."""
     body: dict[str, Any] = {"model": s.model, "messages": MESSAGES, "max_tokens": s.max_tokens}
     if s.streamed:
         body["stream"] = True
@@ -227,19 +218,10 @@ def _call_httpx_async(base_url: str, s: Scenario) -> Truth:
     return asyncio.run(call())
 
 
-def _sdk_arguments(s: Scenario) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"model": s.model, "messages": MESSAGES, "max_tokens": s.max_tokens}
-    if s.streamed:
-        arguments["stream"] = True
-        if s.include_usage:
-            arguments["stream_options"] = {"include_usage": True}
-    return arguments
-
-
 def _call_openai(base_url: str, s: Scenario) -> Truth:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=5)
     try:
-        answer = client.chat.completions.create(**_sdk_arguments(s))
+        answer = client.chat.completions.create(**_body(s))
         if s.streamed:
             for _ in answer:
                 if s.mode == "abandon":
@@ -258,7 +240,7 @@ def _call_openai_async(base_url: str, s: Scenario) -> Truth:
     async def call() -> Truth:
         client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=5)
         try:
-            answer = await client.chat.completions.create(**_sdk_arguments(s))
+            answer = await client.chat.completions.create(**_body(s))
             if s.streamed:
                 async for _ in answer:
                     if s.mode == "abandon":
