@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import ragotel
 from ragotel._core.runtime import runtime
 from ragotel._genai.content import policy
 
@@ -128,6 +129,16 @@ class Recorded:
     def open_spans(self) -> list[str]:
         """Names of spans started since the fixture began that have not ended."""
         return sorted(_OPEN.open.values())
+
+
+@pytest.fixture
+def http_clients_instrumented() -> Iterator[None]:
+    """ragotel's httpx and requests instrumentations on for one test."""
+    ragotel.instrument_httpx()
+    ragotel.instrument_requests()
+    yield
+    ragotel.uninstrument_requests()
+    ragotel.uninstrument_httpx()
 
 
 @pytest.fixture

@@ -41,15 +41,6 @@ def server() -> Iterator[RecordedOpenAIServer]:
         yield srv
 
 
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    ragotel.instrument_httpx()
-    ragotel.instrument_requests()
-    yield
-    ragotel.uninstrument_requests()
-    ragotel.uninstrument_httpx()
-
-
 def with_httpx(base_url: str, model: str) -> None:
     with httpx.Client(base_url=base_url, timeout=TIMEOUT) as client:
         client.post("/chat/completions", json={**CHAT, "model": model}).raise_for_status()
@@ -82,7 +73,7 @@ CASES: list[tuple[Client, str, type[BaseException], str]] = [
 @pytest.mark.parametrize(("call", "fault", "raised", "expected"), CASES,
                          ids=[f"{c.__name__[5:]}-{f}" for c, f, _, _ in CASES])
 def test_a_step_around_a_failing_call_records_what_the_call_records(
-    recorded: Recorded, server: RecordedOpenAIServer, instrumented: None, call: Client, fault: str,
+    recorded: Recorded, server: RecordedOpenAIServer, http_clients_instrumented: None, call: Client, fault: str,
     raised: type[BaseException], expected: str,
 ) -> None:
     base_url = f"http://127.0.0.1:{closed_port()}/v1" if fault == "closed-port" else server.base_url

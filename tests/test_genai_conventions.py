@@ -4,10 +4,8 @@ schema, the content-capture switch and its two modes, rerank/score calls, names 
 from __future__ import annotations
 
 import ast
-import importlib
 import json
 import logging
-import pkgutil
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -28,6 +26,7 @@ from ragotel._genai.protocol import ResponseFacts, read_usage
 from tests.conftest import Recorded
 from tests.http_double import HttpDouble
 from tests.recorded_openai_server import RECORDINGS, RecordedOpenAIServer
+from tests.test_released_names import package_names
 
 CHAT = {"model": "tiny-llama", "messages": [
     {"role": "system", "content": "Answer from the context."},
@@ -470,23 +469,13 @@ def test_streamed_retrieval_scores_are_read(recorded: Recorded) -> None:
 
 
 # --- names come from the semconv package ---------------------------------------------------------
-def _package_names() -> set[str]:
-    names: set[str] = set()
-    for package in ("attributes", "metrics", "_incubating.attributes", "_incubating.metrics"):
-        found = importlib.import_module(f"opentelemetry.semconv.{package}")
-        for info in pkgutil.iter_modules(found.__path__, f"{found.__name__}."):
-            module = importlib.import_module(info.name)
-            names.update(v for k, v in vars(module).items() if k.isupper() and isinstance(v, str))
-    return names
-
-
 def test_no_name_the_semconv_package_defines_is_spelled_by_hand() -> None:
     source = Path(sc.__file__).read_text()
     literals = {node.value for node in ast.walk(ast.parse(source))
                 if isinstance(node, ast.Constant) and isinstance(node.value, str)}
-    spelled = sorted(literals & _package_names())
+    spelled = sorted(literals & package_names())
     assert not spelled, f"import these from opentelemetry.semconv instead: {spelled}"
-    imported = [v for k, v in vars(sc).items() if k.isupper() and isinstance(v, str) and v in _package_names()]
+    imported = [v for k, v in vars(sc).items() if k.isupper() and isinstance(v, str) and v in package_names()]
     assert len(imported) >= 40  # the GenAI, HTTP, server, error, resource names
 
 

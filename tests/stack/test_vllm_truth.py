@@ -6,28 +6,17 @@ over the completed calls must equal the tokens ragotel recorded for them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from opentelemetry.trace import StatusCode
 
-import ragotel
 from examples.reference_app.vllm_server import VllmServer
 from ragotel import semconv as sc
 from tests.conftest import Recorded
 from tests.truth.test_clients import CALLS, CLIENTS, Scenario, genai_spans, tokens
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    ragotel.instrument_httpx()
-    ragotel.instrument_requests()
-    yield
-    ragotel.uninstrument_requests()
-    ragotel.uninstrument_httpx()
 
 
 def _vllm_tokens(vllm: VllmServer) -> tuple[float, float]:
@@ -44,7 +33,7 @@ COMPLETED = [Scenario(client, mode, usage, "nothing", False)
 
 
 def test_completed_calls_count_the_tokens_vllm_counted(
-    recorded: Recorded, vllm: VllmServer, instrumented: None
+    recorded: Recorded, vllm: VllmServer, http_clients_instrumented: None
 ) -> None:
     before = _vllm_tokens(vllm)
     for scenario in COMPLETED:
@@ -63,7 +52,7 @@ def test_completed_calls_count_the_tokens_vllm_counted(
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_an_abandoned_stream_is_cancelled(
-    recorded: Recorded, vllm: VllmServer, instrumented: None, client: str
+    recorded: Recorded, vllm: VllmServer, http_clients_instrumented: None, client: str
 ) -> None:
     # long enough that the end of the stream cannot have arrived with its first chunk
     scenario = Scenario(client, "abandon", True, "nothing", False, max_tokens=512)
