@@ -1,9 +1,9 @@
 """The package's shape: layers that only import downward, no cycles, names from one module, instruments in one.
 
-The layers, bottom to top, are what the folders say: ``semconv`` and the settings table; ``_core``
-(instruments, limits, runtime switches, errors, compat, the waterfall view); ``_genai`` (the recorder and
+The layers, bottom to top, are what the folders say: ``semconv``; ``_core`` (the settings table, instruments,
+limits, runtime switches, errors, compat, the Prometheus exposition, the waterfall view); ``_genai`` (the recorder and
 what it reads: protocol, messages, hits, usage, cost, content); ``_steps`` (the step API);
-``instrumentation`` (one adapter per integration); ``_config`` (configure, exporters, Prometheus, logs);
+``instrumentation`` (one adapter per integration); ``_config`` (configure, exporters, logs);
 the package itself; the CLI on top. A module may import its own layer or lower ones; the graph counts
 imports inside functions too, since a lazy import is still a dependency.
 """
@@ -24,9 +24,8 @@ import ragotel
 PACKAGE = Path(ragotel.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ragotel.semconv", "ragotel._version", "ragotel._config.settings"),
-    # The Prometheus exposition is an exporter the ASGI adapter serves too: it needs nothing above _core.
-    ("ragotel._core", "ragotel._config.prometheus"),
+    ("ragotel.semconv", "ragotel._version"),
+    ("ragotel._core",),
     ("ragotel._genai",),
     ("ragotel._steps",),
     ("ragotel.instrumentation",),
@@ -35,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ragotel", "ragotel.instrumentation.auto"),
     ("ragotel.cli", "ragotel.__main__"),
 )
-# Layer 0 and _config.prometheus are named apart from their folders above; the rest follow the folders.
+# Layer 0 names its modules; the rest follow the folders.
 
 
 def _module_name(path: Path) -> str:

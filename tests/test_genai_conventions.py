@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletion
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._config import settings
+from ragotel._core import settings
 from ragotel._core.runtime import runtime
 from ragotel._genai import messages
 from ragotel._genai.content import policy

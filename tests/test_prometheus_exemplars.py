@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import make_server
 
 from ragotel import semconv as sc
-from ragotel._config.prometheus import ExemplarPrometheusReader
+from ragotel._core.prometheus import ExemplarPrometheusReader
 
 EXEMPLAR = re.compile(r'^(\w+)_bucket\{(.*)\} \S+ # \{(?:span_id="([0-9a-f]{16})",trace_id="([0-9a-f]{32})"|'
                       r'trace_id="([0-9a-f]{32})",span_id="([0-9a-f]{16})")\} ')

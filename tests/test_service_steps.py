@@ -13,7 +13,7 @@ import requests
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._config import settings
+from ragotel._core import settings
 from ragotel._core.runtime import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer

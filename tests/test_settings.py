@@ -90,7 +90,7 @@ def test_the_settings_table_covers_every_argument_and_resolves_without_raising()
     import inspect
 
     import ragotel
-    from ragotel._config import settings
+    from ragotel._core import settings
 
     params = set(inspect.signature(ragotel.configure).parameters)
     assert params == set(settings.BY_ARG)

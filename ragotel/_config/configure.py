@@ -63,8 +63,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from ragotel import semconv as sc
 from ragotel._config import export as _export
-from ragotel._config import logs, settings
-from ragotel._core import metrics_endpoint
+from ragotel._config import logs
+from ragotel._core import metrics_endpoint, settings
 from ragotel._core.compat import is_unset
 from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
@@ -827,7 +827,7 @@ def _prometheus_reader(port: int, host: str, setting: str, say: _Warnings) -> Me
 
 def _exemplar_reader() -> MetricReader:
     """ragotel's one reader in prometheus_client's default registry."""
-    from ragotel._config.prometheus import ExemplarPrometheusReader
+    from ragotel._core.prometheus import ExemplarPrometheusReader
 
     # Placement and the environment go on every series, so dashboards can filter and compare by them.
     placement = set(_PLACEMENT)
@@ -858,6 +858,6 @@ def prometheus_app() -> Any:
 
         app.add_route("/metrics", ragotel.prometheus_app())
     """
-    from ragotel._config import prometheus as _prometheus
+    from ragotel._core import prometheus as _prometheus
 
     return _prometheus.prometheus_app()

@@ -8,7 +8,7 @@ having created that already, adds it through the hook it left (:func:`offer`). W
 reach the endpoint (the application's own MeterProvider has no Prometheus reader; nothing set a MeterProvider by
 the first scrape), one WARNING says what to do.
 
-Kept apart from :mod:`ragotel._config.prometheus`, which imports prometheus_client, so that ``configure()`` costs
+Kept apart from :mod:`ragotel._core.prometheus`, which imports prometheus_client, so that ``configure()`` costs
 no such import when nothing serves ``/metrics``.
 """
 

@@ -1,6 +1,6 @@
 """Process-wide switches every instrumentation reads on its hot path.
 
-:func:`ragotel.configure` fills the fields once from the resolved settings (:mod:`ragotel._config.settings`);
+:func:`ragotel.configure` fills the fields once from the resolved settings (:mod:`ragotel._core.settings`);
 everything else only reads them, so a step pays one
 attribute lookup per setting and no locking.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ragotel._config import settings as _settings
+from ragotel._core import settings as _settings
 
 
 class Runtime:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ragotel._config import settings
+from ragotel._core import settings
 from ragotel._core.safe import report_internal_error
 
 Redactor = Callable[[str], str]
@@ -37,7 +37,7 @@ class ContentPolicy:
 
     @classmethod
     def from_env(cls) -> ContentPolicy:
-        """From the environment alone, through :mod:`ragotel._config.settings` (unusable values give the defaults)."""
+        """From the environment alone, through :mod:`ragotel._core.settings` (unusable values give the defaults)."""
         values = settings.resolve(only=CONTENT_SETTINGS).values
         return cls(enabled=bool(values["content_spans"]), events=bool(values["content_events"]),
                    max_chars=int(values["max_content_chars"]))

@@ -46,7 +46,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
-from ragotel._config import settings
+from ragotel._core import settings
 from ragotel._core.instruments import Instruments
 from ragotel._core.safe import report_internal_error
 from ragotel._genai.protocol import Usage

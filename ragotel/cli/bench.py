@@ -226,7 +226,7 @@ def summarize(samples: list[Sample], wall_s: float, config: BenchConfig, labels:
 
 def default_labels(extra: dict[str, str]) -> dict[str, str]:
     """Where the run happened: provider/cluster/region from the same env the app uses, the git revision."""
-    from ragotel._config import settings
+    from ragotel._core import settings
 
     found = settings.resolve(only=PLACEMENT).values
     labels = {name: found[name] or "unknown" for name in PLACEMENT}

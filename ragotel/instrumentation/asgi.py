@@ -412,7 +412,7 @@ class MetricsEndpoint:
         self.app = app
         self.path = path
         if metrics_app is None:
-            from ragotel._config import prometheus as _prometheus
+            from ragotel._core import prometheus as _prometheus
 
             metrics_app = _prometheus.prometheus_app(served_by=f"the endpoint at {path}")
         self.metrics_app = metrics_app

@@ -23,7 +23,7 @@ import yaml
 from examples.reference_app.processes import ManagedProcess
 from examples.reference_app.run_local import LocalStack, node_exporter_process
 from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, ensure_vllm, free_port
-from ragotel._config.settings import BY_ARG
+from ragotel._core.settings import BY_ARG
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import SpanRecord, load_spans
 from tests.apps.plainrag.launch import PlainRag
