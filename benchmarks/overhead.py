@@ -56,7 +56,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanKind
 
 import ragotel
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 
 BENCH_DIR = Path(__file__).resolve().parent
 TEXT = "Lindenhof Family Clinic opens at 8:00 on weekdays; the walk-in hours end at 11:30. " * 3
@@ -553,11 +553,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{ours / ns['(b) +hist']:>6.2f}×{ratio_c:>6.2f}×{ours / ns['(h) careful']:>6.2f}×")
 
     if chosen("disabled"):
-        runtime.disabled = True
+        runtime.update(disabled=True)
         plain = lambda hits=SCENARIOS[0].result: hits  # noqa: E731
         disabled_ns = measure({"plain": plain, "disabled": ragotel.retrieval(data_source="faiss")(plain)},
                               False, args.calls * 10, args.rounds)
-        runtime.disabled = False
+        runtime.update(disabled=False)
         print(f"\nOTEL_SDK_DISABLED=true: plain {disabled_ns['plain']:.0f} ns, ragotel step "
               f"{disabled_ns['disabled']:.0f} ns (+{disabled_ns['disabled'] - disabled_ns['plain']:.0f} ns; "
               "target ≤ 1000 ns)")

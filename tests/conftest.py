@@ -24,8 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import ragotel
-from ragotel._core.runtime import runtime
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 
 _SPANS = InMemorySpanExporter()
 _LOGS = InMemoryLogRecordExporter()
@@ -147,6 +146,13 @@ def recorded() -> Iterator[Recorded]:
     _LOGS.clear()
     _OPEN.open.clear()
     _READER.get_metrics_data()  # drop what earlier tests recorded
-    saved = (policy.enabled, policy.events, policy.max_chars, policy.redact, runtime.genai_latest)
     yield Recorded()
-    policy.enabled, policy.events, policy.max_chars, policy.redact, runtime.genai_latest = saved
+
+
+@pytest.fixture(autouse=True)
+def _runtime_restored() -> Iterator[None]:
+    """Each test starts with the switches the one before it found: what it changes (``runtime.update``) ends
+    with it."""
+    saved = runtime.current
+    yield
+    runtime.swap(saved)

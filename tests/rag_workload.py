@@ -22,8 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import ragotel
-from ragotel._core.runtime import runtime
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.recorded_openai_server import RecordedOpenAIServer
 
 QUESTION = "When does the clinic open?"
@@ -124,10 +123,8 @@ async def _serve(llm_url: str) -> None:
 def serve(*, latest: bool) -> None:
     """Run the service once in one GenAI mode, with every optional signal on (detailed metrics, prices,
     content capture on spans and events), then switch them back."""
-    saved = (runtime.genai_latest, runtime.detailed_metrics, policy.enabled, policy.events)
     ragotel.set_prices(PRICES)
-    runtime.genai_latest, runtime.detailed_metrics = latest, True
-    policy.enabled, policy.events = True, latest
+    saved = runtime.update(genai_latest=latest, detailed_metrics=True, content_spans=True, content_events=latest)
     try:
         with RecordedOpenAIServer(chunk_delay=0) as llm:
             asyncio.run(_serve(llm.base_url))
@@ -136,4 +133,4 @@ def serve(*, latest: bool) -> None:
         ragotel.record_index_write(documents=3, chunks=3, embedded=3, data_source="faiss")
     finally:
         ragotel.set_prices(None)  # the suite's default: no price table
-        runtime.genai_latest, runtime.detailed_metrics, policy.enabled, policy.events = saved
+        runtime.swap(saved)

@@ -10,8 +10,8 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
+from ragotel._core import runtime
 from ragotel._core.cardinality import OTHER, limiter
-from ragotel._core.runtime import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 
@@ -20,7 +20,7 @@ LIMIT = 3
 
 @pytest.fixture
 def small_cap(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(runtime, "value_limit", LIMIT)
+    runtime.update(value_limit=LIMIT)
     limiter.reset()
     yield
     limiter.reset()

@@ -269,10 +269,10 @@ def test_contradictory_batch_settings_fall_back_to_defaults_instead_of_failing(t
 def test_metric_settings_from_arguments_and_the_environment_winning() -> None:
     script = """
         import json, ragotel
-        from ragotel._core.runtime import runtime
+        from ragotel._core import runtime
         ragotel.configure(service_name="x", detailed_metrics=True, retrieval_low_score=0.5, metric_value_limit=7)
-        print(json.dumps({"detailed": runtime.detailed_metrics, "low": runtime.low_score,
-                          "limit": runtime.value_limit}))
+        now = runtime.current
+        print(json.dumps({"detailed": now.detailed_metrics, "low": now.low_score, "limit": now.value_limit}))
         """
     quiet = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
     assert run_python(script, env=quiet) == {"detailed": True, "low": 0.5, "limit": 7}

@@ -6,7 +6,7 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.conftest import Recorded
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -33,7 +33,7 @@ def test_an_evaluation_is_an_event_on_the_span_it_judges(recorded: Recorded) -> 
 
 
 def test_feedback_by_trace_id_and_the_current_span(recorded: Recorded) -> None:
-    policy.enabled = True  # explanation is content: kept only with capture on
+    runtime.update(content_spans=True)  # explanation is content: kept only with capture on
     ragotel.record_evaluation("user_feedback", label="down", context=TRACE, explanation="wrong hours")
     with ragotel.pipeline("chat") as step:
         ragotel.record_evaluation("cites_sources", score=0.0, label="uncited")

@@ -70,14 +70,14 @@ def test_inner_product_search_is_a_retrieval_step(recorded: Recorded) -> None:
 
 
 def test_l2_scores_are_distances_and_no_similarity_threshold_judges_them(recorded: Recorded) -> None:
-    from ragotel._core.runtime import runtime
+    from ragotel._core import runtime
 
     index = flat(faiss.IndexFlatL2)
-    saved, runtime.low_score = runtime.low_score, 0.5  # a similarity threshold every L2 distance here is under
+    saved = runtime.update(low_score=0.5)  # a similarity threshold every L2 distance here is under
     try:
         index.search(vectors(1, seed=1), 3)
     finally:
-        runtime.low_score = saved
+        runtime.swap(saved)
     (span,) = faiss_spans(recorded)
     assert span.attributes[sc.RAG_FAISS_METRIC] == "l2"
     assert span.attributes[sc.RAG_RETRIEVAL_SCORE_KIND] == "distance"

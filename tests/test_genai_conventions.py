@@ -17,10 +17,8 @@ from openai.types.chat import ChatCompletion
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._core import settings
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime, settings
 from ragotel._genai import messages
-from ragotel._genai.content import policy
 from ragotel._genai.cost import ModelPrice, PriceTable, set_prices
 from ragotel._genai.protocol import ResponseFacts, read_usage
 from tests.conftest import Recorded
@@ -91,7 +89,7 @@ def test_http_call_records_token_parts_on_span_and_metric(recorded: Recorded, cl
 
 
 def test_latest_conventions_rename_cache_creation_to_cache_write(recorded: Recorded, client: httpx.Client) -> None:
-    runtime.genai_latest = True
+    runtime.update(genai_latest=True)
     client.post("/chat/completions", json={**CHAT, "model": "usage-details"})
     span = recorded.span("chat usage-details").attributes
     assert span[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] == 9
@@ -321,7 +319,7 @@ def test_messages_in_the_parts_schema_are_cut_part_by_part() -> None:
 
 
 def test_streamed_answer_is_one_output_message(recorded: Recorded, client: httpx.Client) -> None:
-    policy.enabled = True
+    runtime.update(content_spans=True)
     with client.stream("POST", "/chat/completions", json={**CHAT, "stream": True}) as response:
         for _ in response.iter_bytes():
             pass
@@ -334,7 +332,7 @@ def test_streamed_answer_is_one_output_message(recorded: Recorded, client: httpx
 
 
 def test_sdk_tool_calls_and_reasoning_become_parts(recorded: Recorded) -> None:
-    policy.enabled = True
+    runtime.update(content_spans=True)
     completion = json.loads(json.dumps(SDK_COMPLETION))
     completion["choices"][0]["message"]["reasoning_content"] = "Need the hours."
 
@@ -390,7 +388,7 @@ def test_a_value_from_the_other_mode_is_named_and_capture_stays_off(environ: dic
 
 
 def test_event_only_puts_structured_messages_on_the_details_event(recorded: Recorded, client: httpx.Client) -> None:
-    runtime.genai_latest, policy.events = True, True
+    runtime.update(genai_latest=True, content_events=True)
     client.post("/chat/completions", json=CHAT)
     span = recorded.span("chat tiny-llama")
     assert sc.GEN_AI_INPUT_MESSAGES not in span.attributes and sc.GEN_AI_OUTPUT_MESSAGES not in span.attributes
@@ -405,7 +403,7 @@ def test_event_only_puts_structured_messages_on_the_details_event(recorded: Reco
 
 
 def test_no_details_event_unless_content_goes_to_events(recorded: Recorded, client: httpx.Client) -> None:
-    runtime.genai_latest, policy.enabled = True, True
+    runtime.update(genai_latest=True, content_spans=True)
     client.post("/chat/completions", json=CHAT)
     assert not [r for r in recorded.logs() if r.log_record.event_name == sc.GEN_AI_INFERENCE_DETAILS_EVENT]
 
@@ -517,7 +515,7 @@ async def test_the_chat_api_tags_a_conversation(recorded: Recorded, path: str) -
 
 
 def test_a_generation_step_emits_the_details_event_when_no_http_call_did(recorded: Recorded) -> None:
-    runtime.genai_latest, policy.events = True, True
+    runtime.update(genai_latest=True, content_events=True)
 
     @ragotel.generation(model="m")
     def generate() -> dict[str, Any]:

@@ -16,8 +16,7 @@ from opentelemetry.semconv.schemas import Schemas
 import ragotel
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
-from ragotel._core.runtime import runtime
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 
@@ -50,7 +49,7 @@ def _stream(client: httpx.Client, model: str = "tiny-llama") -> None:
 
 
 def test_default_mode_emits_the_semconv_package_names(recorded: Recorded, client: httpx.Client) -> None:
-    runtime.genai_latest = False
+    runtime.update(genai_latest=False)
     client.post("/chat/completions", json=CHAT)
     _stream(client)
     names = _names(recorded)
@@ -60,7 +59,7 @@ def test_default_mode_emits_the_semconv_package_names(recorded: Recorded, client
 
 
 def test_latest_mode_counts_each_token_type_by_modality(recorded: Recorded, client: httpx.Client) -> None:
-    runtime.genai_latest = True
+    runtime.update(genai_latest=True)
     client.post("/chat/completions", json=CHAT)
     names = _names(recorded)
     assert not names & DEFAULT_ONLY
@@ -85,7 +84,7 @@ def test_latest_mode_counts_each_token_type_by_modality(recorded: Recorded, clie
 
 
 def test_latest_mode_streaming_and_embeddings(recorded: Recorded, client: httpx.Client) -> None:
-    runtime.genai_latest = True
+    runtime.update(genai_latest=True)
     _stream(client)
     client.post("/embeddings", json={"model": "tiny-embed", "input": ["a", "b"]})
     names = _names(recorded)
@@ -110,7 +109,7 @@ def test_latest_mode_streaming_and_embeddings(recorded: Recorded, client: httpx.
 def test_latest_mode_records_a_pipeline_as_an_agent_invocation(recorded: Recorded) -> None:
     """v0.1.0: a workflow is timed on gen_ai.invoke_agent.duration and named by gen_ai.agent.name; its
     operation stays invoke_workflow. A retrieval (with detailed metrics) is timed on gen_ai.retrieval.duration."""
-    runtime.genai_latest, runtime.detailed_metrics = True, True
+    runtime.update(genai_latest=True, detailed_metrics=True)
     with ragotel.pipeline("answer"), ragotel.retrieval("search"):
         pass
     span = recorded.span("invoke_workflow answer").attributes
@@ -125,7 +124,7 @@ def test_latest_mode_records_a_pipeline_as_an_agent_invocation(recorded: Recorde
 
 
 def test_default_mode_records_a_pipeline_as_a_workflow(recorded: Recorded) -> None:
-    runtime.genai_latest, runtime.detailed_metrics = False, True
+    runtime.update(genai_latest=False, detailed_metrics=True)
     with ragotel.pipeline("answer"), ragotel.retrieval("search"):
         pass
     assert recorded.span("invoke_workflow answer").attributes[sc.GEN_AI_WORKFLOW_NAME] == "answer"
@@ -137,7 +136,7 @@ def test_default_mode_records_a_pipeline_as_a_workflow(recorded: Recorded) -> No
 
 
 def test_details_event_is_debug(recorded: Recorded, client: httpx.Client) -> None:
-    runtime.genai_latest, policy.events = True, True
+    runtime.update(genai_latest=True, content_events=True)
     client.post("/chat/completions", json=CHAT)
     (record,) = [r.log_record for r in recorded.logs() if r.log_record.event_name == sc.GEN_AI_INFERENCE_DETAILS_EVENT]
     assert record.severity_number is SeverityNumber.DEBUG and record.severity_text == "DEBUG"
@@ -145,8 +144,7 @@ def test_details_event_is_debug(recorded: Recorded, client: httpx.Client) -> Non
 
 @pytest.mark.parametrize(("latest", "schema"), [(False, sc.SCHEMA_URL_DEFAULT), (True, "")])
 def test_a_given_meter_provider_gets_the_mode_s_instruments_and_schema(latest: bool, schema: str | None) -> None:
-    saved = runtime.genai_latest
-    runtime.genai_latest = latest
+    saved = runtime.update(genai_latest=latest)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     try:
@@ -163,7 +161,7 @@ def test_a_given_meter_provider_gets_the_mode_s_instruments_and_schema(latest: b
                     else {sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK})
         assert {m.name for m in scope.metrics} == expected
     finally:
-        runtime.genai_latest = saved
+        runtime.swap(saved)
         provider.shutdown()
 
 
@@ -187,7 +185,7 @@ def _exception_events(recorded: Recorded) -> list[Any]:
 def test_a_failed_inference_call_emits_one_exception_event_in_the_latest_mode(
     recorded: Recorded, client: httpx.Client, latest: bool,
 ) -> None:
-    runtime.genai_latest = latest
+    runtime.update(genai_latest=latest)
     assert client.post("/chat/completions", json={**CHAT, "model": "fault-500"}).status_code == 500
     with ragotel.generation("answer"):  # the call inside a generation step: one event, the call's
         client.post("/chat/completions", json={**CHAT, "model": "fault-500"})

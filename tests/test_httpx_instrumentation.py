@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RECORDINGS, RecordedOpenAIServer
 
@@ -315,7 +315,7 @@ def test_unreadable_request_bodies_never_raise(recorded: Recorded, server: Recor
 
 def test_content_capture(recorded: Recorded, client: httpx.Client) -> None:
     client.post("/chat/completions", json=CHAT)
-    policy.enabled = True
+    runtime.update(content_spans=True)
     client.post("/chat/completions", json=CHAT)
     first, second = sorted(recorded.spans(), key=lambda s: s.start_time)
     assert sc.GEN_AI_INPUT_MESSAGES not in first.attributes and sc.GEN_AI_OUTPUT_MESSAGES not in first.attributes
@@ -366,9 +366,9 @@ def test_a_pipeline_adds_up_its_http_calls_once(recorded: Recorded, client: http
 
 def test_openinference_keys_on_model_calls(recorded: Recorded, client: httpx.Client,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragotel._core.runtime import runtime
+    from ragotel._core import runtime
 
-    monkeypatch.setattr(runtime, "openinference", True)
+    runtime.update(openinference=True)
     client.post("/chat/completions", json=CHAT)
     span = only_genai_span(recorded).attributes
     assert (span[sc.OI_SPAN_KIND], span[sc.OI_LLM_MODEL_NAME]) == ("LLM", "tiny-llama")

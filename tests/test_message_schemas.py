@@ -13,9 +13,8 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._genai import messages
-from ragotel._genai.content import policy
 from tests.conftest import Recorded
 from tests.http_double import HttpDouble
 from tests.message_schema import problems, retrieval_document_problems, system_instruction_problems
@@ -84,7 +83,7 @@ def test_files_and_audio_get_the_conventions_modalities() -> None:
 @pytest.mark.parametrize("latest", [False, True])
 @pytest.mark.parametrize("stream", [False, True])
 def test_chat_on_the_span_conforms(recorded: Recorded, client: httpx.Client, latest: bool, stream: bool) -> None:
-    runtime.genai_latest, policy.enabled = latest, True
+    runtime.update(genai_latest=latest, content_spans=True)
     with client.stream("POST", "/chat/completions", json={**CHAT, "stream": stream}) as response:
         for _ in response.iter_bytes():
             pass
@@ -98,7 +97,7 @@ def test_chat_on_the_span_conforms(recorded: Recorded, client: httpx.Client, lat
 def test_system_messages_of_a_chat_stay_in_its_input_messages(recorded: Recorded, client: httpx.Client) -> None:
     """The conventions keep instructions that are part of the chat history in gen_ai.input.messages;
     gen_ai.system_instructions is for APIs that take them apart from it (not an OpenAI-compatible chat)."""
-    policy.enabled = True
+    runtime.update(content_spans=True)
     client.post("/chat/completions", json={**CHAT, "messages": HISTORY[:1] + CHAT["messages"]})
     span = recorded.span("chat tiny-llama").attributes
     inputs = json.loads(span[sc.GEN_AI_INPUT_MESSAGES])
@@ -112,7 +111,7 @@ def test_retrieval_documents_conform(recorded: Recorded) -> None:
     hits = [{"id": 17, "score": 0.82, "text": "Parking is free."}, ("doc-b", 0.5), {"text": "no id, no score"}]
     with ragotel.retrieval("search") as step:  # content capture off: no documents at all
         step.record(documents=hits)
-    policy.enabled = True
+    runtime.update(content_spans=True)
     with ragotel.retrieval("captured") as step:
         step.record(documents=hits)
     assert sc.GEN_AI_RETRIEVAL_DOCUMENTS not in recorded.span("retrieval search").attributes
@@ -123,7 +122,7 @@ def test_retrieval_documents_conform(recorded: Recorded) -> None:
 
 def test_embeddings_carry_no_message_content(recorded: Recorded, client: httpx.Client) -> None:
     """The conventions define no content attribute for embeddings: nothing to conform, nothing captured."""
-    policy.enabled = True
+    runtime.update(content_spans=True)
     client.post("/embeddings", json={"model": "tiny-embed", "input": ["When do you open?"]})
     (span,) = [s for s in recorded.spans() if s.name == "embeddings tiny-embed"]
     content = {sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES, sc.GEN_AI_SYSTEM_INSTRUCTIONS}
@@ -165,7 +164,7 @@ class _ToolCallServer(BaseHTTPRequestHandler):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_tool_calls_from_the_server_conform(recorded: Recorded, stream: bool) -> None:
-    policy.enabled = True
+    runtime.update(content_spans=True)
     with HttpDouble(_ToolCallServer) as server, httpx.Client(base_url=server.url, timeout=5) as client:
         ragotel.instrument_httpx(client)
         request = {**CHAT, "messages": HISTORY, "stream": stream, "stream_options": {"include_usage": False}}

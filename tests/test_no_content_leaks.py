@@ -14,7 +14,7 @@ import pytest
 import ragotel
 from examples.reference_app.chat_api import create_app
 from examples.reference_app.config import ChatSettings
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.retriever_double import HITS, RetrieverDouble
@@ -42,7 +42,7 @@ def everything_exported(recorded: Recorded, caplog: pytest.LogCaptureFixture) ->
 
 async def test_chat_exports_no_content_by_default(recorded: Recorded, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    policy.enabled = False
+    runtime.update(content_spans=False)
     hits = [{**HITS[0], "text": DOCUMENT}, HITS[1]]
     with RecordedOpenAIServer() as vllm, RetrieverDouble(hits=hits) as retriever:
         # /dryrun on: it shows the prompt to the caller, and must still export none of it.
@@ -66,7 +66,7 @@ async def test_chat_exports_no_content_by_default(recorded: Recorded, caplog: py
 def test_capture_on_records_content_but_never_credentials(recorded: Recorded,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    policy.enabled = True
+    runtime.update(content_spans=True)
     with RecordedOpenAIServer() as vllm:
         with httpx.Client(base_url=vllm.base_url, headers={"Authorization": f"Bearer {SECRET}"}) as client:
             ragotel.instrument_httpx(client)

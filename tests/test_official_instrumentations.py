@@ -26,7 +26,7 @@ from opentelemetry.util.genai.handler import TelemetryHandler
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from tests.conftest import Point, Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 
@@ -173,7 +173,7 @@ def test_async_chat_is_one_span(recorded: Recorded, server: RecordedOpenAIServer
 def test_latest_conventions_count_once_too(
     recorded: Recorded, server: RecordedOpenAIServer, official: dict[str, str]
 ) -> None:
-    runtime.genai_latest = True  # the recorded fixture restores it
+    runtime.update(genai_latest=True)  # the recorded fixture restores it
     client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
     client.chat.completions.create(model="tiny-llama", messages=MESSAGES)  # type: ignore[arg-type]
     one_call_span(recorded, official["chat"])

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from examples.reference_app import retriever
 from examples.reference_app.chat_api import create_app as create_chat_app
 from examples.reference_app.config import ChatSettings, RetrieverSettings
-from ragotel._steps.kinds import runtime
+from ragotel._core import runtime
 from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.retriever_double import RetrieverDouble
 
@@ -56,11 +56,11 @@ def write_sparse_index(directory: Path) -> Path:
 @contextmanager
 def no_index_gauges() -> Iterator[None]:
     """Loading an index sets gauges, which every later metric collection in this process would report."""
-    saved, runtime.disabled = runtime.disabled, True
+    saved = runtime.update(disabled=True)
     try:
         yield
     finally:
-        runtime.disabled = saved
+        runtime.swap(saved)
 
 
 @pytest.fixture(scope="module")

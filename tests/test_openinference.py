@@ -9,8 +9,7 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.test_step_attributes import SECRET_DOC, SECRET_QUERY, chat
@@ -20,7 +19,7 @@ KINDS = {"invoke_workflow chat": "CHAIN", "retrieval faiss": "RETRIEVER", "embed
 
 
 def test_off_by_default(recorded: Recorded) -> None:
-    assert runtime.openinference is False
+    assert runtime.current.openinference is False
     chat(SECRET_QUERY)
     for span in recorded.spans():
         assert not [k for k in span.attributes or {} if k.startswith(("openinference.", "llm.", "retrieval.",
@@ -28,7 +27,7 @@ def test_off_by_default(recorded: Recorded) -> None:
 
 
 def test_on_spans_carry_openinference_keys(recorded: Recorded, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "openinference", True)
+    runtime.update(openinference=True)
     chat(SECRET_QUERY)
     spans = {s.name: dict(s.attributes or {}) for s in recorded.spans()}
     assert {name: spans[name][sc.OI_SPAN_KIND] for name in KINDS} == KINDS
@@ -46,8 +45,8 @@ def test_on_spans_carry_openinference_keys(recorded: Recorded, monkeypatch: pyte
 
 
 def test_content_keys_follow_the_capture_policy(recorded: Recorded, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "openinference", True)
-    policy.enabled = True
+    runtime.update(openinference=True)
+    runtime.update(content_spans=True)
     chat(SECRET_QUERY)
     spans = {s.name: dict(s.attributes or {}) for s in recorded.spans()}
     assert spans["retrieval faiss"][sc.OI_INPUT_VALUE] == SECRET_QUERY
@@ -61,8 +60,8 @@ def test_a_model_call_over_http_has_its_question_and_answer_as_text(
     recorded: Recorded, monkeypatch: pytest.MonkeyPatch, capture: bool
 ) -> None:
     """Phoenix lists input.value / output.value; without them it shows JSON it builds from the response id."""
-    monkeypatch.setattr(runtime, "openinference", True)
-    policy.enabled = capture
+    runtime.update(openinference=True)
+    runtime.update(content_spans=capture)
     body = {"model": "tiny-llama", "max_tokens": 16, "messages": [
         {"role": "system", "content": "Answer briefly."}, {"role": "user", "content": SECRET_QUERY}]}
     with RecordedOpenAIServer() as server, httpx.Client(base_url=server.base_url) as client:

@@ -13,8 +13,7 @@ import requests
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._core import settings
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime, settings
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 
@@ -37,14 +36,13 @@ def steps(server: RecordedOpenAIServer) -> Iterator[str]:
     resolved = settings.resolve(environ={"RAGOTEL_SERVICE_STEPS": f"{server.base_url}/tokenize=retrieval:doc-index,"
                                                                   f"{down}/query=retrieval:doc-index"})
     assert resolved.problems == []
-    saved = runtime.service_steps
-    runtime.fill(resolved.values)
+    saved = runtime.update(service_steps=tuple(resolved.values["service_steps"]))
     ragotel.instrument_httpx()
     ragotel.instrument_requests()
     yield down
     ragotel.uninstrument_httpx()
     ragotel.uninstrument_requests()
-    runtime.service_steps = saved
+    runtime.swap(saved)
 
 
 def test_a_call_to_a_service_step_is_that_step(recorded: Recorded, server: RecordedOpenAIServer, steps: str) -> None:

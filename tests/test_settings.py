@@ -216,10 +216,10 @@ def test_semconv_opt_in_warns_once_for_an_unknown_genai_value_only(opt_in: str, 
     proc = run_script(
         """
         import ragotel
-        from ragotel._core.runtime import runtime
+        from ragotel._core import runtime
         ragotel.configure(service_name="a")
         ragotel.configure(service_name="a")
-        print(runtime.genai_latest)
+        print(runtime.current.genai_latest)
         """,
         {**QUIET, "OTEL_SEMCONV_STABILITY_OPT_IN": opt_in},
     )

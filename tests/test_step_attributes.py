@@ -11,8 +11,7 @@ import pytest
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.conftest import Recorded
 
 SECRET_QUERY = "what is the door code of ward 7"
@@ -129,7 +128,7 @@ def test_step_metrics(recorded: Recorded) -> None:
 def test_detailed_metrics_add_document_scores_and_genai_durations(
     recorded: Recorded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime, "detailed_metrics", True)
+    runtime.update(detailed_metrics=True)
     chat(SECRET_QUERY)
     scores = [p for p in recorded.points(sc.RAG_RETRIEVAL_SCORE) if p.attributes[sc.RAG_STEP_KIND] == "retrieval"]
     assert scores[0].count == 3 and scores[0].sum == pytest.approx(1.43)
@@ -148,7 +147,7 @@ def test_retrieval_quality_labels_the_duration(
     recorded: Recorded, monkeypatch: pytest.MonkeyPatch, hits: list[dict[str, Any]], low_score: float | None,
     quality: str,
 ) -> None:
-    monkeypatch.setattr(runtime, "low_score", low_score)
+    runtime.update(low_score=low_score)
 
     @ragotel.retrieval(data_source="faiss", min_score=0.2)  # the threshold when no low_score is set
     def find(query: str) -> list[dict[str, Any]]:
@@ -160,7 +159,7 @@ def test_retrieval_quality_labels_the_duration(
 
 
 def test_metric_attributes_are_allow_listed_and_carry_no_user_text(recorded: Recorded) -> None:
-    policy.enabled = True  # even with content capture on
+    runtime.update(content_spans=True)  # even with content capture on
     chat(SECRET_QUERY)
     with pytest.raises(ValueError), ragotel.prompt("failing"):
         raise ValueError(SECRET_QUERY)
@@ -190,9 +189,9 @@ def test_content_is_not_captured_by_default(recorded: Recorded) -> None:
 
 
 def test_content_capture_opt_in_truncates_and_redacts(recorded: Recorded) -> None:
-    policy.enabled = True
-    policy.max_chars = 20
-    policy.redact = lambda text: text.replace("4417", "****")
+    runtime.update(content_spans=True)
+    runtime.update(max_content_chars=20)
+    runtime.update(redact=lambda text: text.replace("4417", "****"))
     chat(SECRET_QUERY)
     retrieval = recorded.span("retrieval faiss").attributes
     assert retrieval[sc.GEN_AI_RETRIEVAL_QUERY_TEXT] == SECRET_QUERY[:20] + "…[truncated]"
@@ -215,8 +214,8 @@ def test_failing_redaction_hook_drops_the_text(recorded: Recorded) -> None:
     def broken(text: str) -> str:
         raise RuntimeError("hook bug")
 
-    policy.enabled = True
-    policy.redact = broken
+    runtime.update(content_spans=True)
+    runtime.update(redact=broken)
     with ragotel.retrieval("r") as step:
         step.record(query=SECRET_QUERY, top_k=2)
     attrs = recorded.span("retrieval r").attributes
@@ -278,7 +277,7 @@ def test_record_sets_model_as_metric_dimension(recorded: Recorded) -> None:
 
 
 def test_disabled_runtime_makes_steps_plain_calls(recorded: Recorded, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "disabled", True)
+    runtime.update(disabled=True)
     assert chat(SECRET_QUERY) == SECRET_ANSWER
     with ragotel.prompt("p") as step:
         step.record(chunks=3)

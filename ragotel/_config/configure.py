@@ -64,13 +64,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from ragotel import semconv as sc
 from ragotel._config import export as _export
 from ragotel._config import logs
-from ragotel._core import metrics_endpoint, settings
+from ragotel._core import metrics_endpoint, runtime, settings
 from ragotel._core.compat import is_unset
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import cost
 from ragotel._genai.content import Redactor, redact_query
-from ragotel._genai.content import policy as content_policy
 from ragotel._version import __version__
 
 logger = logging.getLogger("ragotel")
@@ -501,7 +499,7 @@ def configure(
             _telemetry = _configure(args)
         except Exception as exc:  # a defect here must not stop the application from starting
             logger.warning("ragotel: configure() failed (%s: %s); telemetry stays off", type(exc).__name__, exc)
-            runtime.disabled = True
+            runtime.update(disabled=True)
             _telemetry = Telemetry(
                 trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider(),
                 Resource.get_empty(), disabled=True,
@@ -547,18 +545,15 @@ def _configure(args: Mapping[str, Any]) -> Telemetry:
         say.problem(problem)
     values = resolved.values
 
-    content_policy.fill(values)
-    runtime.fill(values)
+    runtime.swap(runtime.Runtime.of(values, disabled=bool(values["sdk_disabled"])))
     _load_prices(resolved, say)
     resource = _resource(values)
 
     if values["sdk_disabled"]:
-        runtime.disabled = True
         return Telemetry(
             trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider(),
             resource, disabled=True,
         )
-    runtime.disabled = False
     reach = _export.Reachability()
     builder = _Exporters(resolved, reach, say)
     owned: set[str] = set()

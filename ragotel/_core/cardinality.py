@@ -17,7 +17,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._core.safe import report_internal_error
 
 OTHER: Final = "_other"
@@ -38,7 +38,7 @@ class ValueLimiter:
             return value
         with self._lock:
             seen = self._seen.setdefault(key, set())
-            if value in seen or len(seen) < runtime.value_limit:
+            if value in seen or len(seen) < runtime.current.value_limit:
                 seen.add(value)
                 return value
         _count_overflow(key)

@@ -28,7 +28,7 @@ from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Ob
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._version import __version__
 
 SCOPE = "ragotel"
@@ -79,7 +79,7 @@ class IndexAges:
             self._built[frozenset(attributes.items())] = (dict(attributes), built_at)
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        if runtime.disabled:
+        if runtime.current.disabled:
             return []
         now = time.time()
         with self._lock:
@@ -225,11 +225,11 @@ def schema_url(latest: bool) -> str | None:
 
 
 def tracer() -> trace.Tracer:
-    return _tracer(runtime.genai_latest)
+    return _tracer(runtime.current.genai_latest)
 
 
 def instruments() -> Instruments:
-    return _instruments(runtime.genai_latest)
+    return _instruments(runtime.current.genai_latest)
 
 
 def emit_event(context: Context, name: str, severity: SeverityNumber, attributes: Mapping[str, Any], *,
@@ -261,7 +261,7 @@ def tracer_for(provider: trace.TracerProvider | None) -> trace.Tracer:
     """ragotel's tracer from ``provider``; the global one (:func:`tracer`) for ``None``."""
     if provider is None:
         return tracer()
-    latest = runtime.genai_latest
+    latest = runtime.current.genai_latest
     with _given_lock:
         made = _given_tracers.setdefault(provider, {})
         found = made.get(latest)
@@ -274,7 +274,7 @@ def instruments_for(provider: metrics.MeterProvider | None) -> Instruments:
     """ragotel's instruments from ``provider``, made once per provider; the global ones for ``None``."""
     if provider is None:
         return instruments()
-    latest = runtime.genai_latest
+    latest = runtime.current.genai_latest
     with _given_lock:
         made = _given_instruments.setdefault(provider, {})
         found = made.get(latest)

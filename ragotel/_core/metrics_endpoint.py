@@ -21,8 +21,8 @@ from typing import Any
 
 from opentelemetry import metrics
 
+from ragotel._core import runtime
 from ragotel._core.compat import is_unset, metric_readers
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 
 _log = logging.getLogger("ragotel")
@@ -99,7 +99,7 @@ def _check(served_by: str, *, scraped: bool) -> None:
     provider = metrics.get_meter_provider()
     if is_unset(provider):
         # Before the first scrape, configure() may still come and build the reader in; after it, nothing will.
-        if scraped and not runtime.disabled:
+        if scraped and not runtime.current.disabled:
             _warn(served_by, "no MeterProvider is set; call ragotel.configure() at startup")
         return
     from opentelemetry.exporter.prometheus import PrometheusMetricReader

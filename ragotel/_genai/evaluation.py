@@ -23,11 +23,11 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
+from ragotel._core import runtime
 from ragotel._core.cardinality import limiter
 from ragotel._core.instruments import emit_event, instruments
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai.content import policy as content_policy
+from ragotel._genai import content
 
 Evaluated = SpanContext | str | int | None
 """What an evaluation judges: a span's context, a trace id (32 hex digits or an int), or — ``None`` —
@@ -66,7 +66,7 @@ def record_evaluation(
         context: the judged span's ``SpanContext``, a trace id, or the current span when omitted.
         response_id: the ``gen_ai.response.id`` of the judged answer, when known.
     """
-    if runtime.disabled:
+    if runtime.current.disabled:
         return
     try:
         trace_id, span_id, flags = _target(context)
@@ -78,7 +78,7 @@ def record_evaluation(
             attrs[sc.GEN_AI_EVALUATION_SCORE_LABEL] = label
         if response_id is not None:
             attrs[sc.GEN_AI_RESPONSE_ID] = response_id
-        text = content_policy.text(explanation) if explanation is not None else None
+        text = content.text(explanation) if explanation is not None else None
         if text is not None:
             attrs[sc.GEN_AI_EVALUATION_EXPLANATION] = text
         judged = trace.set_span_in_context(trace.NonRecordingSpan(

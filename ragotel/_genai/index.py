@@ -22,7 +22,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._core.safe import report_internal_error
 
 
@@ -39,7 +39,7 @@ def record_index(
 ) -> None:
     """Set ``rag.index.items``, ``rag.index.load.duration``, ``rag.index.dimension`` and/or the build time
     ``rag.index.age`` is counted from, for one index part. Never raises."""
-    if runtime.disabled:
+    if runtime.current.disabled:
         return
     try:
         attrs = _attributes((sc.RAG_INDEX_PART, part), data_source)
@@ -61,7 +61,7 @@ def record_index_write(
 ) -> None:
     """Count what an ingestion run wrote: ``rag.index.documents.written``, ``rag.index.chunks.written`` and
     ``rag.index.chunks.embedded`` (zero adds nothing). Call it once the index is written. Never raises."""
-    if runtime.disabled:
+    if runtime.current.disabled:
         return
     try:
         attrs = _attributes(None, data_source)

@@ -35,13 +35,12 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
+from ragotel._core import runtime
 from ragotel._core.cardinality import limiter
 from ragotel._core.errors import answer_status, error_type, http_status_class, is_cancellation
 from ragotel._core.instruments import Instruments
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import cost, details, hits, messages, usage
-from ragotel._genai.content import policy as content_policy
+from ragotel._genai import content, cost, details, hits, messages, usage
 from ragotel._genai.protocol import ResponseFacts, Usage
 from ragotel.semconv import Outcome, StepKind
 
@@ -249,7 +248,7 @@ class Operation:
         outer = next((op for op in self._ancestors() if op.kind is self.kind), None)
         if outer is not None:
             outer._counted = [*(outer._counted or ()), *(marks or (self,))]
-        if runtime.genai_latest and self._emits_exception_event():
+        if runtime.current.genai_latest and self._emits_exception_event():
             details.emit_exception(span, etype, exc)
         return failed
 
@@ -328,9 +327,10 @@ class Operation:
             out[sc.RAG_RETRIEVAL_SCORE_AVG] = stats.mean
             if distances:
                 out[sc.RAG_RETRIEVAL_SCORE_KIND] = "distance"
-            elif runtime.detailed_metrics:
+            elif runtime.current.detailed_metrics:
                 self.ins.retrieval_top_score.record(stats.top, dims, context=self.context)
-        threshold = None if distances else runtime.low_score if runtime.low_score is not None else min_score
+        low = runtime.current.low_score
+        threshold = None if distances else low if low is not None else min_score
         return hits.quality(count, stats, threshold)
 
     def record_each_score(self, scores: Iterable[float | None], dims: MetricAttributes) -> None:
@@ -345,10 +345,10 @@ class Operation:
                        on_span: bool) -> list[messages.Message] | None:
         """The answer in the conventions' output-messages schema: on the span when ``on_span``; returned
         for the details event."""
-        found = messages.output_messages(facts, content_policy.clean, with_finish_reason=not runtime.genai_latest)
+        found = messages.output_messages(facts, content.clean, with_finish_reason=not runtime.current.genai_latest)
         if found is not None and on_span:
             out[sc.GEN_AI_OUTPUT_MESSAGES] = messages.dumps(found)
-            if runtime.openinference:
+            if runtime.current.openinference:
                 out.update(openinference_text(sc.OI_OUTPUT_VALUE, found))
         return found
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._genai.protocol import Usage
 from ragotel.semconv import TokenType
 
@@ -27,12 +27,12 @@ def span_attributes(usage: Usage) -> dict[str, AttributeValue]:
         out[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
     if usage.cache_write is not None:
         # Renamed by the latest conventions; the default keeps the released name.
-        latest = runtime.genai_latest
+        latest = runtime.current.genai_latest
         out[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS if latest else sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = (
             usage.cache_write)
     if usage.reasoning is not None:
         out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
-    if runtime.openinference:
+    if runtime.current.openinference:
         out.update(openinference_tokens(usage.input, usage.output))
     return out
 

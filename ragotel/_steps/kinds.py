@@ -27,9 +27,9 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
+from ragotel._core import runtime
 from ragotel._core.cardinality import limiter
 from ragotel._core.errors import error_type, note_error
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._steps import shapes
 from ragotel._steps.spec import Extractor, Spec, probes_for
@@ -67,7 +67,7 @@ def record_error(stage: str, error: BaseException | str, *, message: str | None 
 
     >>> record_error("request", "validation", message="question must not be empty")
     """
-    if runtime.disabled:
+    if runtime.current.disabled:
         return
     try:
         etype = error if isinstance(error, str) else error_type(error)
@@ -98,7 +98,7 @@ class StepSpec(Spec):
 
     # -- context manager ---------------------------------------------------------------------------
     def __enter__(self) -> Step:
-        if runtime.disabled:
+        if runtime.current.disabled:
             return NOOP_STEP
         step = Step.start(self)
         step.__enter__()

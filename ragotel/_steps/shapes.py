@@ -13,7 +13,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, cast
 
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
 from ragotel._steps.spec import Spec
@@ -53,7 +53,7 @@ def _succeed(step: Step, result: Any) -> None:
 def _function(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if runtime.disabled:
+        if runtime.current.disabled:
             return fn(*args, **kwargs)
         step = _begin(spec, args, kwargs)
         result = step.run(fn, *args, **kwargs)
@@ -66,7 +66,7 @@ def _function(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
 def _coroutine(spec: Spec, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if runtime.disabled:
+        if runtime.current.disabled:
             return await fn(*args, **kwargs)
         step = _begin(spec, args, kwargs)
         try:
@@ -110,7 +110,7 @@ def _end_listing(step: Step, tally: _Tally | None) -> None:
 def _generator(spec: Spec, fn: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        if runtime.disabled:
+        if runtime.current.disabled:
             return (yield from fn(*args, **kwargs))
         step = _begin(spec, args, kwargs)
         tally = _Tally() if spec.kind in LISTING else None
@@ -146,7 +146,7 @@ def _generator(spec: Spec, fn: Callable[..., Generator[Any, Any, Any]]) -> Calla
 def _async_generator(spec: Spec, fn: Callable[..., AsyncGenerator[Any, Any]]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        if runtime.disabled:
+        if runtime.current.disabled:
             async for item in fn(*args, **kwargs):
                 yield item
             return

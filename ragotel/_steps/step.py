@@ -34,12 +34,11 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
+from ragotel._core import runtime
 from ragotel._core.cardinality import limiter
 from ragotel._core.compat import SPAN_KEY
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import hits, messages
-from ragotel._genai.content import policy as content_policy
+from ragotel._genai import content, hits, messages
 from ragotel._genai.operation import ENCLOSING, Counting, MetricAttributes, Operation, openinference_attributes
 from ragotel._genai.protocol import Choice, ResponseFacts, Usage
 from ragotel._steps.spec import Spec
@@ -165,7 +164,7 @@ class Step(Operation):
         parent = current.get(ENCLOSING)
         conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Operation) else None)
         try:
-            attributes = spec.oi_span_attributes if runtime.openinference else spec.span_attributes
+            attributes = spec.oi_span_attributes if runtime.current.openinference else spec.span_attributes
             if known:
                 attributes = {**attributes, **known}
             if conversation is not None:
@@ -173,7 +172,7 @@ class Step(Operation):
             if (spec.kind is StepKind.GENERATION and isinstance(parent, Operation)
                     and (used := parent.pipeline_prompt())):
                 attributes = {**attributes, **used}
-            elif spec.kind is StepKind.PIPELINE and runtime.genai_latest:  # a workflow is an agent invocation
+            elif spec.kind is StepKind.PIPELINE and runtime.current.genai_latest:  # a workflow is an agent invocation
                 attributes = _instruments.as_agent(attributes)
             span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
         except Exception as exc:
@@ -269,7 +268,7 @@ class Step(Operation):
             self._record_response(given["response"], out, count="response_chars" not in given, finish_reason=reason)
         if "query" in given:
             self._capture(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, given["query"], out)
-            if runtime.openinference:
+            if runtime.current.openinference:
                 self._capture(sc.OI_INPUT_VALUE, given["query"], out)
         if isinstance(given.get("conversation_id"), str):
             self.conversation_id = out[sc.GEN_AI_CONVERSATION_ID] = given["conversation_id"]
@@ -280,12 +279,12 @@ class Step(Operation):
 
     def _capturing(self) -> bool:
         enabled = self.spec.capture_content
-        return content_policy.enabled if enabled is None else enabled
+        return runtime.current.content_spans if enabled is None else enabled
 
     def _capture(self, key: str, value: Any, out: dict[str, AttributeValue]) -> None:
         """Content for the span, only when capture is on (the policy truncates and redacts)."""
         if self._capturing():
-            text = content_policy.text(value if isinstance(value, str) else _to_json(value), enabled=True)
+            text = content.text(value if isinstance(value, str) else _to_json(value), enabled=True)
             if text is not None:
                 out[key] = text
                 if key in sc.OI_MIME_TYPES:
@@ -298,7 +297,7 @@ class Step(Operation):
             if value is not None:
                 out[key] = str(value)
                 dims[key] = limiter.value(key, str(value))
-        if model is not None and runtime.openinference:
+        if model is not None and runtime.current.openinference:
             out.update(openinference_attributes(self.spec.kind, model))
         self._dims, self._dims_key = dims, frozenset(dims.items())
         self._ok = {**dims, sc.RAG_OUTCOME: Outcome.OK.value}
@@ -308,18 +307,18 @@ class Step(Operation):
         self.ins.retrieval_documents.add(count, self._dims_key, self._dims)
         self._quality = self.record_scores(count, hits.scores(items) if count else None, out, self._dims,
                                            self._min_score)
-        if runtime.detailed_metrics and count:
+        if runtime.current.detailed_metrics and count:
             self.record_each_score(map(hits.score_of, items[: hits.MAX_SCORED_HITS]), self._dims)
         if self._capturing():
             self._record_documents(items, out)
-        if runtime.openinference:
+        if runtime.current.openinference:
             self._record_openinference_documents(items, out)
 
     def _record_streamed_hits(self, count: int, scores: list[float]) -> None:
         """What a generator retrieval yielded: the count and the scores of the hits (wrappers only)."""
         try:
             self.found(count, hits.scores(scores) if scores else None, distances=False, counted=True)
-            if runtime.detailed_metrics:
+            if runtime.current.detailed_metrics:
                 self.record_each_score(scores, self._dims)
         except Exception as exc:
             report_internal_error("recording streamed hits", exc)
@@ -343,7 +342,7 @@ class Step(Operation):
                 entry["id"] = doc.id
             if doc.score is not None and math.isfinite(doc.score):
                 entry["score"] = round(doc.score, 6)
-            text = content_policy.text(doc.text, enabled=True)
+            text = content.text(doc.text, enabled=True)
             if text is not None:
                 entry["content"] = text
             listed.append(entry)
@@ -359,7 +358,7 @@ class Step(Operation):
                 out[f"{prefix}.{i}.document.id"] = doc.id
             if doc.score is not None and math.isfinite(doc.score):
                 out[f"{prefix}.{i}.document.score"] = doc.score
-            text = content_policy.text(doc.text, enabled=True) if capturing else None
+            text = content.text(doc.text, enabled=True) if capturing else None
             if text is not None:
                 out[f"{prefix}.{i}.document.content"] = text
 
@@ -367,7 +366,7 @@ class Step(Operation):
         if isinstance(found, Sequence) and not isinstance(found, (str, bytes)):
             out[sc.RAG_PROMPT_MESSAGES] = len(found)
             if self._capturing():
-                converted = messages.input_messages(found, content_policy.clean)
+                converted = messages.input_messages(found, content.clean)
                 if converted:
                     out[sc.GEN_AI_INPUT_MESSAGES] = messages.dumps(converted)
 
@@ -377,12 +376,13 @@ class Step(Operation):
             out[sc.RAG_GENERATION_RESPONSE_CHARS] = len(response)
         if isinstance(response, str) and (self._capturing() or self._emits_details()):
             self._record_outputs(ResponseFacts(choices={0: Choice(text=[response], finish_reason=finish_reason)}), out)
-        if runtime.openinference:
+        if runtime.current.openinference:
             self._capture(sc.OI_OUTPUT_VALUE, response, out)
 
     def _emits_details(self) -> bool:
         """The details event is this step's to emit: content goes to events and no client call emitted it."""
-        return content_policy.events and self.spec.kind is StepKind.GENERATION and self.counting is not Counting.CALL
+        return (runtime.current.content_events and self.spec.kind is StepKind.GENERATION
+                and self.counting is not Counting.CALL)
 
     def _record_outputs(self, facts: ResponseFacts, out: dict[str, AttributeValue]) -> None:
         found = self.record_outputs(facts, out, on_span=self._capturing())
@@ -400,7 +400,7 @@ class Step(Operation):
             self._record_usage(done.usage, out)
         if done.choices:
             self._record_outputs(done, out)
-            if runtime.openinference:
+            if runtime.current.openinference:
                 self._capture(sc.OI_OUTPUT_VALUE, done.text, out)
 
     # -- reading facts from calls (wrappers) -------------------------------------------------------
@@ -421,7 +421,7 @@ class Step(Operation):
                 out[sc.RAG_RERANK_TOP_N] = value
             elif fact == "query" and isinstance(value, str):
                 self._capture(sc.GEN_AI_RETRIEVAL_QUERY_TEXT, value, out)
-                if runtime.openinference:
+                if runtime.current.openinference:
                     self._capture(sc.OI_INPUT_VALUE, value, out)
             elif fact == "conversation_id" and isinstance(value, str):
                 self.conversation_id = out[sc.GEN_AI_CONVERSATION_ID] = value
@@ -477,7 +477,7 @@ class Step(Operation):
             return
         ins.step_duration.record(duration, outcome, context=self.context)
         operation = self.spec.operation
-        if runtime.detailed_metrics and operation is not None and self.counting is not Counting.CALL:
+        if runtime.current.detailed_metrics and operation is not None and self.counting is not Counting.CALL:
             ins.operation_duration.record(duration, {**outcome, sc.GEN_AI_OPERATION_NAME: operation.value},
                                           context=self.context)
 

@@ -37,13 +37,12 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
+from ragotel._core import runtime
 from ragotel._core.cardinality import limiter
 from ragotel._core.errors import http_status_class, is_cancellation
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
-from ragotel._genai import hits, messages
+from ragotel._genai import content, hits, messages
 from ragotel._genai import protocol as proto
-from ragotel._genai.content import policy as content_policy
 from ragotel._genai.operation import (
     Counting,
     MetricAttributes,
@@ -87,7 +86,7 @@ _SERVICE_OPERATIONS: Final = {StepKind.RETRIEVAL: OperationName.RETRIEVAL,
 def _service_step(url: str) -> tuple[proto.Endpoint, str] | None:
     """The step a request to ``url`` is, by the longest matching prefix in ``RAGOTEL_SERVICE_STEPS``."""
     best: tuple[str, str, str] | None = None
-    for prefix, kind, name in runtime.service_steps:
+    for prefix, kind, name in runtime.current.service_steps:
         if url.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
             best = (prefix, kind, name)
     if best is None:
@@ -189,14 +188,14 @@ class HttpCall(Operation):
               body: bytes) -> HttpCall | None:
         """Start the span for a request to a GenAI endpoint or to a service step (``RAGOTEL_SERVICE_STEPS``);
         ``None`` for anything else. Never raises."""
-        if runtime.disabled:
+        if runtime.current.disabled:
             return None
         try:
             if not is_instrumentation_enabled():
                 return None
             found = proto.match_endpoint(path)
             # The whole URL is spelled out only when a service step might match it.
-            service = None if found is not None or not runtime.service_steps else _service_step(str(url))
+            service = None if found is not None or not runtime.current.service_steps else _service_step(str(url))
             if service is not None:
                 found = service[0]
             elif found is None:
@@ -240,7 +239,8 @@ class HttpCall(Operation):
 
         target = self.service or info.model
         name = f"{endpoint.verb} {target}" if target else endpoint.verb
-        span_attrs = {**attrs, **openinference_attributes(self.kind, info.model)} if runtime.openinference else attrs
+        span_attrs = ({**attrs, **openinference_attributes(self.kind, info.model)} if runtime.current.openinference
+                      else attrs)
         theirs = _genai_span_to_adopt(endpoint.operation) if self.service is None else None
         if theirs is not None:
             self.span, self.owns_span, self.counting = theirs, False, Counting.OWNER
@@ -295,23 +295,23 @@ class HttpCall(Operation):
         self.stop()
 
     def _on_spans(self) -> bool:
-        return content_policy.enabled if self.capture is None else self.capture
+        return runtime.current.content_spans if self.capture is None else self.capture
 
     def _keeps_text(self) -> bool:
-        return self._on_spans() or content_policy.events
+        return self._on_spans() or runtime.current.content_events
 
     def _capture_inputs(self, body: dict[str, Any]) -> None:
         """The prompt in the conventions' parts schema, on the span and/or kept for the details event."""
         if not self._keeps_text():
             return
-        found = messages.request_messages(body, content_policy.clean)
+        found = messages.request_messages(body, content.clean)
         if found is None:
             return
         if self._on_spans():
             self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, messages.dumps(found))
-            if runtime.openinference:
+            if runtime.current.openinference:
                 self.span.set_attributes(openinference_text(sc.OI_INPUT_VALUE, found, "user"))
-        if content_policy.events:
+        if runtime.current.content_events:
             self.inputs = found
 
     def _read_body(self, raw: bytes) -> None:
@@ -433,7 +433,7 @@ class HttpCall(Operation):
             timed = self.metric_attributes
             self.ins.operation_duration.record(duration, {**timed, sc.ERROR_TYPE: outcome[sc.ERROR_TYPE]}
                                                if etype is not None else timed, context=self.context)
-        if content_policy.events and self.kind is StepKind.GENERATION and not self._owner_emits_details():
+        if runtime.current.content_events and self.kind is StepKind.GENERATION and not self._owner_emits_details():
             self.emit_details({}, self.inputs, self.outputs)
 
     def _owner_emits_details(self) -> bool:
@@ -448,7 +448,7 @@ def propagate_context(headers: Any) -> None:
     """A request that is no GenAI call gets no span from ragotel, but carries the current trace context, so
     the service it calls joins the trace. Never raises."""
     try:
-        if not runtime.disabled and "traceparent" not in headers and is_instrumentation_enabled():
+        if not runtime.current.disabled and "traceparent" not in headers and is_instrumentation_enabled():
             propagate.inject(headers)
     except Exception as exc:
         report_internal_error("propagating trace context", exc)

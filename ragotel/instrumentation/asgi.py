@@ -43,9 +43,8 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
-from ragotel._core import metrics_endpoint
+from ragotel._core import metrics_endpoint, runtime
 from ragotel._core.errors import error_type, note_error
-from ragotel._core.runtime import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel.instrumentation._base import Instrumentor
 from ragotel.semconv import Outcome
@@ -253,7 +252,7 @@ class _BodySizes:
 
 def _observed(scope: Scope, excluded_paths: frozenset[str]) -> bool:
     """An HTTP request to instrument: telemetry on, not suppressed, not a probe or scrape path."""
-    return (scope["type"] == "http" and not runtime.disabled and scope.get("path") not in excluded_paths
+    return (scope["type"] == "http" and not runtime.current.disabled and scope.get("path") not in excluded_paths
             and is_instrumentation_enabled())
 
 

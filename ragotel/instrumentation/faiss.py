@@ -37,7 +37,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
 from ragotel._core import instruments as _instruments
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
 from ragotel._genai.operation import enclosing
@@ -109,7 +109,7 @@ def _searching(read: Facts) -> Callable[[Any], Any]:
     def wrap(original: Any) -> Any:
         @functools.wraps(original)
         def search(index: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-            step, host = _begin(index, x, args, kwargs) if not runtime.disabled else (None, None)
+            step, host = _begin(index, x, args, kwargs) if not runtime.current.disabled else (None, None)
             if step is None:
                 result = original(index, x, *args, **kwargs)
                 if host is not None:
@@ -267,7 +267,7 @@ def _writing(original: Any) -> Any:
     @functools.wraps(original)
     def add(index: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
         result = original(index, x, *args, **kwargs)
-        if not runtime.disabled and is_instrumentation_enabled():
+        if not runtime.current.disabled and is_instrumentation_enabled():
             try:
                 shape = getattr(x, "shape", None)
                 if shape is not None and len(shape) == 2 and shape[0]:

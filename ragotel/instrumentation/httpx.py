@@ -55,7 +55,7 @@ from dataclasses import asdict
 from types import ModuleType
 from typing import Any, Final
 
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel.instrumentation._base import warn_if_different
 from ragotel.instrumentation._http import (
@@ -281,7 +281,7 @@ def _begin(request: Any, settings: CallSettings) -> tuple[HttpCall | None, Any]:
 
 
 def _sync_send(send: Callable[..., Any], settings: CallSettings, request: Any, *args: Any, **kwargs: Any) -> Any:
-    call, request = _begin(request, settings) if not runtime.disabled else (None, request)
+    call, request = _begin(request, settings) if not runtime.current.disabled else (None, request)
     if call is None:
         propagate_context(request.headers)
         return send(request, *args, **kwargs)
@@ -292,7 +292,7 @@ def _sync_send(send: Callable[..., Any], settings: CallSettings, request: Any, *
 
 async def _async_send(send: Callable[..., Any], settings: CallSettings, request: Any, *args: Any,
                       **kwargs: Any) -> Any:
-    call, request = _begin(request, settings) if not runtime.disabled else (None, request)
+    call, request = _begin(request, settings) if not runtime.current.disabled else (None, request)
     if call is None:
         propagate_context(request.headers)
         return await send(request, *args, **kwargs)

@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel.instrumentation._http import (
     CallSettings,
@@ -76,7 +76,7 @@ def _sending(original: Any, *, settings: CallSettings) -> Any:
     # updated=(): no attributes copied from the method, so another instrumentation's markers stay its own.
     @functools.wraps(original, updated=())
     def send(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        call, request = _begin(request, settings) if not runtime.disabled else (None, request)
+        call, request = _begin(request, settings) if not runtime.current.disabled else (None, request)
         if call is None:
             return original(adapter, request, *args, **kwargs)
         with call.sending():  # urllib3's instrumentation, if any, stands aside too

@@ -27,7 +27,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
+from ragotel._core import runtime
 from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
 from ragotel._genai.operation import enclosing
@@ -75,7 +75,7 @@ def uninstrument_sentence_transformers() -> None:
 def _encoding_step(original: Any, *, input_type: str | None) -> Any:
     @functools.wraps(original)
     def encode(model: Any, inputs: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if runtime.disabled or _encoding.get() or not is_instrumentation_enabled():
+        if runtime.current.disabled or _encoding.get() or not is_instrumentation_enabled():
             return original(model, inputs, *args, **kwargs)
         token = _encoding.set(True)
         try:

@@ -40,8 +40,7 @@ from opentelemetry.trace import StatusCode
 
 import ragotel
 from ragotel import semconv as sc
-from ragotel._core.runtime import runtime
-from ragotel._genai.content import policy
+from ragotel._core import runtime
 from tests.conftest import Recorded
 from tests.recorded_openai_server import RecordedOpenAIServer
 from tests.test_official_instrumentations import _openai_methods
@@ -148,17 +147,15 @@ def beside(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         instrumentor.instrument()
     ragotel.instrument_httpx()
     ragotel.instrument_requests()
-    saved = policy.events
-    runtime.genai_latest = scenario.latest
     # Content on events, as the one variable every GenAI instrumentation reads asks for it (the details event
     # exists in the latest conventions only).
-    policy.events = scenario.latest
+    saved = runtime.update(genai_latest=scenario.latest, content_events=scenario.latest)
     if scenario.latest:
         monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "EVENT_ONLY")
     try:
         yield
     finally:
-        policy.events = saved
+        runtime.swap(saved)
         ragotel.uninstrument_requests()
         ragotel.uninstrument_httpx()
         if instrumentor is not None:
