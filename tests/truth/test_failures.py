@@ -64,17 +64,17 @@ def test_a_failure_caught_and_a_second_one_raised_count_twice(recorded: Recorded
 
 
 @pytest.fixture
-def slow_service() -> Iterator[RecordedOpenAIServer]:
+def service() -> Iterator[RecordedOpenAIServer]:
     with RecordedOpenAIServer() as server:
         yield server
 
 
 def test_a_timed_out_call_wrapped_by_the_application_is_a_timeout(
-    recorded: Recorded, slow_service: RecordedOpenAIServer
+    recorded: Recorded, service: RecordedOpenAIServer
 ) -> None:
     with pytest.raises(StageError), ragotel.retrieval("search"):
         try:
-            httpx.post(f"{slow_service.url}/v1/chat/completions", json={"model": "fault-slow"}, timeout=0.2)
+            httpx.post(f"{service.url}/v1/chat/completions", json={"model": "fault-slow"}, timeout=0.2)
         except httpx.TimeoutException as exc:
             raise StageError("the retriever did not answer in time") from exc
     (span,) = [s for s in recorded.spans() if s.name == "retrieval search"]
@@ -83,16 +83,30 @@ def test_a_timed_out_call_wrapped_by_the_application_is_a_timeout(
 
 
 def test_a_generation_step_around_a_refused_sdk_call_counts_it_once(
-    recorded: Recorded, slow_service: RecordedOpenAIServer
+    recorded: Recorded, service: RecordedOpenAIServer, http_clients_instrumented: None
 ) -> None:
-    ragotel.instrument_httpx()
-    try:
-        client = openai.OpenAI(base_url=slow_service.base_url, api_key="unused", max_retries=0)
-        for _ in range(REQUESTS):
-            with pytest.raises(openai.InternalServerError), ragotel.generation("answer"):
-                client.chat.completions.create(model="fault-500", messages=[{"role": "user", "content": "q"}])
-    finally:
-        ragotel.uninstrument_httpx()
+    client = openai.OpenAI(base_url=service.base_url, api_key="unused", max_retries=0)
+    for _ in range(REQUESTS):
+        with pytest.raises(openai.InternalServerError), ragotel.generation("answer"):
+            client.chat.completions.create(model="fault-500", messages=[{"role": "user", "content": "q"}])
     assert _errors(recorded) == {("generation", "http.5xx"): REQUESTS}
     assert {s.name: (s.attributes or {}).get(sc.ERROR_TYPE) for s in recorded.spans()} == {
         "chat fault-500": "http.5xx", "chat answer": "http.5xx"}
+
+
+def test_an_sdk_retrying_a_refused_call_counts_each_attempt_once(
+    recorded: Recorded, service: RecordedOpenAIServer, http_clients_instrumented: None
+) -> None:
+    """The SDK tries three times (two retries): three calls, each failed and counted once; the step around
+    them fails with the last one and adds no count of its own."""
+    client = openai.OpenAI(base_url=service.base_url, api_key="unused", max_retries=2)
+    with pytest.raises(openai.InternalServerError), ragotel.generation("answer"):
+        client.chat.completions.create(model="fault-500", messages=[{"role": "user", "content": "q"}])
+    attempts = len(service.requests)
+    assert attempts == 3  # what the server saw is the truth
+    calls = [s for s in recorded.spans() if s.name == "chat fault-500"]
+    assert len(calls) == attempts and all((s.attributes or {}).get(sc.ERROR_TYPE) == "http.5xx" for s in calls)
+    assert _errors(recorded) == {("generation", "http.5xx"): attempts}
+    durations = recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
+    assert sum(p.count or 0 for p in durations) == attempts
+    assert sum(p.count or 0 for p in recorded.points(sc.RAG_STEP_DURATION)) == 1
