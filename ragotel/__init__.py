@@ -20,42 +20,100 @@
 Names emitted are listed in :mod:`ragotel.semconv`.
 """
 
-from ragotel._config.configure import QueryRedactor, Telemetry, configure, get_telemetry, prometheus_app
-from ragotel._genai.cost import ModelPrice, PriceTable, set_prices
-from ragotel._genai.evaluation import record_evaluation
-from ragotel._genai.hits import Document
-from ragotel._genai.index import record_index, record_index_write
-from ragotel._steps.kinds import (
-    Step,
-    StepFacts,
-    StepSpec,
-    current_step,
-    current_trace_id,
-    embedding,
-    generation,
-    pipeline,
-    prompt,
-    record_error,
-    rerank,
-    retrieval,
-)
+# Importing ragotel imports nothing else: ``opentelemetry-instrument`` loads the configurator and the distro
+# from ragotel.instrumentation.auto, which must import (and fail) on its own, whatever SDK or semantic
+# conventions the environment has. Each public name is imported the first time it is used.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ragotel._version import __version__
-from ragotel.instrumentation.asgi import (
-    FastApiInstrumentor,
-    RagotelMiddleware,
-    fail_response,
-    instrument_fastapi,
-    uninstrument_fastapi,
-)
-from ragotel.instrumentation.faiss import FaissInstrumentor, instrument_faiss, uninstrument_faiss
-from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
-from ragotel.instrumentation.requests import RequestsInstrumentor, instrument_requests, uninstrument_requests
-from ragotel.instrumentation.sentence_transformers import (
-    SentenceTransformersInstrumentor,
-    instrument_sentence_transformers,
-    uninstrument_sentence_transformers,
-)
-from ragotel.semconv import Operation, StepKind
+
+if TYPE_CHECKING:
+    from ragotel._config.configure import QueryRedactor, Telemetry, configure, get_telemetry, prometheus_app
+    from ragotel._genai.cost import ModelPrice, PriceTable, set_prices
+    from ragotel._genai.evaluation import record_evaluation
+    from ragotel._genai.hits import Document
+    from ragotel._genai.index import record_index, record_index_write
+    from ragotel._steps.kinds import (
+        Step,
+        StepFacts,
+        StepSpec,
+        current_step,
+        current_trace_id,
+        embedding,
+        generation,
+        pipeline,
+        prompt,
+        record_error,
+        rerank,
+        retrieval,
+    )
+    from ragotel.instrumentation.asgi import (
+        FastApiInstrumentor,
+        RagotelMiddleware,
+        fail_response,
+        instrument_fastapi,
+        uninstrument_fastapi,
+    )
+    from ragotel.instrumentation.faiss import FaissInstrumentor, instrument_faiss, uninstrument_faiss
+    from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
+    from ragotel.instrumentation.requests import RequestsInstrumentor, instrument_requests, uninstrument_requests
+    from ragotel.instrumentation.sentence_transformers import (
+        SentenceTransformersInstrumentor,
+        instrument_sentence_transformers,
+        uninstrument_sentence_transformers,
+    )
+    from ragotel.semconv import Operation, StepKind
+
+_EXPORTS: dict[str, str] = {
+    "QueryRedactor": "ragotel._config.configure",
+    "Telemetry": "ragotel._config.configure",
+    "configure": "ragotel._config.configure",
+    "get_telemetry": "ragotel._config.configure",
+    "prometheus_app": "ragotel._config.configure",
+    "ModelPrice": "ragotel._genai.cost",
+    "PriceTable": "ragotel._genai.cost",
+    "set_prices": "ragotel._genai.cost",
+    "record_evaluation": "ragotel._genai.evaluation",
+    "Document": "ragotel._genai.hits",
+    "record_index": "ragotel._genai.index",
+    "record_index_write": "ragotel._genai.index",
+    "Step": "ragotel._steps.kinds",
+    "StepFacts": "ragotel._steps.kinds",
+    "StepSpec": "ragotel._steps.kinds",
+    "current_step": "ragotel._steps.kinds",
+    "current_trace_id": "ragotel._steps.kinds",
+    "embedding": "ragotel._steps.kinds",
+    "generation": "ragotel._steps.kinds",
+    "pipeline": "ragotel._steps.kinds",
+    "prompt": "ragotel._steps.kinds",
+    "record_error": "ragotel._steps.kinds",
+    "rerank": "ragotel._steps.kinds",
+    "retrieval": "ragotel._steps.kinds",
+    "FastApiInstrumentor": "ragotel.instrumentation.asgi",
+    "RagotelMiddleware": "ragotel.instrumentation.asgi",
+    "fail_response": "ragotel.instrumentation.asgi",
+    "instrument_fastapi": "ragotel.instrumentation.asgi",
+    "uninstrument_fastapi": "ragotel.instrumentation.asgi",
+    "FaissInstrumentor": "ragotel.instrumentation.faiss",
+    "instrument_faiss": "ragotel.instrumentation.faiss",
+    "uninstrument_faiss": "ragotel.instrumentation.faiss",
+    "HttpxInstrumentor": "ragotel.instrumentation.httpx",
+    "instrument_httpx": "ragotel.instrumentation.httpx",
+    "uninstrument_httpx": "ragotel.instrumentation.httpx",
+    "RequestsInstrumentor": "ragotel.instrumentation.requests",
+    "instrument_requests": "ragotel.instrumentation.requests",
+    "uninstrument_requests": "ragotel.instrumentation.requests",
+    "SentenceTransformersInstrumentor": "ragotel.instrumentation.sentence_transformers",
+    "instrument_sentence_transformers": "ragotel.instrumentation.sentence_transformers",
+    "uninstrument_sentence_transformers": "ragotel.instrumentation.sentence_transformers",
+    "Operation": "ragotel.semconv",
+    "StepKind": "ragotel.semconv",
+}
+"""Each public name and the module that defines it."""
+_SUBMODULES = frozenset({"semconv", "instrumentation", "cli"})
 
 __all__ = [
     "Document",
@@ -103,3 +161,18 @@ __all__ = [
     "uninstrument_requests",
     "uninstrument_sentence_transformers",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name in _SUBMODULES:
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -402,3 +402,44 @@ def test_a_grpc_endpoint_for_traces_only_is_named_too() -> None:
     metrics = next(w for w in warnings if "answered gRPC UNIMPLEMENTED to metrics" in w)
     assert "takes traces only" in metrics and "OTEL_METRICS_EXPORTER=prometheus" in metrics
     assert any("answered gRPC UNIMPLEMENTED to logs" in w for w in warnings), warnings
+
+
+# Blocks the grpc exporter package at import, as in an install without the grpc extra (failure injection).
+WITHOUT_GRPC_EXTRA = """
+    import importlib.abc, sys
+    class FailureInjectionNoGrpcExtra(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.startswith("opentelemetry.exporter.otlp.proto.grpc"):
+                raise ModuleNotFoundError(f"No module named {name!r}")
+            return None
+    sys.meta_path.insert(0, FailureInjectionNoGrpcExtra())
+    """
+
+
+def test_grpc_asked_without_the_grpc_exporter_exports_over_http(tmp_path: Path) -> None:
+    """opentelemetry-distro sets OTEL_EXPORTER_OTLP_PROTOCOL=grpc where it is unset; without the gRPC exporter
+    ragotel exports over http/protobuf to the same endpoint, with one warning saying so and how to choose."""
+    with OtlpReceiver(port=0, spans_path=tmp_path / "spans.jsonl", logs_path=tmp_path / "logs.jsonl") as rx:
+        out = run_python(textwrap.dedent(WITHOUT_GRPC_EXTRA) + textwrap.dedent(EXPORT_ALL_AND_FLUSH),
+                         env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rx.port}",
+                              "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_METRICS_EXPORTER": "none"})
+    spans = read_jsonl(tmp_path / "spans.jsonl")
+    assert [s["name"] for s in spans] == ["retrieval faiss"]
+    assert [r["body"] for r in read_jsonl(tmp_path / "logs.jsonl")] == ["searched"]
+    (warning,) = out["warnings"]
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL='grpc'" in warning and "exporting over http/protobuf" in warning
+    assert "pip install 'ragotel[grpc]'" in warning and "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in warning
+
+
+def test_grpc_to_an_http_receiver_is_named_as_not_grpc() -> None:
+    """A receiver that answers in HTTP/1.1 (an OTLP/HTTP port) answers: the warning says it is not gRPC, not that
+    nothing answers there."""
+    with OtlpReceiver(port=0) as rx:
+        out = run_python(EXPORT_ALL_AND_FLUSH, env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rx.port}",
+                                                    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                                                    "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
+                                                    "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+    warnings = out["warnings"]
+    assert not any("nothing answers" in w for w in warnings), warnings
+    (warning,) = warnings
+    assert "answers, but not over gRPC" in warning and "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in warning

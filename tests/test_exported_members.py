@@ -35,7 +35,9 @@ PUBLIC: dict[str, list[str]] = {
         "BodySizeMiddleware", "DEFAULT_EXCLUDED_PATHS", "FastApiInstrumentor", "MetricsEndpoint", "RagotelMiddleware",
         "fail_response", "instrument_fastapi", "uninstrument_fastapi",
     ],
-    "ragotel.instrumentation.auto": ["RagotelConfigurator"],
+    "ragotel.instrumentation.auto": [
+        "RagotelConfigurator", "RagotelDistro", "after_instrumentors", "before_instrumentors",
+    ],
     "ragotel.cli": ["COMMANDS", "DEFAULT_DIR", "LOGS_FILENAME", "METRICS_FILENAME", "SPANS_FILENAME", "Command",
                     "build_parser", "main"],
     "ragotel.cli.waterfall": [

@@ -123,18 +123,6 @@ _APP = """
     t.shutdown()
     """
 
-# Blocks the grpc exporter package at import, as in an install without the grpc extra (failure injection).
-_WITHOUT_GRPC_EXTRA = """
-    import importlib.abc, sys
-    class FailureInjectionNoGrpcExtra(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.startswith("opentelemetry.exporter.otlp.proto.grpc"):
-                raise ModuleNotFoundError(f"No module named {name!r}")
-            return None
-    sys.meta_path.insert(0, FailureInjectionNoGrpcExtra())
-    """
-
-
 @pytest.mark.parametrize(
     ("env", "args", "needle"),
     [
@@ -143,18 +131,14 @@ _WITHOUT_GRPC_EXTRA = """
         ({"RAGOTEL_PRICES_FILE": "/nonexistent/prices.toml"}, "", "RAGOTEL_PRICES_FILE='/nonexistent/prices.toml'"),
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "bogus"}, "", "OTEL_EXPORTER_OTLP_PROTOCOL='bogus'"),
         ({"OTEL_TRACES_EXPORTER": "zipkin"}, "", "OTEL_TRACES_EXPORTER='zipkin'"),
-        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "RAGOTEL_TEST_PRELUDE": "no-grpc"}, "",
-         "OTEL_EXPORTER_OTLP_PROTOCOL='grpc'"),
         ({}, ", prometheus_port='nine'", "prometheus_port='nine'"),
     ],
-    ids=["port-abc", "price-file-missing", "protocol-bogus", "exporter-zipkin", "grpc-extra-missing",
-         "port-argument"],
+    ids=["port-abc", "price-file-missing", "protocol-bogus", "exporter-zipkin", "port-argument"],
 )
 def test_a_bad_setting_is_one_warning_and_the_rest_works(env: dict[str, str], args: str, needle: str) -> None:
     base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_LOGS_EXPORTER": "none",
             "OTEL_METRICS_EXPORTER": "none"}
-    prelude = _WITHOUT_GRPC_EXTRA if env.pop("RAGOTEL_TEST_PRELUDE", "") == "no-grpc" else ""
-    proc = run_script(textwrap.dedent(prelude) + textwrap.dedent(_APP.format(args=args)), {**base, **env})
+    proc = run_script(textwrap.dedent(_APP.format(args=args)), {**base, **env})
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     import json

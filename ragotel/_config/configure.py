@@ -641,13 +641,16 @@ zero_code = False
 
 
 def _follow_threads(disabled: frozenset[str]) -> None:
-    """Steps run in a thread pool or a thread stay in the request's trace (opentelemetry-instrumentation-threading
-    carries the context into ``ThreadPoolExecutor.submit``/``map``, ``run_in_executor`` and ``Thread``)."""
+    """Steps run in a thread pool or a thread stay in the request's trace where opentelemetry-instrumentation-threading
+    (``ragotel[threading]``) is installed: it carries the context into ``ThreadPoolExecutor.submit``/``map``,
+    ``run_in_executor`` and ``Thread``."""
     if "threading" in disabled or "*" in disabled:
         return
     try:
         from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
+    except ImportError:
+        return  # ragotel[threading] is not installed: pools started by the application keep their own context
+    try:
         instrumentor = ThreadingInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
@@ -740,10 +743,14 @@ class _Exporters:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            self._say.say(setting, protocol, (
-                f"ragotel: {setting}={protocol!r} needs the grpc extra (pip install 'ragotel[grpc]', "
-                f"which brings opentelemetry-exporter-otlp-proto-grpc): {exc}; OTLP export over gRPC stays off"))
-            return None
+            if protocol != "grpc":
+                raise
+            # The usual cause is not a choice: opentelemetry-distro sets OTEL_EXPORTER_OTLP_PROTOCOL=grpc where it
+            # is unset. Exporting over HTTP, to the same collector's OTLP/HTTP port, beats exporting nothing.
+            self._say.say(setting, "grpc fallback", _grpc_fallback_message(setting, exc))
+            protocol = "http/protobuf"
+            module_name, class_name = _OTLP_CLASSES[(signal, protocol)]
+            module = importlib.import_module(module_name)
         endpoint = self._resolved.endpoints[signal]
         if endpoint is not None and protocol == "http/protobuf":
             endpoint = endpoint.rstrip("/") + f"/v1/{signal}"
@@ -788,6 +795,20 @@ class _Exporters:
         if "console" in self._resolved.exporters["logs"]:
             processors.append(_batching(BatchLogRecordProcessor, ConsoleLogRecordExporter()))
         return processors
+
+
+def _grpc_fallback_message(setting: str, exc: ImportError) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        cause = (f" opentelemetry-distro {version('opentelemetry-distro')} is installed: it sets "
+                 "OTEL_EXPORTER_OTLP_PROTOCOL=grpc where it is unset (OTEL_PYTHON_DISTRO=ragotel keeps ragotel's "
+                 "default, http/protobuf).")
+    except PackageNotFoundError:
+        cause = ""
+    return (f"ragotel: {setting}='grpc', but the gRPC exporter is not installed ({exc}); exporting over "
+            f"http/protobuf instead, to OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4318.{cause} For gRPC: "
+            "pip install 'ragotel[grpc]'; for HTTP: OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf.")
 
 
 def _protocol_setting(resolved: settings.Resolved, signal: str) -> str:

@@ -65,6 +65,11 @@ for _name in _NOISY_LOGGERS:
     logging.getLogger(_name).addFilter(_noise_filter)
 
 
+_NOT_GRPC = ("Failed parsing HTTP/2", "http1.x server")
+"""What gRPC's UNAVAILABLE details say when the endpoint answered in HTTP/1.1 (grpcio 1.7x; older releases said
+"Trying to connect an http1.x server"), as against a refused connection or a name that does not resolve."""
+
+
 class Reachability:
     """Shared by the exporters of one configure(): has the collector answered, does anything listen there
     (:attr:`unreachable_since`), and is the process exiting."""
@@ -170,7 +175,11 @@ class Guarded:
         """The gRPC exporter's status, from its own log record (it reports it nowhere else)."""
         code = next((a for a in record.args or () if type(a).__name__ == "StatusCode"), None)
         name = getattr(code, "name", None)
-        if name == "UNAVAILABLE":
+        details = " ".join(str(a) for a in record.args or () if isinstance(a, str))
+        if name == "UNAVAILABLE" and any(marker in details for marker in _NOT_GRPC):
+            self.reach.heard()
+            self._status = "not gRPC"
+        elif name == "UNAVAILABLE":
             self.reach.no_answer(self.endpoint)
         elif isinstance(name, str):
             self.reach.heard()
@@ -272,6 +281,11 @@ class GuardedMetricExporter(Guarded, MetricExporter):
 def rejected_message(endpoint: str, signal: str, status: int | str) -> str:
     """The warning for an endpoint that answers ``signal`` exports with an error ``status`` (an HTTP status
     code, or a gRPC status name)."""
+    if status == "not gRPC":
+        return (f"ragotel: {endpoint} answers, but not over gRPC (an HTTP/1.1 server, such as an OTLP/HTTP "
+                f"receiver: Alloy and the Collector take OTLP/HTTP on 4318, gRPC on 4317); {signal} are dropped. "
+                "Set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, or point OTEL_EXPORTER_OTLP_ENDPOINT at the gRPC "
+                "port.")
     shown = f"HTTP {status}" if isinstance(status, int) else f"gRPC {status}"
     head = f"ragotel: {endpoint} answered {shown} to {signal}; they are dropped."
     if status in (404, "UNIMPLEMENTED") and signal in ("metrics", "logs"):

@@ -99,6 +99,11 @@ def install(log_handler: logging.Handler) -> None:
     _wrap_config_functions()
 
 
+def installed() -> tuple[logging.Handler, ...]:
+    """The handlers :func:`install` put on the root logger."""
+    return tuple(_installed)
+
+
 def uninstall(log_handler: logging.Handler) -> None:
     logging.getLogger().removeHandler(log_handler)
     if log_handler in _installed:

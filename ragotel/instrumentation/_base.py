@@ -85,6 +85,8 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
                 warn_if_different(self.label, kept, self.settings_of(kwargs))
             return None
         try:
+            if kwargs.get("skip_dep_check") and self._absent_or_conflicting():
+                return None
             type(self)._kept = self.settings_of(kwargs)
             return super().instrument(**kwargs)  # type: ignore[no-any-return]
         except DependencyConflictError:
@@ -97,6 +99,21 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
         except Exception as exc:
             self._gave_up(exc)
         return None
+
+    def _absent_or_conflicting(self) -> bool:
+        """The check ``opentelemetry-instrument``'s loader skips (``skip_dep_check``): it checks the ``instruments``
+        requirements of the distribution, which for ragotel are any one of its libraries, not this instrumentor's.
+        A library that is not installed is skipped quietly, as the loader skips one; one outside the range warns
+        once."""
+        conflict = self._check_dependency_conflicts()
+        if conflict is None:
+            return False
+        if conflict.found and self.label not in _failed:
+            _failed.add(self.label)
+            _log.warning("ragotel: %s", conflict._format_message(self.label))
+        else:
+            _log.debug("ragotel: %s", conflict._format_message(self.label))
+        return True
 
     def _undo(self) -> None:
         """Back to uninstrumented: ``_instrument`` failed part-way."""
