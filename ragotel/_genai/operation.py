@@ -88,6 +88,13 @@ def _failure_marks(exc: BaseException | None, answer: str | None = None) -> list
     return marks
 
 
+def _identities(exc: BaseException | None, answer: str | None) -> list[object]:
+    """The marks an operation leaves for the steps around it: its exceptions by identity, and the status class only
+    for the answer a client call itself failed on. A step's failure leaves no status class: two steps failing on two
+    different 500s are two failures, though their classes are the same."""
+    return [mark for mark in _failure_marks(exc, answer) if not isinstance(mark, str) or mark == answer]
+
+
 def _same_failure(marks: list[object], counted: list[object]) -> bool:
     return any(mark is seen or (isinstance(mark, str) and mark == seen) for mark in marks for seen in counted)
 
@@ -247,7 +254,7 @@ class Operation:
             self.ins.step_errors.add(1, failed, context=self.context)
         outer = next((op for op in self._ancestors() if op.kind is self.kind), None)
         if outer is not None:
-            outer._counted = [*(outer._counted or ()), *(marks or (self,))]
+            outer._counted = [*(outer._counted or ()), *(_identities(exc, self._answer()) or (self,))]
         if runtime.current.genai_latest and self._emits_exception_event():
             details.emit_exception(span, etype, exc)
         return failed

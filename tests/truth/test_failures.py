@@ -110,3 +110,29 @@ def test_an_sdk_retrying_a_refused_call_counts_each_attempt_once(
     durations = recorded.points(sc.GEN_AI_CLIENT_OPERATION_DURATION)
     assert sum(p.count or 0 for p in durations) == attempts
     assert sum(p.count or 0 for p in recorded.points(sc.RAG_STEP_DURATION)) == 1
+
+
+def test_two_failures_on_answers_of_one_status_class_are_two(
+    recorded: Recorded, service: RecordedOpenAIServer, http_clients_instrumented: None
+) -> None:
+    """An embedding step keeps the first of two failed calls (each a 500, each in its own step) and raises it after
+    the second: its inner embedding step counted the second, the outer one counts the first. Both are 5xx; they
+    are still two failures (hypothesis found the outer one's going uncounted)."""
+    client = openai.OpenAI(base_url=service.base_url, api_key="unused", max_retries=0)
+
+    def ask() -> None:
+        client.chat.completions.create(model="fault-500", messages=[{"role": "user", "content": "q"}])
+
+    with pytest.raises(openai.InternalServerError), ragotel.embedding("outer"):
+        first: BaseException | None = None
+        try:
+            with ragotel.retrieval("lookup"):
+                ask()
+        except openai.InternalServerError as exc:
+            first = exc
+        with contextlib.suppress(openai.InternalServerError), ragotel.embedding("inner"):
+            ask()
+        assert first is not None
+        raise first
+    assert _errors(recorded) == {("generation", "http.5xx"): 2, ("retrieval", "http.5xx"): 1,
+                                 ("embedding", "http.5xx"): 2}
