@@ -230,7 +230,7 @@ ALERTS: Final = (
         name="GpuMemoryHigh", stage="gpu", severity="warning", for_="5m",
         query=f"{gpu.FB_USED} / ({gpu.FB_USED} + {gpu.FB_FREE})",
         op=">", threshold=0.9,
-        summary="GPU {{ $labels.gpu }} on {{ $labels.Hostname }}: {{ $value | humanizePercentage }} of memory used",
+        summary="GPU {{ $labels.gpu }} on {{ $labels.hostname }}: {{ $value | humanizePercentage }} of memory used",
         description="GPU framebuffer above 90% for 5 minutes (DCGM exporter).",
         dashboard="rag-gpu",
     ),

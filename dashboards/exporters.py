@@ -1,7 +1,8 @@
 """Metric names of the cluster exporters the dashboards and alerts read, as each project documents
 them. A local stack has none of these exporters but the node exporter (it starts one), so the stack
 test checks queries that read only the other exporters' names by parsing them and looking the names
-up here, instead of running them.
+up here, instead of running them; tests/dashboards/test_cluster_panels.py runs them on those exporters'
+series, backfilled into a real Prometheus.
 
 Sources: NVIDIA dcgm-exporter's default counters (etc/default-counters.csv), kube-state-metrics'
 docs/metrics/workload/{deployment,pod}-metrics.md and

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -40,8 +40,13 @@ class PromQuery:
 
     @property
     def runnable(self) -> str:
+        return self.expand()
+
+    def expand(self, chosen: Mapping[str, str] | None = None) -> str:
+        """The query as Grafana sends it: each variable (``$name``) replaced by its value in ``chosen``,
+        else by :data:`SUBSTITUTIONS`."""
         text = self.expr
-        for variable, value in sorted(SUBSTITUTIONS.items(), key=lambda kv: -len(kv[0])):
+        for variable, value in sorted({**SUBSTITUTIONS, **(chosen or {})}.items(), key=lambda kv: -len(kv[0])):
             text = text.replace(variable, value)
         if left := _VARIABLE.search(text):
             raise ValueError(f"{self.source}: no test value for variable {left.group(0)}")

@@ -4,9 +4,11 @@ It reads blocks (``name.parts "label" { ... }``), attributes (``name = expr``) a
 (literals, lists, objects, references, calls, operators), then checks what ``alloy validate`` would
 and a little more: every reference names a defined component through an export it has; every argument
 and block is one the component documents, with a value of the documented type, and required ones are
-set (alloy_schema.py, written from Alloy's reference); standard-library names exist; custom components
-get only the arguments their ``declare`` has; relabel rules, policies and TLS settings are consistent;
-and each OpenTelemetry signal only goes where it is accepted and passed on.
+set (alloy_schema.py, written from Alloy's reference); standard-library names exist; nothing is below
+the stability level Alloy runs at (components, configuration blocks, arguments, blocks, values and
+standard-library functions with a level of their own); custom components get only the arguments their
+``declare`` has; relabel rules, policies and TLS settings are consistent; and each OpenTelemetry signal
+only goes where it is accepted and passed on.
 No Alloy binary is involved; the tables in alloy_schema.py are what the checks know.
 """
 
@@ -395,6 +397,7 @@ class Scope:
     statements: list[Attribute | Block]
     components: dict[tuple[str, str], Component] = field(default_factory=dict)
     arguments: dict[str, Block] = field(default_factory=dict)
+    minimum: str = schema.RUN_LEVEL  # the --stability.level Alloy runs at: anything below it is refused
 
 
 @dataclass
@@ -412,16 +415,27 @@ def load_module(path: str, text: str) -> Module:
     return Module(path, statements, declares)
 
 
+def below_minimum(what: str, level: str, minimum: str) -> str | None:
+    """Why ``what`` is refused at stability level ``minimum`` (None when its level is allowed)."""
+    if not schema.below(level, minimum):
+        return None
+    return f"{what} is {level}, below the stability level Alloy runs at here ({minimum})"
+
+
 def build_scope(
-    where: str, statements: list[Attribute | Block], imports: Mapping[str, Module]
+    where: str, statements: list[Attribute | Block], imports: Mapping[str, Module],
+    minimum: str = schema.RUN_LEVEL,
 ) -> tuple[Scope, list[str]]:
     """Collect the components of one scope; ``imports`` maps import labels to the modules they load."""
-    scope, problems = Scope(where, statements), []
+    scope, problems = Scope(where, statements, minimum=minimum), []
     for stmt in statements:
         if isinstance(stmt, Attribute):
             problems.append(f"{where}:{stmt.line}: attribute {stmt.name} outside any block")
             continue
         if stmt.name == "declare" or stmt.name in schema.CONFIG_BLOCKS or stmt.name in schema.UNMODELLED_CONFIG_BLOCKS:
+            level = schema.CONFIG_BLOCK_LEVELS.get(stmt.name, schema.GENERALLY_AVAILABLE)
+            if refused := below_minimum(f"block {stmt.name}", level, minimum):
+                problems.append(f"{where}:{stmt.line}: {refused}")
             if stmt.name == "argument" and stmt.label:
                 scope.arguments[stmt.label] = stmt
             continue
@@ -438,6 +452,14 @@ def build_scope(
             exports = {b.label: "any" for b in module.declares[declared].blocks("export") if b.label}
         elif stmt.name in schema.COMPONENTS:
             exports = schema.COMPONENTS[stmt.name].exports
+            if refused := below_minimum(f"component {stmt.name}", schema.COMPONENTS[stmt.name].stability, minimum):
+                problems.append(f"{where}:{stmt.line}: {refused}")
+        elif stmt.name in schema.OTHER_COMPONENT_LEVELS:
+            level = schema.OTHER_COMPONENT_LEVELS[stmt.name]
+            refused = below_minimum(f"component {stmt.name}", level, minimum)
+            problems.append(f"{where}:{stmt.line}: {refused or f'unknown component {stmt.name}'} (and it is not "
+                            "described in alloy_schema.py)")
+            continue
         else:
             problems.append(f"{where}:{stmt.line}: unknown component {stmt.name} (none in alloy_schema.py)")
             continue
@@ -483,9 +505,14 @@ def check_scope(scope: Scope) -> list[str]:
                 _, _, problem = resolve(node, scope)
                 if problem:
                     problems.append(f"{scope.where}:{node.line}: {problem}")
-            elif isinstance(node, Call) and ".".join(node.func) not in schema.STDLIB_FUNCTIONS:
-                problems.append(f"{scope.where}:{stmt.line}: {'.'.join(node.func)}(): no such function in Alloy's "
-                                "standard library")
+            elif isinstance(node, Call):
+                name = ".".join(node.func)
+                level = schema.STDLIB_FUNCTION_LEVELS.get(name)
+                if level is None:
+                    problems.append(f"{scope.where}:{stmt.line}: {name}(): no such function in Alloy's standard "
+                                    "library")
+                elif refused := below_minimum(f"standard-library function {name}()", level, scope.minimum):
+                    problems.append(f"{scope.where}:{stmt.line}: {refused}")
     return problems
 
 
@@ -508,6 +535,7 @@ class _Unknown:
 UNKNOWN: Any = _Unknown()  # a module argument or a call that cannot be evaluated here
 
 _DURATION = re.compile(r"0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+")
+_BYTES = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGTPE]i?)?B?")
 _CAPSULES = frozenset({"consumer", "metrics_receiver", "logs_receiver", "targets", "relabel_rules", "handler"})
 
 
@@ -591,6 +619,12 @@ def type_problem(value: Any, kind: str) -> str | None:
         return f"{value!r} is not one of the documented values" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind in ("string", "secret"):
         return None if isinstance(value, str) else f"expected {kind}, got {_describe(value)}"
+    if kind == "bytes":
+        if isinstance(value, str) and _BYTES.fullmatch(value.strip()):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return None
+        return f"expected a byte size such as \"4MiB\", got {_describe(value)}"
     if kind == "duration":
         if isinstance(value, str) and _DURATION.fullmatch(value):
             return None
@@ -628,8 +662,16 @@ def body_problems(block: Block, spec: schema.Spec, scope: Scope, where: str) -> 
             if stmt.name not in spec.attrs:
                 hint = " (it is a block)" if stmt.name in spec.blocks else _did_you_mean(stmt.name, spec)
                 problems.append(f"{here}: unknown argument {stmt.name}{hint}")
-            elif problem := type_problem(static_value(stmt.value, scope), spec.attrs[stmt.name]):
+                continue
+            value, kind = static_value(stmt.value, scope), spec.attrs[stmt.name]
+            if problem := type_problem(value, kind):
                 problems.append(f"{here}: {stmt.name}: {problem}")
+            level = spec.levels.get(stmt.name, schema.GENERALLY_AVAILABLE)
+            if refused := below_minimum(f"argument {stmt.name}", level, scope.minimum):
+                problems.append(f"{here}: {refused}")
+            for item, level in value_levels(value, kind):
+                if refused := below_minimum(f"{stmt.name} = {item!r}", level, scope.minimum):
+                    problems.append(f"{here}: {refused}")
             continue
         inner = spec.blocks.get(stmt.name)
         if inner is None:
@@ -639,11 +681,24 @@ def body_problems(block: Block, spec: schema.Spec, scope: Scope, where: str) -> 
         if stmt.name in seen and not inner.repeat:
             problems.append(f"{here}: block {stmt.name} given twice")
         seen[stmt.name] = stmt
+        if refused := below_minimum(f"block {stmt.name}", inner.level, scope.minimum):
+            problems.append(f"{here}: {refused}")
         problems += body_problems(stmt, inner, scope, where)
     for name in sorted(spec.required - set(seen)):
         kind = "argument" if name in spec.attrs else "block"
         problems.append(f"{where}:{block.line}: {block.key}: missing required {kind} {name}")
     return problems
+
+
+def value_levels(value: Any, kind: str) -> Iterator[tuple[Any, str]]:
+    """The values of an enumeration (or a list of one) that have a stability level of their own."""
+    if kind.startswith("list(") and isinstance(value, list):
+        for item in value:
+            yield from value_levels(item, kind[5:-1])
+    elif kind.startswith("enum:") and isinstance(value, str):
+        level = schema.ENUM_LEVELS.get(kind[5:], {}).get(value)
+        if level is not None:
+            yield value, level
 
 
 def _did_you_mean(name: str, spec: schema.Spec) -> str:
@@ -707,6 +762,10 @@ def semantic_problems(comp: Component, scope: Scope) -> list[str]:
         absolute, share = block.attr("limit") is not None, block.attr("limit_percentage") is not None
         if absolute == share:
             problems.append("set either limit or limit_percentage (with spike_limit_percentage), exactly one")
+    if comp.name == "otelcol.exporter.loadbalancing":
+        for resolver in block.blocks("resolver"):
+            if not resolver.blocks():
+                problems.append("resolver needs one of static, dns, kubernetes or aws_cloud_map")
     if comp.name == "otelcol.processor.tail_sampling":
         wait = static_value(block.attr("decision_wait"), scope) if block.attr("decision_wait") else "30s"
         if isinstance(wait, str) and _DURATION.fullmatch(wait) and duration_seconds(wait) <= 0:
@@ -834,11 +893,15 @@ def signal_problems(top: Bound, inner: Callable[[Component], Scope]) -> list[str
 # ---- All together -------------------------------------------------------------------------------------------
 
 
-def check(files: Mapping[str, str], import_paths: Mapping[str, str] | None = None) -> list[str]:
+def check(
+    files: Mapping[str, str], import_paths: Mapping[str, str] | None = None, minimum: str = schema.RUN_LEVEL
+) -> list[str]:
     """Parse and check Alloy files; returns the problems found (empty when the configuration is sound).
 
     ``files`` maps a file name to its text; ``import_paths`` maps an ``import.file`` label to the file
-    name (in ``files``) it loads, because the real path comes from the environment.
+    name (in ``files``) it loads, because the real path comes from the environment. ``minimum`` is the
+    ``--stability.level`` Alloy runs at: components, blocks, arguments, values and standard-library
+    functions below it are refused.
     """
     modules, problems = {}, []
     for path, text in files.items():
@@ -865,11 +928,11 @@ def check(files: Mapping[str, str], import_paths: Mapping[str, str] | None = Non
                     problems.append(f"{path}: import {block.label!r} has no module to check against")
                     continue
                 imports[block.label] = modules[target]
-        scope, found = build_scope(path, module.statements, imports)
+        scope, found = build_scope(path, module.statements, imports, minimum)
         tops[path] = scope
         problems += found + check_scope(scope) + schema_problems(scope)
         for name, declare in module.declares.items():
-            body, found = build_scope(f"{path}:declare {name}", declare.body, imports)
+            body, found = build_scope(f"{path}:declare {name}", declare.body, imports, minimum)
             inner_scopes[(path, name)] = body
             problems += found + check_scope(body) + schema_problems(body)
     if problems:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ DEPLOY = ROOT / "deploy"
 ALLOY_DIR = DEPLOY / "alloy"
 K8S_BASE = DEPLOY / "k8s" / "base"
 OVERLAYS = {p.name: p for p in sorted((DEPLOY / "k8s" / "overlays").iterdir()) if p.is_dir()}
+COMPONENTS = DEPLOY / "k8s" / "components"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
 
 # The Kubernetes minor the manifests target (kind / minikube defaults and the managed clusters'
@@ -37,16 +38,37 @@ def kustomize_command() -> list[str] | None:
     return None
 
 
-def render(directory: Path) -> list[Doc]:
+def build(directory: Path) -> subprocess.CompletedProcess[str]:
+    """``kubectl kustomize directory`` (or ``kustomize build``), whatever it answers."""
     command = kustomize_command()
     if command is None:
         # scripts/install_tools.sh installs kustomize where kubectl is missing; CI must not skip.
         if os.environ.get("CI"):
             pytest.fail("neither kubectl nor kustomize is installed")
         pytest.skip("neither kubectl nor kustomize is installed")
-    result = subprocess.run([*command, str(directory)], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run([*command, str(directory)], capture_output=True, text=True, timeout=60, check=False)
+
+
+def render(directory: Path) -> list[Doc]:
+    result = build(directory)
     assert result.returncode == 0, f"kustomize failed for {directory}:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def user_kustomization(tmp: Path, overlay: str, components: Sequence[Path], extra: str = "") -> Path:
+    """A kustomization in ``tmp`` as a user's would be: ``overlay`` with ``components`` added, plus ``extra``
+    lines (patches, a namePrefix, ...). Returns its directory."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {os.path.relpath(OVERLAYS[overlay], tmp)}\n"
+        "components:\n" + "".join(f"  - {os.path.relpath(c, tmp)}\n" for c in components) + extra)
+    return tmp
+
+
+def render_with(tmp: Path, overlay: str, components: Sequence[Path], extra: str = "") -> list[Doc]:
+    """The objects ``overlay`` renders with ``components`` added (:func:`user_kustomization`)."""
+    return render(user_kustomization(tmp, overlay, components, extra))
 
 
 @pytest.fixture(scope="session")

@@ -215,6 +215,14 @@ def test_the_derived_flows_cover_the_known_wiring(overlay: tuple[str, list[Doc]]
 
 def test_policies_allow_exactly_the_flows_the_stack_needs(overlay: tuple[str, list[Doc]]) -> None:
     _, docs = overlay
+    missing, extra = policy_mismatches(docs)
+    assert missing == [], "flows the stack needs that no policy allows"
+    assert extra == [], "flows allowed that the stack does not need"
+
+
+def policy_mismatches(docs: list[Doc]) -> tuple[list[str], list[str]]:
+    """Every (source, destination, port) of the rendered pods asked of the policies: the flows the stack
+    needs that they refuse, and the flows they allow that it does not need."""
     pods = pods_of(docs)
     policies = Policies.of(docs)
     flows = required_flows(docs)
@@ -234,11 +242,10 @@ def test_policies_allow_exactly_the_flows_the_stack_needs(overlay: tuple[str, li
                 missing.append(label)
             elif allowed and not wanted:
                 extra.append(label)
-    assert missing == [], "flows the stack needs that no policy allows"
-    assert extra == [], "flows allowed that the stack does not need"
     # every required flow was asked about (a flow to a port nothing listens on would be a wiring bug)
     asked = {(s, k, p, proto) for s in sources for k, _, p, proto in probes(pods)}  # (self included)
-    assert flows - asked == set()
+    missing += [f"{s} -> {k}:{p}/{proto} (nothing listens there)" for s, k, p, proto in sorted(flows - asked)]
+    return missing, extra
 
 
 def test_self_traffic_of_the_backends_stays_open(overlay: tuple[str, list[Doc]]) -> None:

@@ -1,6 +1,7 @@
 """Every dashboard and alert query, run through a real Prometheus scraping the reference app and vLLM
 after real traffic (answers, streams, bad input, a failing generation): each must return data. The
-few that need a cluster's exporters are parsed and their names checked against the exporters' docs.
+few that need a cluster's exporters are parsed and their names checked against the exporters' docs
+(tests/dashboards/test_cluster_panels.py runs them on those exporters' series).
 Every attribute a TraceQL catalog query reads must be on the spans the same run emitted.
 
 The same queries run against an app ragotel's examples do not contain (tests/apps/plainrag, decorated
@@ -78,8 +79,10 @@ def fail_requests(stack: LocalStack, vllm: VllmServer) -> None:
             process.start()
 
 
-def series(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=30)
+def series(prometheus_url: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    """The instant query's result, now or at Unix time ``at``."""
+    params: dict[str, str | float] = {"query": expr} if at is None else {"query": expr, "time": at}
+    response = httpx.get(f"{prometheus_url}/api/v1/query", params=params, timeout=30)
     body = response.json()
     assert response.status_code == 200 and body["status"] == "success", f"{expr}: {body}"
     return list(body["data"]["result"])
