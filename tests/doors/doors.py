@@ -103,6 +103,8 @@ def serve_and_ask(command: list[str], env: Mapping[str, str], tmp: Path, llm_url
                  if not k.startswith(("OTEL_", "RAGOTEL_", "PYTHON", "VIRTUAL_ENV"))}
         full_env = {**clean, "LLM_URL": llm_url, "OTEL_SERVICE_NAME": "helpdesk",
                     "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rx.port}",
+                    # Exports that fail give up within the SIGTERM flush, so what they warn is printed.
+                    "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
                     "OTEL_METRIC_EXPORT_INTERVAL": "500", "OTEL_BSP_SCHEDULE_DELAY": "200",
                     "OTEL_BLRP_SCHEDULE_DELAY": "200", **env}
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(HERE)) if p)
