@@ -44,7 +44,8 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is still there."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -120,7 +121,7 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while True:
             process.poll()  # reap the leader, or its zombie keeps the group alive
-            if not _group_alive(process.pid):
+            if not group_alive(process.pid):
                 return True
             if time.monotonic() > deadline:
                 return False

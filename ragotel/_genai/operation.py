@@ -88,11 +88,11 @@ def _failure_marks(exc: BaseException | None, answer: str | None = None) -> list
     return marks
 
 
-def _identities(exc: BaseException | None, answer: str | None) -> list[object]:
-    """The marks an operation leaves for the steps around it: its exceptions by identity, and the status class only
-    for the answer a client call itself failed on. A step's failure leaves no status class: two steps failing on two
-    different 500s are two failures, though their classes are the same."""
-    return [mark for mark in _failure_marks(exc, answer) if not isinstance(mark, str) or mark == answer]
+def _identities(marks: list[object], answer: str | None) -> list[object]:
+    """Of an operation's :func:`_failure_marks`, those it leaves for the steps around it: its exceptions by identity,
+    and the status class only for the answer a client call itself failed on. A step's failure leaves no status
+    class: two steps failing on two different 500s are two failures, though their classes are the same."""
+    return [mark for mark in marks if not isinstance(mark, str) or mark == answer]
 
 
 def _same_failure(marks: list[object], counted: list[object]) -> bool:
@@ -248,13 +248,14 @@ class Operation:
         span.set_status(Status(StatusCode.ERROR, f"{etype}: {exc}" if exc is not None else etype))
         failed = {**ok, sc.RAG_OUTCOME: Outcome.ERROR.value, sc.ERROR_TYPE: limiter.value(sc.ERROR_TYPE, etype)}
         failed.pop(sc.RAG_RETRIEVAL_QUALITY, None)
-        marks = _failure_marks(exc, self._answer())
+        answer = self._answer()
+        marks = _failure_marks(exc, answer)
         counted = self._counted
         if not (counted and _same_failure(marks, counted)):
             self.ins.step_errors.add(1, failed, context=self.context)
         outer = next((op for op in self._ancestors() if op.kind is self.kind), None)
         if outer is not None:
-            outer._counted = [*(outer._counted or ()), *(_identities(exc, self._answer()) or (self,))]
+            outer._counted = [*(outer._counted or ()), *(_identities(marks, answer) or (self,))]
         if runtime.current.genai_latest and self._emits_exception_event():
             details.emit_exception(span, etype, exc)
         return failed

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
@@ -217,12 +217,12 @@ def _leave_out_instrumentors(environ: MutableMapping[str, str]) -> None:
     from importlib.metadata import distribution
 
     ours = [ep.name for ep in distribution("ragotel").entry_points if ep.group == "opentelemetry_instrumentor"]
-    listed = [name.strip() for name in environ.get(_DISABLED, "").split(",") if name.strip()]
+    listed = _entries(environ, _DISABLED)
     environ[_DISABLED] = ",".join([*listed, *(name for name in ours if name not in listed)])
 
 
 def _serves_asgi() -> bool:
-    disabled = {name.strip() for name in os.environ.get(_DISABLED, "").split(",")}
+    disabled = _entries(os.environ, _DISABLED)
     if "ragotel_fastapi" in disabled or "*" in disabled or not usable():
         return False
     import importlib.util
@@ -237,7 +237,12 @@ def opt_into_stable_http(environ: MutableMapping[str, str]) -> None:
     # The variable and its HTTP values as the contrib instrumentations read them.
     from opentelemetry.instrumentation._semconv import OTEL_SEMCONV_STABILITY_OPT_IN, _StabilityMode
 
-    entries = [entry.strip() for entry in environ.get(OTEL_SEMCONV_STABILITY_OPT_IN, "").split(",") if entry.strip()]
+    entries = _entries(environ, OTEL_SEMCONV_STABILITY_OPT_IN)
     if {_StabilityMode.HTTP.value, _StabilityMode.HTTP_DUP.value} & set(entries):
         return
     environ[OTEL_SEMCONV_STABILITY_OPT_IN] = ",".join([*entries, _StabilityMode.HTTP.value])
+
+
+def _entries(environ: Mapping[str, str], name: str) -> list[str]:
+    """The comma-separated entries of the variable ``name``, in order (the loader's own lists are read so)."""
+    return [entry.strip() for entry in environ.get(name, "").split(",") if entry.strip()]

@@ -29,10 +29,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from examples.reference_app.processes import free_port, group_alive
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import load_spans
 
@@ -103,13 +105,7 @@ def _command(case: Case, port: int) -> list[str]:
     return [str(INSTRUMENT), *command] if case.telemetry == "zero-code" else command
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_listening(process: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
+def wait_listening(process: subprocess.Popen[Any], port: int, timeout: float = 60) -> None:
     """Until the port accepts connections: a connection is no request, so ``--limit-max-requests`` counts only
     the scenario's own. (uvicorn listens once its lifespan startup is done; gunicorn's and hypercorn's main
     process listens first, and their worker takes what waits there once it is up.)"""
@@ -122,20 +118,12 @@ def _wait_listening(process: subprocess.Popen[bytes], port: int, timeout: float 
     raise AssertionError(f"nothing listens on {port} after {timeout} s")
 
 
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> bool:
     """Whether the server and every process it started are gone within ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         process.poll()  # reaps the leader: a zombie keeps the group alive
-        if process.returncode is not None and _group_gone(process.pid):
+        if process.returncode is not None and not group_alive(process.pid):
             return True
         if time.monotonic() > deadline:
             return False
@@ -160,7 +148,7 @@ def _stop(case: Case, process: subprocess.Popen[bytes], client: httpx.Client) ->
 
 
 def run(case: Case, receiver: OtlpReceiver, logs: Path) -> Outcome:
-    port = _free_port()
+    port = free_port()
     service, log, ledger = f"inventory-{case.id}", logs / f"{case.id}.log", logs / f"{case.id}.ledger"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RAGOTEL_", "FASTAPI_OTEL_"))}
     env |= {
@@ -177,7 +165,7 @@ def run(case: Case, receiver: OtlpReceiver, logs: Path) -> Outcome:
         process = subprocess.Popen(_command(case, port), stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
     try:
-        _wait_listening(process, port)
+        wait_listening(process, port)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             for item in ITEMS:
                 assert client.get(f"/stock/{item}").status_code == 200
