@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,10 @@ from typing import Any
 
 import httpx
 
+from examples.reference_app.processes import free_port
 from ragotel.cli.receiver import OtlpReceiver
+from tests.test_configure import read_jsonl
+from tests.truth.test_shutdown import wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -57,12 +59,6 @@ class Venv:
         return list(json.loads(proc.stdout))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Arrived:
     """What one run of the app sent, and what it printed."""
@@ -92,10 +88,11 @@ class Arrived:
 
 
 def serve_and_ask(command: list[str], env: Mapping[str, str], tmp: Path, llm_url: str,
-                  scrape_port: int | None = None) -> Arrived:
+                  scrape_port: int | None = None, servers_before_stop: int = 0) -> Arrived:
     """Start the help desk with ``command`` (its last words are the uvicorn port), ask it :data:`REQUESTS` times,
     scrape its Prometheus endpoint when one is asked for, stop it with SIGTERM as Kubernetes does, and read what
-    arrived."""
+    arrived. ``servers_before_stop``: wait (up to 30 s) for that many server spans to arrive before the SIGTERM,
+    for a run whose SDK is not ragotel's and so does not flush what is queued when the server stops."""
     telemetry = tmp / "telemetry"
     with OtlpReceiver(port=0, spans_path=telemetry / "spans.jsonl") as rx:
         port = free_port()
@@ -112,32 +109,22 @@ def serve_and_ask(command: list[str], env: Mapping[str, str], tmp: Path, llm_url
                                 cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         answered, scrape = 0, None
         try:
-            _wait_until_serving(port, proc)
+            try:
+                wait_listening(proc, port)
+            except AssertionError as exc:  # with what the app printed
+                raise AssertionError(f"{exc}: {proc.communicate()[1] if proc.poll() is not None else ''}") from None
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
                 for topic in ("hours", "parking", "billing")[:REQUESTS]:
                     answered += client.get("/answer", params={"topic": topic}).status_code == 200
             if scrape_port is not None:
                 scrape = httpx.get(f"http://127.0.0.1:{scrape_port}/metrics", timeout=10).text
+            deadline = time.monotonic() + 30
+            while (len([s for s in read_jsonl(telemetry / "spans.jsonl") if s["kind"] == "SERVER"])
+                   < servers_before_stop and time.monotonic() < deadline):
+                time.sleep(0.05)
         finally:
             proc.send_signal(signal.SIGTERM)
             _, stderr = proc.communicate(timeout=60)
-    return Arrived(answered, _jsonl(telemetry / "spans.jsonl"), _jsonl(telemetry / "logs.jsonl"),
-                   _jsonl(telemetry / "metrics.jsonl"), stderr, scrape,
+    return Arrived(answered, read_jsonl(telemetry / "spans.jsonl"), read_jsonl(telemetry / "logs.jsonl"),
+                   read_jsonl(telemetry / "metrics.jsonl"), stderr, scrape,
                    [line for line in stderr.splitlines() if line.startswith("ragotel: ")])
-
-
-def _wait_until_serving(port: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the app exited: {proc.communicate()[1]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("the app did not start listening")
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

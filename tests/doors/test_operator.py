@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.doors.doors import APP_LIBRARIES, REPO, REQUESTS, Venv, free_port, serve_and_ask
+from examples.reference_app.processes import free_port
+from tests.doors.doors import APP_LIBRARIES, REPO, REQUESTS, Venv, serve_and_ask
 from tests.doors.test_doors import assert_exactly_once
 from tests.recorded_openai_server import RecordedOpenAIServer
 
@@ -122,13 +123,15 @@ def test_without_the_path_patch_the_operators_packages_come_first_and_ragotel_st
 def test_semantic_conventions_below_ragotels_floor_leave_the_rest_working(
         app_image: Venv, injected: Path, llm: RecordedOpenAIServer, tmp_path: Path) -> None:
     """An older opentelemetry-semantic-conventions first on the path: ragotel says so once, naming it and where,
-    and stays out; the Operator's own instrumentation still gives every request its server span and log line."""
+    and stays out; the Operator's own instrumentation still gives every request its server span and log line.
+    (The SDK alone, as without ragotel, does not flush its queue when uvicorn stops: the run waits for the spans
+    before the SIGTERM.)"""
     older = tmp_path / "older"
     app_image.pip("--no-deps", "--target", str(older), "opentelemetry-semantic-conventions==0.60b0")
     env = operator_env(injected, site_packages(app_image), {})
     env["PYTHONPATH"] = os.pathsep.join([str(injected / LOADER), str(older), str(injected)])
     arrived = serve_and_ask([str(app_image.bin / "python"), "-m", "uvicorn", "helpdesk:app"], env, tmp_path,
-                            llm.base_url)
+                            llm.base_url, servers_before_stop=REQUESTS)
     assert arrived.answered == REQUESTS
     (warning,) = [w for w in arrived.warnings if "below" in w or "needs" in w]
     assert "opentelemetry-semantic-conventions 0.60b0" in warning and str(older) in warning
