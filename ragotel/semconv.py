@@ -28,6 +28,7 @@ from opentelemetry.semconv._incubating.attributes import k8s_attributes as _k8s
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
 from opentelemetry.semconv._incubating.metrics import http_metrics as _http_metrics_dev
 from opentelemetry.semconv.attributes import client_attributes as _client
+from opentelemetry.semconv.attributes import db_attributes as _db
 from opentelemetry.semconv.attributes import deployment_attributes as _deployment
 from opentelemetry.semconv.attributes import error_attributes as _error
 from opentelemetry.semconv.attributes import exception_attributes as _exception
@@ -205,6 +206,18 @@ RAG_RETRIEVAL_QUERIES: Final = "rag.retrieval.queries"
 """Query vectors searched in one call (a batch); results and scores count all of them."""
 RAG_RETRIEVAL_SCORE_KIND: Final = "rag.retrieval.score.kind"
 """``similarity`` (higher is better) or ``distance`` (lower is better, e.g. FAISS L2): how to read the scores."""
+DB_SYSTEM_NAME: Final = _db.DB_SYSTEM_NAME
+"""The vector database a retrieval searched (``qdrant``, ``chroma``, ``postgresql``, ``lancedb``): no convention for
+vector databases is released yet, so the database conventions' name, with the engine's own lower-case name where
+their list has none."""
+DB_COLLECTION_NAME: Final = _db.DB_COLLECTION_NAME
+"""The collection (table) searched or written; on spans only, since collections are the application's names."""
+DB_OPERATION_NAME: Final = _db.DB_OPERATION_NAME
+"""The client method (``query_points``, ``query``, ``search``) or SQL verb (``SELECT``) that ran."""
+DB_NAMESPACE: Final = _db.DB_NAMESPACE
+"""The database (PostgreSQL) or tenant/database (Chroma) the collection lives in."""
+RAG_RETRIEVAL_DISTANCE: Final = "rag.retrieval.distance"
+"""The store's distance function for the searched collection (``cosine``, ``l2``, ``dot``, ...), as it names it."""
 RAG_FAISS_INDEX_TYPE: Final = "rag.faiss.index_type"
 """The FAISS index class searched (``IndexFlatIP``, ``IndexIVFFlat``, ``IndexHNSWFlat``, ...)."""
 RAG_FAISS_METRIC: Final = "rag.faiss.metric"

@@ -323,15 +323,23 @@ class Step(Operation):
         except Exception as exc:
             report_internal_error("recording streamed hits", exc)
 
-    def found(self, count: int, stats: hits.Scores | None, *, distances: bool, counted: bool) -> None:
+    def found(self, count: int, stats: hits.Scores | None, *, distances: bool, counted: bool,
+              documents: Sequence[hits.Document] | None = None) -> None:
         """A search's results as read without the hits themselves (a generator's tally, an instrumentation).
         ``counted``: this search is the retrieval itself, not a sub-step of the caller's retrieval step, which
-        counts and judges the documents it returns (so nothing is counted twice)."""
+        counts and judges the documents it returns (so nothing is counted twice). ``documents``: the hits as an
+        integration read them, kept on the span under content capture or OpenInference as :meth:`record` keeps
+        them."""
         out: dict[str, AttributeValue] = {}
         quality = self.record_scores(count, stats, out, self._dims, self._min_score, distances=distances)
         if counted:
             self._quality = quality
             self.ins.retrieval_documents.add(count, self._dims_key, self._dims)
+        if documents:
+            if self._capturing():
+                self._record_documents(documents, out)
+            if runtime.current.openinference:
+                self._record_openinference_documents(documents, out)
         self.span.set_attributes(out)
 
     def _record_documents(self, items: Sequence[Any], out: dict[str, AttributeValue]) -> None:

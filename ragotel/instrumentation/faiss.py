@@ -26,32 +26,21 @@ Seed 002's attributes map onto these names: ``faiss.top_k`` → ``gen_ai.request
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import math
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
-from ragotel._core import instruments as _instruments
-from ragotel._core import runtime
-from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
-from ragotel._genai.operation import enclosing
-from ragotel._steps.spec import Spec
-from ragotel._steps.step import Step
 from ragotel.instrumentation._base import Instrumentor
-from ragotel.semconv import StepKind
+from ragotel.instrumentation._vector import Found, VectorStore
 
 __all__ = ["FaissInstrumentor", "instrument_faiss", "uninstrument_faiss"]
 
 DATA_SOURCE: Final = "faiss"
-_SPEC: Final = Spec(StepKind.RETRIEVAL, DATA_SOURCE, target=DATA_SOURCE,
-                    attributes={sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE})
-_WRITES: Final = {sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE}
 # Distributions that provide the faiss module.
 _DISTRIBUTIONS: Final = ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cu11", "faiss")
 
@@ -100,71 +89,26 @@ def _index_classes(faiss: Any) -> list[type]:
 
 
 # -- searches --------------------------------------------------------------------------------------
+_STORE: Final = VectorStore(DATA_SOURCE)
 Facts = Callable[[Any], tuple[int, hits.Scores | None]]
 
 
 def _searching(read: Facts) -> Callable[[Any], Any]:
     """The wrapper factory for a search method whose result ``read`` turns into (results, score stats)."""
 
-    def wrap(original: Any) -> Any:
-        @functools.wraps(original)
-        def search(index: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-            step, host = _begin(index, x, args, kwargs) if not runtime.current.disabled else (None, None)
-            if step is None:
-                result = original(index, x, *args, **kwargs)
-                if host is not None:
-                    _describe(host, index, x, args, kwargs)
-                return result
-            result = step.run(original, index, x, *args, **kwargs)
-            try:
-                count, stats = read(result)
-                step.found(count, stats, distances=_distances(index), counted=step.spec is _SPEC)
-            except Exception as exc:
-                report_internal_error("reading a FAISS result", exc)
-            step.end()
-            return result
+    def found(result: Any, index: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Found:
+        count, stats = read(result)
+        return Found(count, stats, distances=_distances(index))
 
-        return search
-
-    return wrap
+    return _STORE.searching(_describe, found)
 
 
-# Inside the application's retrieval step: the same span name and duration, documents left to that step.
-_SUB_SPEC: Final = Spec(StepKind.RETRIEVAL, DATA_SOURCE, target=DATA_SOURCE,
-                        attributes={sc.GEN_AI_DATA_SOURCE_ID: DATA_SOURCE})
-
-
-def _begin(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Step | None, Step | None]:
-    """The search's own step; or (``None``, the application's step that is this search); or neither:
-    instrumentation suppressed, or a search inside this one's own (an index delegating from Python).
-    Never raises."""
-    try:
-        if not is_instrumentation_enabled():
-            return None, None
-        parent = enclosing()
-        spec = _SPEC
-        if isinstance(parent, Step):
-            if parent.spec is _SPEC or parent.spec is _SUB_SPEC:
-                return None, None
-            if parent.kind in (StepKind.RETRIEVAL, StepKind.RERANK):
-                if parent.data_source == DATA_SOURCE:
-                    return None, parent
-                spec = _SUB_SPEC
-        return Step.start(spec, _search_attributes(index, x, args, kwargs)), None
-    except Exception as exc:
-        report_internal_error("starting a FAISS span", exc)
-        return None, None
-
-
-def _describe(host: Step, index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """The index's facts on the application's own FAISS step (its results and scores are its own)."""
-    try:
-        attrs = _search_attributes(index, x, args, kwargs)
-        if _distances(index):
-            attrs[sc.RAG_RETRIEVAL_SCORE_KIND] = "distance"
-        host.span.set_attributes(attrs)
-    except Exception as exc:
-        report_internal_error("describing a FAISS search", exc)
+def _describe(index: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+    """The span attributes of ``index.search(x, k, ...)``: the index's type, size, metric and search parameters."""
+    attrs = _search_attributes(index, args[0] if args else kwargs.get("x"), args[1:], kwargs)
+    if _distances(index):
+        attrs[sc.RAG_RETRIEVAL_SCORE_KIND] = "distance"
+    return attrs
 
 
 def _search_attributes(index: Any, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
@@ -263,17 +207,10 @@ def _distances(index: Any) -> bool:
 
 
 # -- writes ----------------------------------------------------------------------------------------
-def _writing(original: Any) -> Any:
-    @functools.wraps(original)
-    def add(index: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-        result = original(index, x, *args, **kwargs)
-        if not runtime.current.disabled and is_instrumentation_enabled():
-            try:
-                shape = getattr(x, "shape", None)
-                if shape is not None and len(shape) == 2 and shape[0]:
-                    _instruments.instruments().index_chunks_written.add(int(shape[0]), _WRITES)
-            except Exception as exc:
-                report_internal_error("counting a FAISS write", exc)
-        return result
+def _vectors(index: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    """Vectors in ``add(x)`` / ``add_with_ids(x, ids)``: the rows of ``x``."""
+    shape = getattr(args[0] if args else kwargs.get("x"), "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) == 2 else None
 
-    return add
+
+_writing: Final = _STORE.writing(_vectors)
