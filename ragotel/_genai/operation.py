@@ -243,7 +243,7 @@ class Operation:
         ``rag.step.errors`` unless an operation of this kind inside this one already counted it."""
         span = self.span
         span.set_attribute(sc.ERROR_TYPE, etype)
-        if exc is not None:
+        if exc is not None and self.owns_span:  # the owner of another instrumentation's span records it there
             span.record_exception(exc, escaped=True)
         span.set_status(Status(StatusCode.ERROR, f"{etype}: {exc}" if exc is not None else etype))
         failed = {**ok, sc.RAG_OUTCOME: Outcome.ERROR.value, sc.ERROR_TYPE: limiter.value(sc.ERROR_TYPE, etype)}

@@ -184,6 +184,26 @@ class Step(Operation):
         step.started = perf_counter()
         return step
 
+    @classmethod
+    def over(cls, spec: Spec, span: Span, known: Mapping[str, AttributeValue] | None = None) -> Step:
+        """A step on a span another instrumentation started and ends (the database CLIENT span around a driver's
+        execute): the step's attributes and what it records go onto that span, and it makes the records a
+        :meth:`start` step makes, but ending it leaves the span to its owner, so one operation is one span."""
+        current = otel_context.get_current()
+        parent = current.get(ENCLOSING)
+        conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Operation) else None)
+        try:
+            attributes = {**(spec.oi_span_attributes if runtime.current.openinference else spec.span_attributes),
+                          **(known or {})}
+            if conversation is not None:
+                attributes[sc.GEN_AI_CONVERSATION_ID] = conversation
+            span.set_attributes(attributes)
+        except Exception as exc:
+            report_internal_error("describing another instrumentation's span", exc)
+        step = cls(spec, span, current, conversation)
+        step.owns_span = False
+        return step
+
     @property
     def data_source(self) -> str | None:
         """``gen_ai.data_source.id`` of this step (a retrieval's index or store), if one was given."""

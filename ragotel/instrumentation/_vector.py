@@ -12,6 +12,9 @@ call asks (:data:`Describe`: collection, operation, ``top_k``, queries, server) 
   store's facts go onto that step's span;
 * under this store's own step (a client method calling another one, ``to_list`` calling ``to_arrow``): nothing.
 
+Where another instrumentation already opened the span for this very call (``adopt``: the psycopg DB span around
+a driver's execute), the retrieval step goes onto that span instead of starting a second one.
+
 Readers run after the call and never reach the application: one that raises is reported once and the result
 returned untouched. Scores are read as the store returns them, with ``rag.retrieval.score.kind`` saying which
 way is better; documents (id, score, text) are built only when content capture or OpenInference wants them.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from ragotel import semconv as sc
@@ -37,7 +41,7 @@ from ragotel._steps.spec import Spec
 from ragotel._steps.step import Step
 from ragotel.semconv import StepKind
 
-__all__ = ["Describe", "Found", "Read", "VectorStore", "order_kind", "score_stats"]
+__all__ = ["Adopt", "Describe", "Found", "Read", "VectorStore", "order_kind", "score_stats"]
 
 Attributes = dict[str, AttributeValue]
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], Attributes]
@@ -59,6 +63,9 @@ class Found:
 
 Read = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Found | None]
 """``(result, instance, args, kwargs)`` → what the search found, or ``None`` for a shape not understood."""
+Adopt = Callable[[], Span | None]
+"""The span another instrumentation opened for this very call (a database CLIENT span current around a driver's
+execute), or ``None``: the search's step goes onto that span (:meth:`Step.over`) instead of starting its own."""
 
 # The kinds of the application's steps a store search nests in as a sub-step.
 _LISTING: Final = (StepKind.RETRIEVAL, StepKind.RERANK)
@@ -87,10 +94,11 @@ class VectorStore:
         return current.content_spans or current.openinference
 
     # -- where a search belongs --------------------------------------------------------------------
-    def begin(self, describe: Describe, instance: Any, args: tuple[Any, ...],
-              kwargs: dict[str, Any]) -> tuple[Step | None, Step | None]:
-        """The search's own step; or (``None``, the application's step that is this search); or neither:
-        telemetry off or suppressed, or a search inside this store's own. Never raises."""
+    def begin(self, describe: Describe, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              adopt: Adopt | None = None) -> tuple[Step | None, Step | None]:
+        """The search's own step (on the span ``adopt`` finds, if it finds one); or (``None``, the application's
+        step that is this search); or neither: telemetry off or suppressed, or a search inside this store's own.
+        Never raises."""
         try:
             if runtime.current.disabled or not is_instrumentation_enabled():
                 return None, None
@@ -103,6 +111,9 @@ class VectorStore:
                     if parent.data_source == self.data_source:
                         return None, parent
                     spec = self.sub_spec
+            theirs = adopt() if adopt is not None else None
+            if theirs is not None:
+                return Step.over(spec, theirs, describe(instance, args, kwargs)), None
             return Step.start(spec, describe(instance, args, kwargs)), None
         except Exception as exc:
             report_internal_error(f"starting a {self.data_source} span", exc)
@@ -129,13 +140,14 @@ class VectorStore:
         step.end()
 
     # -- wrappers ----------------------------------------------------------------------------------
-    def searching(self, describe: Describe, read: Read) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def searching(self, describe: Describe, read: Read,
+                  adopt: Adopt | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """The wrapper factory (for :meth:`Patches.apply`) of a synchronous search method."""
 
         def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(original)
             def search(instance: Any, *args: Any, **kwargs: Any) -> Any:
-                step, host = self.begin(describe, instance, args, kwargs)
+                step, host = self.begin(describe, instance, args, kwargs, adopt)
                 if step is None:
                     result = original(instance, *args, **kwargs)
                     if host is not None:
@@ -149,14 +161,14 @@ class VectorStore:
 
         return wrap
 
-    def searching_async(self, describe: Describe,
-                        read: Read) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    def searching_async(self, describe: Describe, read: Read, adopt: Adopt | None = None
+                        ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
         """The wrapper factory of a coroutine search method: the step spans the awaited search."""
 
         def wrap(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             @functools.wraps(original)
             async def search(instance: Any, *args: Any, **kwargs: Any) -> Any:
-                step, host = self.begin(describe, instance, args, kwargs)
+                step, host = self.begin(describe, instance, args, kwargs, adopt)
                 if step is None:
                     result = await original(instance, *args, **kwargs)
                     if host is not None:

@@ -215,6 +215,11 @@ def _call_httpx_async(base_url: str, s: Scenario) -> Truth:
     return asyncio.run(call())
 
 
+# A connection broken mid-stream: the openai SDK 3.x raises its APIConnectionError; 2.x (which LangChain's and
+# LlamaIndex's OpenAI packages pin) lets httpx's error through while the stream is read.
+OPENAI_CONNECTION_ERRORS = (openai.APIConnectionError, httpx.TransportError)
+
+
 def _call_openai(base_url: str, s: Scenario) -> Truth:
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=5)
     try:
@@ -227,7 +232,7 @@ def _call_openai(base_url: str, s: Scenario) -> Truth:
         return Truth("completed")
     except openai.APIStatusError:
         return Truth("failed", "http.5xx")
-    except openai.APIConnectionError:
+    except OPENAI_CONNECTION_ERRORS:
         return Truth("failed", "connection")
     finally:
         client.close()
@@ -248,7 +253,7 @@ def _call_openai_async(base_url: str, s: Scenario) -> Truth:
             return Truth("completed")
         except openai.APIStatusError:
             return Truth("failed", "http.5xx")
-        except openai.APIConnectionError:
+        except OPENAI_CONNECTION_ERRORS:
             return Truth("failed", "connection")
         finally:
             await client.close()
