@@ -57,8 +57,18 @@ if TYPE_CHECKING:
         instrument_fastapi,
         uninstrument_fastapi,
     )
+    from ragotel.instrumentation.chroma import ChromaInstrumentor, instrument_chroma, uninstrument_chroma
     from ragotel.instrumentation.faiss import FaissInstrumentor, instrument_faiss, uninstrument_faiss
     from ragotel.instrumentation.httpx import HttpxInstrumentor, instrument_httpx, uninstrument_httpx
+    from ragotel.instrumentation.lancedb import LanceDBInstrumentor, instrument_lancedb, uninstrument_lancedb
+    from ragotel.instrumentation.langchain import LangChainInstrumentor, instrument_langchain, uninstrument_langchain
+    from ragotel.instrumentation.llamaindex import (
+        LlamaIndexInstrumentor,
+        instrument_llamaindex,
+        uninstrument_llamaindex,
+    )
+    from ragotel.instrumentation.pgvector import PgvectorInstrumentor, instrument_pgvector, uninstrument_pgvector
+    from ragotel.instrumentation.qdrant import QdrantInstrumentor, instrument_qdrant, uninstrument_qdrant
     from ragotel.instrumentation.requests import RequestsInstrumentor, instrument_requests, uninstrument_requests
     from ragotel.instrumentation.sentence_transformers import (
         SentenceTransformersInstrumentor,
@@ -100,6 +110,24 @@ _EXPORTS: dict[str, str] = {
     "FaissInstrumentor": "ragotel.instrumentation.faiss",
     "instrument_faiss": "ragotel.instrumentation.faiss",
     "uninstrument_faiss": "ragotel.instrumentation.faiss",
+    "QdrantInstrumentor": "ragotel.instrumentation.qdrant",
+    "instrument_qdrant": "ragotel.instrumentation.qdrant",
+    "uninstrument_qdrant": "ragotel.instrumentation.qdrant",
+    "ChromaInstrumentor": "ragotel.instrumentation.chroma",
+    "instrument_chroma": "ragotel.instrumentation.chroma",
+    "uninstrument_chroma": "ragotel.instrumentation.chroma",
+    "PgvectorInstrumentor": "ragotel.instrumentation.pgvector",
+    "instrument_pgvector": "ragotel.instrumentation.pgvector",
+    "uninstrument_pgvector": "ragotel.instrumentation.pgvector",
+    "LanceDBInstrumentor": "ragotel.instrumentation.lancedb",
+    "instrument_lancedb": "ragotel.instrumentation.lancedb",
+    "uninstrument_lancedb": "ragotel.instrumentation.lancedb",
+    "LangChainInstrumentor": "ragotel.instrumentation.langchain",
+    "instrument_langchain": "ragotel.instrumentation.langchain",
+    "uninstrument_langchain": "ragotel.instrumentation.langchain",
+    "LlamaIndexInstrumentor": "ragotel.instrumentation.llamaindex",
+    "instrument_llamaindex": "ragotel.instrumentation.llamaindex",
+    "uninstrument_llamaindex": "ragotel.instrumentation.llamaindex",
     "HttpxInstrumentor": "ragotel.instrumentation.httpx",
     "instrument_httpx": "ragotel.instrumentation.httpx",
     "uninstrument_httpx": "ragotel.instrumentation.httpx",
@@ -116,13 +144,19 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = frozenset({"semconv", "instrumentation", "cli"})
 
 __all__ = [
+    "ChromaInstrumentor",
     "Document",
     "FaissInstrumentor",
     "FastApiInstrumentor",
     "HttpxInstrumentor",
+    "LanceDBInstrumentor",
+    "LangChainInstrumentor",
+    "LlamaIndexInstrumentor",
     "ModelPrice",
     "Operation",
+    "PgvectorInstrumentor",
     "PriceTable",
+    "QdrantInstrumentor",
     "QueryRedactor",
     "RagotelMiddleware",
     "RequestsInstrumentor",
@@ -140,9 +174,15 @@ __all__ = [
     "fail_response",
     "generation",
     "get_telemetry",
+    "instrument_chroma",
     "instrument_faiss",
     "instrument_fastapi",
     "instrument_httpx",
+    "instrument_lancedb",
+    "instrument_langchain",
+    "instrument_llamaindex",
+    "instrument_pgvector",
+    "instrument_qdrant",
     "instrument_requests",
     "instrument_sentence_transformers",
     "pipeline",
@@ -155,9 +195,15 @@ __all__ = [
     "rerank",
     "retrieval",
     "set_prices",
+    "uninstrument_chroma",
     "uninstrument_faiss",
     "uninstrument_fastapi",
     "uninstrument_httpx",
+    "uninstrument_lancedb",
+    "uninstrument_langchain",
+    "uninstrument_llamaindex",
+    "uninstrument_pgvector",
+    "uninstrument_qdrant",
     "uninstrument_requests",
     "uninstrument_sentence_transformers",
 ]
