@@ -8,11 +8,8 @@ deterministic embedding function below: Chroma's default one downloads a model."
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
-import os
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -32,14 +29,13 @@ import ragotel
 from examples.reference_app.processes import ManagedProcess, free_port
 from ragotel import semconv as sc
 from ragotel._core import runtime
-from ragotel.cli.receiver import OtlpReceiver
 from ragotel.instrumentation.chroma import instrument_chroma, uninstrument_chroma
 from tests.conftest import Recorded
+from tests.no_code import run_without_code
 
 DIM = 8
 NAMESPACE = "default_tenant|default_database"
 SETTINGS = Settings(anonymized_telemetry=False)
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -473,29 +469,9 @@ APP = textwrap.dedent('''
 
 
 def test_opentelemetry_instrument_gives_the_chroma_retrieval_span_with_no_code(tmp_path: Path) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(APP)
-    # The other instrumentors are left out to keep the run short (loading them imports their libraries).
-    others = sorted({e.name for e in importlib.metadata.entry_points(group="opentelemetry_instrumentor")}
-                    - {"ragotel_chroma"})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RAGOTEL_"))}
-    with OtlpReceiver(port=0, spans_path=tmp_path / "telemetry" / "spans.jsonl") as receiver:
-        env.update({
-            "PYTHONPATH": str(REPO_ROOT),
-            "OTEL_SERVICE_NAME": "no-code-search",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_LOGS_EXPORTER": "none",
-            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(others),
-        })
-        cli = Path(sys.executable).with_name("opentelemetry-instrument")
-        proc = subprocess.run([str(cli), sys.executable, str(script), str(tmp_path / "db")], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=90)
+    proc, spans = run_without_code(tmp_path, APP, "ragotel_chroma", str(tmp_path / "db"))
     assert proc.returncode == 0, proc.stderr
     assert "FOUND 2" in proc.stdout
-    lines = receiver.spans_path.read_text().splitlines() if receiver.spans_path.exists() else []
-    spans = [json.loads(line) for line in lines]
     (span,) = [s for s in spans if s["name"] == "retrieval chroma"]
     attrs = span["attributes"]
     assert (attrs[sc.DB_SYSTEM_NAME], attrs[sc.DB_COLLECTION_NAME], attrs[sc.DB_OPERATION_NAME]) == (

@@ -29,6 +29,7 @@ from ragotel import semconv as sc
 from ragotel._core import runtime
 from ragotel.instrumentation.lancedb import instrument_lancedb, uninstrument_lancedb
 from tests.conftest import Recorded
+from tests.no_code import run_without_code
 
 ROWS, DIM, K = 2000, 64, 5
 TABLE = "docs"
@@ -483,3 +484,28 @@ def test_uninstrument_restores_lancedb(recorded: Recorded, table: Any) -> None:
         while hasattr(function, "__wrapped__"):
             function = function.__wrapped__
         assert function is original, (cls, name)
+
+
+NO_CODE_APP = '''
+"""A script with no telemetry code: a LanceDB table searched twice, as its users read results."""
+import sys
+
+import lancedb
+
+table = lancedb.connect(sys.argv[1]).create_table(
+    "docs", data=[{"id": f"p{i}", "text": f"passage {i}", "vector": [1.0, i / 8]} for i in range(8)])
+found = table.search([1.0, 0.2]).limit(3).to_list()
+frame = table.search([1.0, 0.5]).limit(3).to_pandas()
+print("FOUND", len(found), len(frame))
+'''
+
+
+def test_opentelemetry_instrument_gives_one_retrieval_span_per_search_with_no_code(tmp_path: Path) -> None:
+    proc, spans = run_without_code(tmp_path, NO_CODE_APP, "ragotel_lancedb", str(tmp_path / "db"))
+    assert proc.returncode == 0, proc.stderr
+    assert "FOUND 3 3" in proc.stdout
+    assert [s["name"] for s in spans] == ["retrieval lancedb", "retrieval lancedb"]
+    attrs = spans[0]["attributes"]
+    assert (attrs[sc.DB_SYSTEM_NAME], attrs[sc.DB_COLLECTION_NAME]) == ("lancedb", "docs")
+    assert (attrs[sc.GEN_AI_REQUEST_TOP_K], attrs[sc.RAG_RETRIEVAL_RESULTS_RETURNED]) == (3, 3)
+    assert not any("passage" in json.dumps(s["attributes"]) for s in spans)  # content capture is off by default

@@ -32,6 +32,7 @@ from ragotel import semconv as sc
 from ragotel._core import runtime
 from ragotel.instrumentation.pgvector import PgvectorInstrumentor, instrument_pgvector, recognise, uninstrument_pgvector
 from tests.conftest import Recorded
+from tests.no_code import run_without_code
 
 ROWS = 10
 SEARCH = "SELECT id, content FROM items ORDER BY embedding <=> %s LIMIT %s"
@@ -539,3 +540,35 @@ def test_searches_are_recognised(statement: str, distance: str, table: str, top_
 ])
 def test_other_statements_are_not_searches(statement: str) -> None:
     assert recognise(statement) is None
+
+
+NO_CODE_APP = '''
+"""A script with no telemetry code: two nearest-neighbour searches and one other statement."""
+import sys
+
+import psycopg
+
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    for _ in range(2):
+        rows = conn.execute("SELECT id FROM items ORDER BY embedding <=> %s::vector LIMIT 3", ("[1, 0, 0]",)).fetchall()
+    total = conn.execute("SELECT count(*) FROM items").fetchone()
+print("FOUND", len(rows), total[0])
+'''
+
+
+@pytest.mark.parametrize("with_psycopg", [False, True], ids=["alone", "with-opentelemetry-instrumentation-psycopg"])
+def test_opentelemetry_instrument_gives_one_retrieval_span_per_search_with_no_code(
+        tmp_path: Path, postgres: Any, with_psycopg: bool) -> None:
+    instrumentors = {"ragotel_pgvector", "psycopg"} if with_psycopg else {"ragotel_pgvector"}
+    proc, spans = run_without_code(tmp_path, NO_CODE_APP, instrumentors, postgres.get_uri())
+    assert proc.returncode == 0, proc.stderr
+    assert f"FOUND 3 {ROWS}" in proc.stdout
+    searches = [s for s in spans if s["attributes"].get(sc.GEN_AI_DATA_SOURCE_ID) == "pgvector"]
+    assert len(searches) == 2
+    for span in searches:
+        attrs = span["attributes"]
+        assert (attrs[sc.DB_SYSTEM_NAME], attrs[sc.DB_COLLECTION_NAME], attrs[sc.RAG_RETRIEVAL_DISTANCE]) == (
+            "postgresql", "items", "cosine")
+        assert (attrs[sc.GEN_AI_REQUEST_TOP_K], attrs[sc.RAG_RETRIEVAL_RESULTS_RETURNED]) == (3, 3)
+    # with the contrib instrumentation each search is its DB span, enriched; the count(*) is its span alone
+    assert len(spans) == (3 if with_psycopg else 2)

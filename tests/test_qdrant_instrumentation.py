@@ -6,11 +6,7 @@ shapes the reader does not know, and the same search under ``opentelemetry-instr
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +22,11 @@ from qdrant_client.http.exceptions import ResponseHandlingException
 import ragotel
 from ragotel import semconv as sc
 from ragotel._core import runtime
-from ragotel.cli.receiver import OtlpReceiver
 from ragotel.instrumentation.qdrant import QdrantInstrumentor, instrument_qdrant, uninstrument_qdrant
 from tests.conftest import Recorded
+from tests.no_code import run_without_code
 
 DIM = 8
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -488,29 +483,9 @@ APP = textwrap.dedent('''
 
 
 def test_opentelemetry_instrument_gives_the_qdrant_retrieval_span_with_no_code(tmp_path: Path) -> None:
-    script = tmp_path / "app.py"
-    script.write_text(APP)
-    # The other instrumentors are left out to keep the run short (loading them imports their libraries).
-    others = sorted({e.name for e in importlib.metadata.entry_points(group="opentelemetry_instrumentor")}
-                    - {"ragotel_qdrant"})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RAGOTEL_"))}
-    with OtlpReceiver(port=0, spans_path=tmp_path / "telemetry" / "spans.jsonl") as receiver:
-        env.update({
-            "PYTHONPATH": str(REPO_ROOT),
-            "OTEL_SERVICE_NAME": "no-code-search",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_LOGS_EXPORTER": "none",
-            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ",".join(others),
-        })
-        cli = Path(sys.executable).with_name("opentelemetry-instrument")
-        proc = subprocess.run([str(cli), sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True,
-                              text=True, timeout=90)
+    proc, spans = run_without_code(tmp_path, APP, "ragotel_qdrant")
     assert proc.returncode == 0, proc.stderr
     assert "FOUND 2" in proc.stdout
-    lines = receiver.spans_path.read_text().splitlines() if receiver.spans_path.exists() else []
-    spans = [json.loads(line) for line in lines]
     (span,) = [s for s in spans if s["name"] == "retrieval qdrant"]
     attrs = span["attributes"]
     assert (attrs[sc.DB_SYSTEM_NAME], attrs[sc.DB_COLLECTION_NAME], attrs[sc.DB_OPERATION_NAME]) == (

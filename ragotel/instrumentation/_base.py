@@ -5,6 +5,7 @@ application (:class:`Instrumentor`)."""
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import logging
 import re
 import threading
@@ -50,6 +51,42 @@ class Patches:
             for (cls, name), original in self._originals.items():
                 setattr(cls, name, original)
             self._originals.clear()
+
+
+class Arguments:
+    """A patched method's arguments by name, given positionally or by keyword, with the method's own defaults:
+    where it takes each is read from its signature once, when it is patched, so that a positional call reads as a
+    keyword one and a parameter a later release renamed reads as absent, never as another.
+
+    ::
+
+        arguments = Arguments(Collection.query)
+        top_k = arguments.get("n_results", args, kwargs)   # inside the wrapper of query(self, *args, **kwargs)
+    """
+
+    __slots__ = ("defaults", "positions")
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self.positions: dict[str, int] = {}
+        self.defaults: dict[str, Any] = {}
+        try:
+            parameters = list(inspect.signature(method).parameters.values())[1:]  # after self
+        except (TypeError, ValueError):  # a native method without a signature: keywords only
+            parameters = []
+        for index, parameter in enumerate(parameters):
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                self.positions[parameter.name] = index
+            if parameter.default is not parameter.empty:
+                self.defaults[parameter.name] = parameter.default
+
+    def get(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The argument ``name`` of a call (``args`` after ``self``), or its default (``None`` if it has none)."""
+        if name in kwargs:
+            return kwargs[name]
+        index = self.positions.get(name)
+        if index is not None and index < len(args):
+            return args[index]
+        return self.defaults.get(name)
 
 
 class Instrumentor(BaseInstrumentor):  # type: ignore[misc]

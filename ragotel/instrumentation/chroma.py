@@ -29,7 +29,6 @@ retrieval span current, so an HTTP client instrumentation's spans are its childr
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
@@ -39,7 +38,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._genai import hits
 from ragotel._steps.step import MAX_DOCUMENTS_ON_SPAN
-from ragotel.instrumentation._base import Instrumentor
+from ragotel.instrumentation._base import Arguments, Instrumentor
 from ragotel.instrumentation._vector import Found, VectorStore, score_stats
 
 __all__ = ["ChromaInstrumentor", "instrument_chroma", "uninstrument_chroma"]
@@ -108,35 +107,6 @@ _STORE: Final = VectorStore(DATA_SOURCE, DATA_SOURCE)
 
 
 # -- arguments -------------------------------------------------------------------------------------
-class _Parameters:
-    """Where a method takes each argument by name, read from its signature once when it is patched, so that a
-    positional call is read as a keyword one (and a renamed parameter reads as absent, not as another)."""
-
-    __slots__ = ("defaults", "positions")
-
-    def __init__(self, method: Callable[..., Any]) -> None:
-        self.positions: dict[str, int] = {}
-        self.defaults: dict[str, Any] = {}
-        try:
-            parameters = list(inspect.signature(method).parameters.values())[1:]  # after self
-        except (TypeError, ValueError):
-            return
-        for i, parameter in enumerate(parameters):
-            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-                self.positions[parameter.name] = i
-            if parameter.default is not parameter.empty:
-                self.defaults[parameter.name] = parameter.default
-
-    def get(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The argument ``name`` of a call, or its default (``None`` if it has none)."""
-        if name in kwargs:
-            return kwargs[name]
-        position = self.positions.get(name)
-        if position is not None and position < len(args):
-            return args[position]
-        return self.defaults.get(name)
-
-
 def _batch(value: Any, *, embeddings: bool = False) -> int | None:
     """How many records (or queries) ``value`` holds, read as Chroma reads one-or-many arguments: a list is a
     batch, anything else one; embeddings are a batch when they are rows (a 2-d array, a list of vectors)."""
@@ -153,7 +123,7 @@ def _batch(value: Any, *, embeddings: bool = False) -> int | None:
 
 
 # -- queries ---------------------------------------------------------------------------------------
-def _describer(parameters: _Parameters) -> Callable[[Any, tuple[Any, ...], dict[str, Any]],
+def _describer(parameters: Arguments) -> Callable[[Any, tuple[Any, ...], dict[str, Any]],
                                                       dict[str, AttributeValue]]:
     def describe(collection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
         attrs = _collection_attributes(collection)
@@ -239,16 +209,16 @@ def _read(result: Any, collection: Any, args: tuple[Any, ...], kwargs: dict[str,
 
 
 def _querying(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _STORE.searching(_describer(_Parameters(original)), _read)(original)
+    return _STORE.searching(_describer(Arguments(original)), _read)(original)
 
 
 def _querying_async(original: Callable[..., Any]) -> Callable[..., Any]:
-    return _STORE.searching_async(_describer(_Parameters(original)), _read)(original)
+    return _STORE.searching_async(_describer(Arguments(original)), _read)(original)
 
 
 # -- writes ----------------------------------------------------------------------------------------
 def _counter(original: Callable[..., Any]) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], int | None]:
-    parameters = _Parameters(original)
+    parameters = Arguments(original)
 
     def count(collection: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
         """Records in ``add(ids, ...)`` / ``upsert(ids, ...)``: its ids."""

@@ -46,7 +46,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._genai import hits
 from ragotel._steps.step import MAX_DOCUMENTS_ON_SPAN
-from ragotel.instrumentation._base import Instrumentor
+from ragotel.instrumentation._base import Arguments, Instrumentor
 from ragotel.instrumentation._vector import Found, VectorStore, order_kind, score_stats
 
 __all__ = ["QdrantInstrumentor", "instrument_qdrant", "uninstrument_qdrant"]
@@ -103,38 +103,10 @@ def uninstrument_qdrant() -> None:
 
 
 # -- arguments -------------------------------------------------------------------------------------
-class _Arguments:
-    """Reads a patched method's arguments by name, given positionally or by keyword, with the method's own
-    defaults: the positions are taken from its signature once, when it is patched."""
-
-    __slots__ = ("defaults", "positions")
-
-    def __init__(self, method: Callable[..., Any]) -> None:
-        self.positions: dict[str, int] = {}
-        self.defaults: dict[str, Any] = {}
-        try:
-            parameters = list(inspect.signature(method).parameters.values())[1:]  # after self
-        except (TypeError, ValueError):  # a native method without a signature: keywords only
-            parameters = []
-        for index, parameter in enumerate(parameters):
-            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-                self.positions[parameter.name] = index
-            if parameter.default is not parameter.empty:
-                self.defaults[parameter.name] = parameter.default
-
-    def get(self, args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
-        if name in kwargs:
-            return kwargs[name]
-        index = self.positions.get(name)
-        if index is not None and index < len(args):
-            return args[index]
-        return self.defaults.get(name)
-
-
-Describe = Callable[[str, _Arguments, Any, tuple[Any, ...], dict[str, Any]], dict[str, AttributeValue]]
+Describe = Callable[[str, Arguments, Any, tuple[Any, ...], dict[str, Any]], dict[str, AttributeValue]]
 Key = tuple[Any, ...]
 """Where an answer's scores are remembered: (store, collection, vector name, kind of query)."""
-Keys = Callable[[str, _Arguments, Any, tuple[Any, ...], dict[str, Any]], list[Key | None]]
+Keys = Callable[[str, Arguments, Any, tuple[Any, ...], dict[str, Any]], list[Key | None]]
 
 
 def _searching(name: str, describe: Describe, keys: Keys) -> Callable[[Any], Any]:
@@ -142,7 +114,7 @@ def _searching(name: str, describe: Describe, keys: Keys) -> Callable[[Any], Any
     method's arguments."""
 
     def wrap(original: Any) -> Any:
-        arguments = _Arguments(original)
+        arguments = Arguments(original)
 
         def described(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
             return describe(name, arguments, instance, args, kwargs)
@@ -210,16 +182,16 @@ def _read_server(client: Any) -> _Server:
     return _Server(attributes, ("server", str(host), port))
 
 
-def _client_describe(name: str, arguments: _Arguments, client: Any, args: tuple[Any, ...],
+def _client_describe(name: str, arguments: Arguments, client: Any, args: tuple[Any, ...],
                      kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
     """The span attributes of a client search: collection, method, server, ``top_k`` and a batch's queries."""
     attrs: dict[str, AttributeValue] = {sc.DB_OPERATION_NAME: name, **_server(client).attributes}
-    collection = arguments.get(args, kwargs, "collection_name")
+    collection = arguments.get("collection_name", args, kwargs)
     if isinstance(collection, str):
         attrs[sc.DB_COLLECTION_NAME] = collection
-    requests = arguments.get(args, kwargs, "requests") if "requests" in arguments.positions else None
+    requests = arguments.get("requests", args, kwargs) if "requests" in arguments.positions else None
     if requests is None:
-        limit = arguments.get(args, kwargs, "limit")
+        limit = arguments.get("limit", args, kwargs)
         if _is_int(limit):
             attrs[sc.GEN_AI_REQUEST_TOP_K] = limit
     elif isinstance(requests, Sequence):
@@ -235,21 +207,21 @@ def _limit(request: Any) -> Any:
     return _DEFAULT_LIMIT if limit is None else limit
 
 
-def _client_keys(name: str, arguments: _Arguments, client: Any, args: tuple[Any, ...],
+def _client_keys(name: str, arguments: Arguments, client: Any, args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> list[Key | None]:
     """Where each query's answer is remembered: one key, or one per request of a batch."""
     where = _server(client).where
-    collection = arguments.get(args, kwargs, "collection_name")
+    collection = arguments.get("collection_name", args, kwargs)
     if "requests" in arguments.positions:
-        requests = arguments.get(args, kwargs, "requests")
+        requests = arguments.get("requests", args, kwargs)
         if not isinstance(requests, Iterable):
             return []
         return [(where, collection, *_query_kind(name, _query_of(request), getattr(request, "using", None)))
                 for request in requests]
-    query = arguments.get(args, kwargs, "query")
+    query = arguments.get("query", args, kwargs)
     if query is None:
-        query = arguments.get(args, kwargs, "query_vector")  # search, search_groups
-    return [(where, collection, *_query_kind(name, query, arguments.get(args, kwargs, "using")))]
+        query = arguments.get("query_vector", args, kwargs)  # search, search_groups
+    return [(where, collection, *_query_kind(name, query, arguments.get("using", args, kwargs)))]
 
 
 def _query_of(request: Any) -> Any:
@@ -285,7 +257,7 @@ def _edge_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return next(iter(kwargs.values()), None)
 
 
-def _edge_describe(name: str, arguments: _Arguments, shard: Any, args: tuple[Any, ...],
+def _edge_describe(name: str, arguments: Arguments, shard: Any, args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {sc.DB_OPERATION_NAME: name}
     request = _edge_request(args, kwargs)
@@ -300,7 +272,7 @@ def _edge_describe(name: str, arguments: _Arguments, shard: Any, args: tuple[Any
     return attrs
 
 
-def _edge_keys(name: str, arguments: _Arguments, shard: Any, args: tuple[Any, ...],
+def _edge_keys(name: str, arguments: Arguments, shard: Any, args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> list[Key | None]:
     """An edge request's query reads back as its base class (``Query``, ``Fusion``, ``OrderBy``, ...), without its
     vector name: the kind is that class."""
@@ -425,7 +397,7 @@ def _is_int(value: Any) -> bool:
 
 
 # -- writes ----------------------------------------------------------------------------------------
-Count = Callable[[_Arguments, tuple[Any, ...], dict[str, Any]], int | None]
+Count = Callable[[Arguments, tuple[Any, ...], dict[str, Any]], int | None]
 
 
 def _writing(count: Count) -> Callable[[Any], Any]:
@@ -433,7 +405,7 @@ def _writing(count: Count) -> Callable[[Any], Any]:
     uploads are plain methods (they run their own workers), its ``upsert`` a coroutine."""
 
     def wrap(original: Any) -> Any:
-        arguments = _Arguments(original)
+        arguments = Arguments(original)
 
         def counted(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
             return count(arguments, args, kwargs)
@@ -453,19 +425,19 @@ def _points(points: Any) -> int | None:
     return len(points) if isinstance(points, (list, tuple)) else None
 
 
-def _upserted(arguments: _Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
-    return _points(arguments.get(args, kwargs, "points"))
+def _upserted(arguments: Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    return _points(arguments.get("points", args, kwargs))
 
 
-def _uploaded_points(arguments: _Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
-    points = arguments.get(args, kwargs, "points")
+def _uploaded_points(arguments: Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+    points = arguments.get("points", args, kwargs)
     return len(points) if isinstance(points, (list, tuple)) else None
 
 
-def _uploaded_vectors(arguments: _Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+def _uploaded_vectors(arguments: Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     """Vectors in ``upload_collection``: an array's rows, a list's items, or the rows of named arrays (all as
     long); as the client itself counts them."""
-    vectors = arguments.get(args, kwargs, "vectors")
+    vectors = arguments.get("vectors", args, kwargs)
     if isinstance(vectors, Mapping):
         vectors = next(iter(vectors.values()), ())
     shape = getattr(vectors, "shape", None)
@@ -474,9 +446,9 @@ def _uploaded_vectors(arguments: _Arguments, args: tuple[Any, ...], kwargs: dict
     return len(vectors) if isinstance(vectors, (list, tuple)) else None
 
 
-def _batch_upserted(arguments: _Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+def _batch_upserted(arguments: Arguments, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     """Points upserted by ``batch_update_points``: its UpsertOperations' points (other updates write none)."""
-    operations = arguments.get(args, kwargs, "update_operations")
+    operations = arguments.get("update_operations", args, kwargs)
     if not isinstance(operations, (list, tuple)):
         return None
     total = 0

@@ -185,3 +185,16 @@ def plain_stack(request: pytest.FixtureRequest, vllm: VllmServer, vllm_receiver:
                 ready_url=f"{urls[-1]}/-/ready", log_path=var_dir / "logs" / f"{directory.name}.log",
                 startup_timeout=60))
         yield PlainStack(app, request.param, *urls)
+
+
+def llm_request_under(receiver: OtlpReceiver, chat: SpanRecord, timeout: float = 30.0) -> SpanRecord:
+    """vLLM's span of the call ``chat`` made (vLLM exports in batches, seconds late)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if receiver.spans_path.exists():
+            found = [s for s in load_spans(receiver.spans_path)
+                     if s.name == "llm_request" and s.parent_span_id == chat.span_id]
+            if found:
+                return found[0]
+        time.sleep(0.3)
+    raise AssertionError(f"vLLM exported no llm_request under {chat.name} ({chat.span_id}) within {timeout} s")

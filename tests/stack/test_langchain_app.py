@@ -6,16 +6,14 @@ once a request."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from examples.reference_app.vllm_server import VllmServer
 from ragotel.cli.receiver import OtlpReceiver
-from ragotel.cli.waterfall import SpanRecord, load_spans
 from tests.apps.lcrag.launch import LcRag, check_trace, counts
-from tests.stack.conftest import SERVED_MODEL
+from tests.stack.conftest import SERVED_MODEL, llm_request_under
 
 pytestmark = pytest.mark.stack
 
@@ -27,19 +25,6 @@ CHAT = f"chat {SERVED_MODEL}"
 def lcrag(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LcRag]:
     with LcRag(tmp_path_factory.mktemp("lcrag"), llm_base_url=f"{vllm.base_url}/v1", model=SERVED_MODEL) as run:
         yield run
-
-
-def llm_request_under(receiver: OtlpReceiver, chat: SpanRecord, timeout: float = 30.0) -> SpanRecord:
-    """vLLM's span of the call ``chat`` made (vLLM exports in batches, seconds late)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if receiver.spans_path.exists():
-            found = [s for s in load_spans(receiver.spans_path)
-                     if s.name == "llm_request" and s.parent_span_id == chat.span_id]
-            if found:
-                return found[0]
-        time.sleep(0.3)
-    raise AssertionError(f"vLLM exported no llm_request under {chat.name} ({chat.span_id}) within {timeout} s")
 
 
 def test_three_requests_three_traces_down_to_vllms_span(lcrag: LcRag, vllm_receiver: OtlpReceiver) -> None:

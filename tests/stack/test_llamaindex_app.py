@@ -5,18 +5,16 @@ pgvector search) › prompt › chat › vLLM's ``llm_request``, and the step me
 
 from __future__ import annotations
 
-import re
-import time
-from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
 from examples.reference_app.vllm_server import VllmServer
 from ragotel.cli.receiver import OtlpReceiver
-from ragotel.cli.waterfall import SpanRecord, load_spans
+from ragotel.cli.waterfall import SpanRecord
 from tests.apps.lirag.launch import SERVICE, LiRag
-from tests.stack.conftest import SERVED_MODEL
+from tests.apps.served import child, children, counts
+from tests.stack.conftest import SERVED_MODEL, llm_request_under
 
 pytestmark = pytest.mark.stack
 
@@ -28,16 +26,6 @@ CHAT = f"chat {SERVED_MODEL}"
 def lirag(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiRag]:
     with LiRag(tmp_path_factory.mktemp("lirag"), llm_base_url=f"{vllm.base_url}/v1", model=SERVED_MODEL) as run:
         yield run
-
-
-def children(spans: list[SpanRecord], parent: SpanRecord) -> list[SpanRecord]:
-    return [s for s in spans if s.parent_span_id == parent.span_id]
-
-
-def child(spans: list[SpanRecord], parent: SpanRecord, name: str) -> SpanRecord:
-    found = [s for s in children(spans, parent) if s.name == name]
-    assert len(found) == 1, f"under {parent.name!r}: {[s.name for s in children(spans, parent)]}"
-    return found[0]
 
 
 def check_trace(spans: list[SpanRecord]) -> SpanRecord:
@@ -64,31 +52,6 @@ def check_trace(spans: list[SpanRecord]) -> SpanRecord:
     assert [s.name for s in spans].count(CHAT) == 1  # the passages fit one call: no refine round
     assert chat.attributes["gen_ai.usage.output_tokens"] > 0
     return chat
-
-
-def llm_request_under(receiver: OtlpReceiver, chat: SpanRecord, timeout: float = 30.0) -> SpanRecord:
-    """vLLM's span of the call ``chat`` made (vLLM exports in batches, seconds late)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if receiver.spans_path.exists():
-            found = [s for s in load_spans(receiver.spans_path)
-                     if s.name == "llm_request" and s.parent_span_id == chat.span_id]
-            if found:
-                return found[0]
-        time.sleep(0.3)
-    raise AssertionError(f"vLLM exported no llm_request under {chat.name} ({chat.span_id}) within {timeout} s")
-
-
-def counts(metrics: str, name: str) -> Counter[tuple[str, str]]:
-    """``{name}_count`` by (step kind, step name or workflow name), from the service's /metrics text."""
-    found: Counter[tuple[str, str]] = Counter()
-    for line in metrics.splitlines():
-        if line.startswith(f"{name}_count{{"):
-            kind = re.search(r'rag_step_kind="([^"]+)"', line)
-            label = re.search(r'(?:rag_step_name|gen_ai_workflow_name)="([^"]+)"', line)
-            if kind and label:
-                found[kind.group(1), label.group(1)] += int(float(line.rsplit(" ", 1)[1]))
-    return found
 
 
 def test_three_requests_three_traces_down_to_vllms_span(lirag: LiRag, vllm_receiver: OtlpReceiver) -> None:

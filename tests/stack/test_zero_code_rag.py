@@ -15,25 +15,10 @@ import pytest
 
 from examples.reference_app.vllm_server import VllmServer
 from ragotel.cli.receiver import OtlpReceiver
-from ragotel.cli.waterfall import SpanRecord, load_spans
 from tests.apps.plainrag.zero_code import ZeroCode, check_waterfall
-from tests.stack.conftest import SERVED_MODEL
+from tests.stack.conftest import SERVED_MODEL, llm_request_under
 
 pytestmark = pytest.mark.stack
-
-
-def llm_request_under(receiver: OtlpReceiver, chat: SpanRecord, timeout: float = 30.0) -> SpanRecord:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if receiver.spans_path.exists():
-            found = [s for s in load_spans(receiver.spans_path)
-                     if s.name == "llm_request" and s.parent_span_id == chat.span_id]
-            if found:
-                return found[0]
-        time.sleep(0.3)
-    raise AssertionError(f"vLLM exported no llm_request under {chat.name} ({chat.span_id}) within {timeout} s")
 
 
 def step_counts(metrics: str) -> Counter[tuple[str, str]]:
