@@ -26,7 +26,10 @@ from examples.reference_app.vllm_server import VllmServer, ensure_tiny_model, en
 from ragotel._core.settings import BY_ARG
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import SpanRecord, load_spans
+from tests.apps.lcrag.launch import LcRag
+from tests.apps.lirag.launch import LiRag
 from tests.apps.plainrag.launch import PlainRag
+from tests.apps.served import ServedApp
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVED_MODEL = "tiny-llama"
@@ -143,15 +146,33 @@ def plain_prometheus_config(targets: dict[str, str], *, rename: bool) -> str:
     return yaml.safe_dump({"global": {"scrape_interval": "5s"}, "scrape_configs": jobs}, sort_keys=False)
 
 
-@pytest.fixture(scope="session", params=list(GENAI_MODES.values()), ids=list(GENAI_MODES))
-def plain_stack(request: pytest.FixtureRequest, vllm: VllmServer, vllm_receiver: OtlpReceiver,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack]:
+def prometheus_binary() -> str:
+    """The Debian package's ``prometheus``; without it, skip here and fail in CI."""
     binary = shutil.which("prometheus")
     if binary is None:
         message = "prometheus is not installed (scripts/install_tools.sh)"
         if in_ci():
             pytest.fail(f"{message}: CI requires it")
         pytest.skip(message)
+    return binary
+
+
+def prometheus(binary: str, directory: Path, config: str, log_dir: Path) -> tuple[ManagedProcess, str]:
+    """A Prometheus (not started yet) with ``config`` and its data in ``directory``, and its URL."""
+    directory.mkdir()
+    (directory / "prometheus.yml").write_text(config)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    return ManagedProcess(
+        directory.name, [binary, f"--config.file={directory / 'prometheus.yml'}",
+                         f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        ready_url=f"{url}/-/ready", log_path=log_dir / f"{directory.name}.log", startup_timeout=60), url
+
+
+@pytest.fixture(scope="session", params=list(GENAI_MODES.values()), ids=list(GENAI_MODES))
+def plain_stack(request: pytest.FixtureRequest, vllm: VllmServer, vllm_receiver: OtlpReceiver,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainStack]:
+    binary = prometheus_binary()
     var_dir = tmp_path_factory.mktemp("plainrag")
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": vllm_receiver.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
            "OTEL_METRICS_EXPORTER": "prometheus", "OTEL_BSP_SCHEDULE_DELAY": "500",
@@ -174,17 +195,44 @@ def plain_stack(request: pytest.FixtureRequest, vllm: VllmServer, vllm_receiver:
             targets[PLAIN_JOBS["node"]] = f"http://127.0.0.1:{node_port}"
         urls = []
         for rename in (False, True):
-            directory = var_dir / ("prometheus-renamed" if rename else "prometheus")
-            directory.mkdir()
-            (directory / "prometheus.yml").write_text(plain_prometheus_config(targets, rename=rename))
-            port = free_port()
-            urls.append(f"http://127.0.0.1:{port}")
-            running.enter_context(ManagedProcess(
-                directory.name, [binary, f"--config.file={directory / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                ready_url=f"{urls[-1]}/-/ready", log_path=var_dir / "logs" / f"{directory.name}.log",
-                startup_timeout=60))
+            process, url = prometheus(binary, var_dir / ("prometheus-renamed" if rename else "prometheus"),
+                                      plain_prometheus_config(targets, rename=rename), var_dir / "logs")
+            running.enter_context(process)
+            urls.append(url)
         yield PlainStack(app, request.param, *urls)
+
+
+# --- apps written on LangChain and LlamaIndex ---------------------------------------------------------
+# tests/apps/lcrag and tests/apps/lirag run unchanged under opentelemetry-instrument, scraped by one Prometheus
+# under job names of their own (none is the reference app's or the plain app's).
+FRAMEWORK_JOBS = {"langchain": "lc-assistant", "llamaindex": "li-assistant", "vllm": "model-server"}
+
+
+@dataclass
+class FrameworkStack:
+    apps: dict[str, ServedApp]
+    """By framework: ``"langchain"`` (LcRag), ``"llamaindex"`` (LiRag); each scraped as ``FRAMEWORK_JOBS[key]``."""
+    prometheus_url: str
+
+
+@pytest.fixture(scope="session")
+def framework_stack(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrameworkStack]:
+    binary = prometheus_binary()
+    var_dir = tmp_path_factory.mktemp("frameworks")
+    # The opt-ins the plain stack runs with (README: what a panel needs).
+    env = {"RAGOTEL_DETAILED_METRICS": "true",
+           "RAGOTEL_PRICES_FILE": str(ROOT / "examples" / "reference_app" / "prices.toml")}
+    with contextlib.ExitStack() as running:
+        apps: dict[str, ServedApp] = {}
+        for framework, launcher in (("langchain", LcRag), ("llamaindex", LiRag)):
+            apps[framework] = running.enter_context(launcher(
+                tmp_path_factory.mktemp(framework), llm_base_url=f"{vllm.base_url}/v1", model=SERVED_MODEL, env=env))
+        targets = {FRAMEWORK_JOBS[framework]: f"http://127.0.0.1:{app.metrics_port}" for framework, app in apps.items()}
+        targets[FRAMEWORK_JOBS["vllm"]] = vllm.base_url
+        process, url = prometheus(binary, var_dir / "prometheus", plain_prometheus_config(targets, rename=False),
+                                  var_dir / "logs")
+        running.enter_context(process)
+        yield FrameworkStack(apps, url)
 
 
 def llm_request_under(receiver: OtlpReceiver, chat: SpanRecord, timeout: float = 30.0) -> SpanRecord:

