@@ -14,11 +14,12 @@ PostgreSQL + pgvector (psycopg 3 on a ``pgserver``, ``ORDER BY embedding <=> %s 
 For the frameworks the baseline is what their users write to trace by hand: a LangChain callback handler and a
 LlamaIndex span handler making the same spans (names and attributes read off ragotel's, a check that they do) with
 one duration record each, around an LCEL chain (in-memory store, k=4, prompt, fake chat model) and a query engine
-(in-memory index, k=4, mock LLM); each variant runs with the process switched to it (instrumented or not). Variants run interleaved,
-round by round, through the same providers as ``overhead.py``; figures are medians.
+(in-memory index, k=4, mock LLM); each variant runs with the process switched to it (instrumented or not).
+Variants run interleaved, round by round, through the same providers as ``overhead.py``; figures are medians.
 
-Run: ``python benchmarks/integrations.py [--calls 2000] [--rounds 9] [--only qdrant] [--only langchain]``. Target: ragotel ≤ 1.3× by
-hand. The vector databases run where their clients are installed (``pip install ragotel[vectordb]``).
+Run: ``python benchmarks/integrations.py [--calls 2000] [--rounds 9] [--only qdrant] [--only langchain]``.
+Target: ragotel ≤ 1.3× by hand. The vector databases and frameworks run where they are installed
+(``pip install ragotel[vectordb,frameworks]``).
 """
 
 from __future__ import annotations
