@@ -8,10 +8,12 @@ import importlib.metadata
 import inspect
 import logging
 import re
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import wrapt
 from opentelemetry.instrumentation.dependencies import DependencyConflictError
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
@@ -98,17 +100,30 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     Instrumenting never raises into the application: a library whose shape ``_instrument`` does not expect (a
     release that moved or renamed what it patches) leaves it uninstrumented, its patches undone, with one
     WARNING naming the library, its version and the error. Only the signals the ``opentelemetry-instrument``
-    loader asks for pass through: a dependency conflict, and a library that is not installed."""
+    loader asks for pass through: a dependency conflict, and a library that is not installed.
+
+    An instrumentor that names its library's top-level :attr:`modules` waits for it: instrumented before any of
+    them is imported (as ``opentelemetry-instrument`` instruments, before the application starts), it patches
+    when the first is imported (a post-import hook), so a process that has the library installed but never
+    imports it does not pay for importing it (sentence-transformers takes seconds: torch)."""
 
     _patches: ClassVar[Patches]
     _kept: ClassVar[dict[str, Any] | None] = None
     """The keyword arguments of the instrumentation in place."""
     label: ClassVar[str] = "instrument()"
+    modules: ClassVar[tuple[str, ...]] = ()
+    """Top-level modules of the library: ``_instrument`` runs once the first of them is imported."""
+    _pending: ClassVar[bool] = False
+    """Instrumented, waiting for one of :attr:`modules` to be imported."""
+    _generation: ClassVar[int] = 0
+    """Counts instrumentations, so that a hook registered for an earlier one does nothing."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._patches = Patches()
         cls._kept = None
+        cls._pending = False
+        cls._generation = 0
 
     @staticmethod
     def settings_of(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -122,9 +137,13 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
                 warn_if_different(self.label, kept, self.settings_of(kwargs))
             return None
         try:
-            if kwargs.get("skip_dep_check") and self._absent_or_conflicting():
+            waits = self._waits()
+            if (kwargs.get("skip_dep_check") or waits) and self._absent_or_conflicting():
                 return None
             type(self)._kept = self.settings_of(kwargs)
+            if waits:
+                self._wait(kwargs)
+                return None
             return super().instrument(**kwargs)  # type: ignore[no-any-return]
         except DependencyConflictError:
             raise  # asked for by the loader (raise_exception_on_conflict), which skips the instrumentor
@@ -136,6 +155,43 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
         except Exception as exc:
             self._gave_up(exc)
         return None
+
+    def _waits(self) -> bool:
+        """Whether to wait for the library's import: it names its modules and none is imported yet."""
+        modules = self.modules
+        return bool(modules) and not any(name in sys.modules for name in modules)
+
+    def _wait(self, kwargs: dict[str, Any]) -> None:
+        """Instrumented now; ``_instrument`` runs when the first of :attr:`modules` has been imported, in the
+        importing thread, and never raises into that import."""
+        cls = type(self)
+        cls._generation += 1
+        ticket = cls._generation
+        cls._pending = True
+        self._is_instrumented_by_opentelemetry = True
+        arguments = {k: v for k, v in kwargs.items() if k != "raise_exception_on_conflict"}
+
+        def imported(module: Any) -> None:
+            if not cls._pending or cls._generation != ticket:
+                return  # uninstrumented meanwhile, or already instrumented by another of the modules
+            cls._pending = False
+            try:
+                self._instrument(**arguments)
+            except Exception as exc:
+                self._gave_up(exc)
+
+        for name in self.modules:
+            wrapt.register_post_import_hook(imported, name)
+
+    def uninstrument(self, **kwargs: Any) -> None:
+        cls = type(self)
+        if cls._pending:  # the library was never imported: nothing is patched, the hooks are disarmed
+            cls._pending = False
+            cls._generation += 1
+            cls._kept = None
+            self._is_instrumented_by_opentelemetry = False
+            return None
+        return super().uninstrument(**kwargs)  # type: ignore[no-any-return]
 
     def _absent_or_conflicting(self) -> bool:
         """The check ``opentelemetry-instrument``'s loader skips (``skip_dep_check``): it checks the ``instruments``

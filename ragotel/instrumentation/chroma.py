@@ -61,6 +61,7 @@ class ChromaInstrumentor(Instrumentor):
     """
 
     label = "instrument_chroma()"
+    modules = ("chromadb",)
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("chromadb >= 1.0",)

@@ -53,6 +53,7 @@ class FaissInstrumentor(Instrumentor):
     """
 
     label = "instrument_faiss()"
+    modules = ("faiss",)
 
     def instrumentation_dependencies(self) -> Collection[str]:
         for name in _DISTRIBUTIONS:

@@ -91,6 +91,7 @@ class LanceDBInstrumentor(Instrumentor):
     naming it (a partial instrumentation could count a search twice or time it in the wrong place)."""
 
     label = "instrument_lancedb()"
+    modules = ("lancedb",)
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("lancedb >= 0.17",)

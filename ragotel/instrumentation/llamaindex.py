@@ -90,6 +90,7 @@ class LlamaIndexInstrumentor(Instrumentor):
     """
 
     label = "instrument_llamaindex()"
+    modules = ("llama_index_instrumentation",)
     _added: ClassVar[tuple[Any, Any, Any] | None] = None
     """(dispatcher, span handler, event handler) while instrumented."""
 

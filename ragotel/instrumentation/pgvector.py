@@ -91,6 +91,7 @@ class PgvectorInstrumentor(Instrumentor):
     ``psycopg2.connect``, whichever drivers are installed; ``uninstrument()`` puts them back."""
 
     label = "instrument_pgvector()"
+    modules = ("psycopg", "psycopg2")
 
     def instrumentation_dependencies(self) -> Collection[str]:
         for name, requirement in _DISTRIBUTIONS:

@@ -72,6 +72,7 @@ class QdrantInstrumentor(Instrumentor):
     """
 
     label = "instrument_qdrant()"
+    modules = ("qdrant_client", "qdrant_edge")
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("qdrant-client >= 1.12",)

@@ -51,6 +51,7 @@ class SentenceTransformersInstrumentor(Instrumentor):
     (``ragotel_sentence_transformers``); ``uninstrument()`` puts the methods back."""
 
     label = "instrument_sentence_transformers()"
+    modules = ("sentence_transformers",)
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("sentence-transformers >= 3",)
