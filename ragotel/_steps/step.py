@@ -157,9 +157,13 @@ class Step(Operation):
 
     # -- what wrappers and integrations use: start, run the body, record what it found, end -------------
     @classmethod
-    def start(cls, spec: Spec, known: Mapping[str, AttributeValue] | None = None) -> Step:
+    def start(cls, spec: Spec, known: Mapping[str, AttributeValue] | None = None, *, over: Span | None = None) -> Step:
         """Start the span and the clock (wrappers, the context manager and integrations, which pass what
-        they ``known`` of the call so that the span starts with it)."""
+        they ``known`` of the call so that the span starts with it).
+
+        ``over``: a span another instrumentation started and ends (the database CLIENT span around a driver's
+        execute): the step's attributes and what it records go onto that span, and it makes the records any step
+        makes, but ending it leaves the span to its owner, so one operation is one span."""
         current = otel_context.get_current()
         parent = current.get(ENCLOSING)
         conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Operation) else None)
@@ -174,34 +178,19 @@ class Step(Operation):
                 attributes = {**attributes, **used}
             elif spec.kind is StepKind.PIPELINE and runtime.current.genai_latest:  # a workflow is an agent invocation
                 attributes = _instruments.as_agent(attributes)
-            span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
+            if over is None:
+                span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
+            else:
+                span = over
+                span.set_attributes(attributes)
         except Exception as exc:
             report_internal_error("starting a span", exc)
-            span = trace.INVALID_SPAN
+            span = trace.INVALID_SPAN if over is None else over
         step = cls(spec, span, current, conversation)
+        step.owns_span = over is None
         if spec.kind is StepKind.PROMPT:
             step.use_prompt(spec.span_attributes)
         step.started = perf_counter()
-        return step
-
-    @classmethod
-    def over(cls, spec: Spec, span: Span, known: Mapping[str, AttributeValue] | None = None) -> Step:
-        """A step on a span another instrumentation started and ends (the database CLIENT span around a driver's
-        execute): the step's attributes and what it records go onto that span, and it makes the records a
-        :meth:`start` step makes, but ending it leaves the span to its owner, so one operation is one span."""
-        current = otel_context.get_current()
-        parent = current.get(ENCLOSING)
-        conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Operation) else None)
-        try:
-            attributes = {**(spec.oi_span_attributes if runtime.current.openinference else spec.span_attributes),
-                          **(known or {})}
-            if conversation is not None:
-                attributes[sc.GEN_AI_CONVERSATION_ID] = conversation
-            span.set_attributes(attributes)
-        except Exception as exc:
-            report_internal_error("describing another instrumentation's span", exc)
-        step = cls(spec, span, current, conversation)
-        step.owns_span = False
         return step
 
     @property

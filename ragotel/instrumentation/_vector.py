@@ -65,7 +65,8 @@ Read = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Found | None]
 """``(result, instance, args, kwargs)`` → what the search found, or ``None`` for a shape not understood."""
 Adopt = Callable[[], Span | None]
 """The span another instrumentation opened for this very call (a database CLIENT span current around a driver's
-execute), or ``None``: the search's step goes onto that span (:meth:`Step.over`) instead of starting its own."""
+execute), or ``None``: the search's step goes onto that span (``Step.start(..., over=span)``) instead of starting its
+own."""
 
 # The kinds of the application's steps a store search nests in as a sub-step.
 _LISTING: Final = (StepKind.RETRIEVAL, StepKind.RERANK)
@@ -113,7 +114,7 @@ class VectorStore:
                     spec = self.sub_spec
             theirs = adopt() if adopt is not None else None
             if theirs is not None:
-                return Step.over(spec, theirs, describe(instance, args, kwargs)), None
+                return Step.start(spec, describe(instance, args, kwargs), over=theirs), None
             return Step.start(spec, describe(instance, args, kwargs)), None
         except Exception as exc:
             report_internal_error(f"starting a {self.data_source} span", exc)
