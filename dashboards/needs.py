@@ -1,8 +1,9 @@
 """What a panel or alert needs beyond decorating the steps and instrumenting FastAPI and httpx.
 
 Every other query has data for any app decorated with ragotel's steps, whatever its steps, pipelines,
-routes and scrape jobs are named (the stack tests run each query against such an app under two sets of
-names). The README lists these (``python -m dashboards`` writes the table).
+routes and scrape jobs are named, and for LangChain and LlamaIndex apps run unchanged under
+``opentelemetry-instrument`` (the stack tests run each query against such an app under two sets of names,
+and against one app of each framework). The README lists these (``python -m dashboards`` writes the table).
 """
 
 from __future__ import annotations

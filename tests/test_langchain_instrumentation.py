@@ -22,7 +22,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -410,6 +410,49 @@ def test_scores_in_document_metadata_are_the_retrievals_scores(recorded: Recorde
     assert span.attributes[sc.RAG_RETRIEVAL_RESULTS_RETURNED] == 3
     assert (span.attributes[sc.RAG_RETRIEVAL_SCORE_MAX], span.attributes[sc.RAG_RETRIEVAL_SCORE_MIN]) == (0.9, 0.3)
     assert span.attributes[sc.RAG_RETRIEVAL_SCORE_AVG] == pytest.approx(0.6)
+
+
+def context_points(recorded: Recorded) -> tuple[float, float]:
+    """(chunks, characters) of context the prompt metrics counted."""
+    return (sum(p.value or 0 for p in recorded.points(sc.RAG_PROMPT_CONTEXT_CHUNKS)),
+            sum(p.value or 0 for p in recorded.points(sc.RAG_PROMPT_CONTEXT_SIZE)))
+
+
+@pytest.mark.parametrize("call", ["invoke", "astream"])
+def test_the_prompt_counts_the_retrieved_documents_formatted_into_it(
+        recorded: Recorded, store: Any, call: str) -> None:
+    chain = rag_chain(store.as_retriever(search_kwargs={"k": K}))
+    if call == "invoke":
+        chain.invoke(QUESTION)
+    else:
+        async def consume() -> None:
+            async for _ in chain.astream(QUESTION):
+                pass
+
+        asyncio.run(consume())
+    prompt = recorded.span(PROMPT)
+    found = store.similarity_search(QUESTION, k=K)
+    chars = sum(len(d.page_content) for d in found)
+    assert (prompt.attributes[sc.RAG_PROMPT_CHUNKS], prompt.attributes[sc.RAG_PROMPT_CONTEXT_CHARS]) == (K, chars)
+    assert context_points(recorded) == (K, chars)
+
+
+def test_only_the_retrieved_documents_in_the_prompts_inputs_are_its_context(recorded: Recorded, store: Any) -> None:
+    def first_only(documents: Sequence[Document]) -> str:
+        return f"Best match: {documents[0].page_content}"
+
+    retriever = store.as_retriever(search_kwargs={"k": K})
+    ({"context": retriever | first_only, "question": RunnablePassthrough()} | PROMPT_TEMPLATE
+     | FakeListChatModel(responses=[ANSWER]) | StrOutputParser()).invoke(QUESTION)
+    best = store.similarity_search(QUESTION, k=1)[0].page_content
+    assert context_points(recorded) == (1, len(best))
+    # Retrieved but not put into the prompt: no context counted.
+    ({"docs": retriever, "question": RunnablePassthrough()}
+     | RunnableLambda(lambda x: {"context": "none", "question": x["question"]}) | PROMPT_TEMPLATE
+     | FakeListChatModel(responses=[ANSWER])).invoke(QUESTION)
+    assert context_points(recorded) == (1, len(best))
+    prompts = [s for s in recorded.spans() if s.name == PROMPT]
+    assert [sc.RAG_PROMPT_CHUNKS in s.attributes for s in prompts] == [True, False]
 
 
 # -- compressors: rerank steps ---------------------------------------------------------------------

@@ -16,7 +16,10 @@ turns runs into steps:
 * a retriever run is a **retrieval** step (``retrieval {run name}``): the documents it returned, their scores
   where their metadata has one (``score``, ``similarity``, ``relevance_score``), their ids and texts only with
   content capture on, as is the query;
-* a prompt template run is a **prompt** step: the messages it built (counted; captured with content capture on);
+* a prompt template run is a **prompt** step: the messages it built (counted; captured with content capture on),
+  and the retrieved documents put into it as context: of the documents the chain's retrieval steps returned
+  before it, those whose text is in one of the template's input values (``format_docs`` and
+  ``create_stuff_documents_chain`` join them into one string), counted as ``chunks`` and ``context_chars``;
 * a document compressor (``compress_documents`` / ``acompress_documents``: rerankers, filters) is a **rerank**
   step: the documents it was given and kept;
 * chat models and LLMs are no step: the generation is the HTTP call's GenAI span, which the httpx or requests
@@ -85,6 +88,8 @@ _RUN_ENDS: Final = {
 _LISTING: Final = (StepKind.RETRIEVAL, StepKind.RERANK)
 # Metadata keys a document's score is read from (the keys ragotel reads hits' scores from).
 _SCORE_KEYS: Final = ("score", "similarity", "relevance_score")
+# Retrieved texts a chain keeps to find in its prompts' inputs: as many as a retrieval's scores are read from.
+_MAX_PASSAGES: Final = hits.MAX_SCORED_HITS
 # Chat roles of LangChain message types.
 _ROLES: Final = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
 # The compressor whose compress_documents is running: its acompress_documents calling it (the default one does,
@@ -102,6 +107,7 @@ class LangChainInstrumentor(Instrumentor):
     """
 
     label = "instrument_langchain()"
+    modules = ("langchain_core",)
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("langchain-core >= 1.0",)
@@ -185,7 +191,8 @@ def _handler_type() -> type:
         def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:
             kind = StepKind.PROMPT if kwargs.get("run_type") == "prompt" else None
-            _RUNS.start(run_id, parent_run_id, kind, _name(serialized, kwargs), chain=True)
+            _RUNS.start(run_id, parent_run_id, kind, _name(serialized, kwargs), chain=True,
+                        inputs=inputs if kind is StepKind.PROMPT else None)
 
         def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
             _RUNS.end(run_id, outputs)
@@ -251,7 +258,7 @@ def _name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> st
 class _Run:
     """One LangChain run in flight."""
 
-    __slots__ = ("children", "context", "outer", "root", "step", "token")
+    __slots__ = ("children", "context", "outer", "passages", "root", "step", "token", "top")
 
     def __init__(self, step: Step | None, context: Context, outer: Context, root: bool) -> None:
         self.step = step
@@ -263,6 +270,10 @@ class _Run:
         self.token: object = None
         """Set while this run's context is current where its body runs (attached at its start)."""
         self.children: list[UUID] = []
+        self.top = self
+        """The outermost run of its tree this handler saw (the chain the application invoked)."""
+        self.passages: list[str] = []
+        """On a top run: the texts of the documents its retrieval steps returned, to find in its prompts."""
 
 
 class _Runs:
@@ -277,8 +288,9 @@ class _Runs:
         self.active = False
 
     def start(self, run_id: UUID, parent_id: UUID | None, kind: StepKind | None, name: str, *,
-              chain: bool = False, query: str | None = None) -> None:
-        """A run started, in the code that runs it: its step, if it is one, becomes current there."""
+              chain: bool = False, query: str | None = None, inputs: Any = None) -> None:
+        """A run started, in the code that runs it: its step, if it is one, becomes current there. ``inputs``: a
+        prompt template's."""
         if not self.active or runtime.current.disabled or not is_instrumentation_enabled():
             return
         try:
@@ -295,7 +307,11 @@ class _Runs:
                 outer = current
             step = _start(kind, name, outer, current, query) if kind is not None else None
             run = _Run(step, step.context if step is not None else outer, outer, parent_id is None)
+            if parent is not None:
+                run.top = parent.top
             self._runs[run_id] = run
+            if step is not None and kind is StepKind.PROMPT:
+                _context_put(step, run.top.passages, inputs)
             if run.root and step is not None:
                 self._roots[step] = run
             # A run beside another root one (batch) is not made current where that one is.
@@ -338,6 +354,8 @@ class _Runs:
                     self._roots.pop(step, None)
                 if exc is None:
                     _record(step, result)
+                    if step.kind in _LISTING and _outermost_listing(step):
+                        _keep_passages(run.top.passages, result)
                 step.end(exc)
             self._end_orphans(run)
         except Exception as internal:
@@ -451,9 +469,41 @@ def _found(step: Step, documents: Any) -> None:
         listed = [hits.Document(None if getattr(doc, "id", None) is None else str(doc.id), score,
                                 doc.page_content if isinstance(getattr(doc, "page_content", None), str) else None)
                   for doc, score in zip(documents, scores, strict=False)]
+    step.found(len(documents), score_stats(scores), distances=False, counted=_outermost_listing(step),
+               documents=listed)
+
+
+def _outermost_listing(step: Step) -> bool:
+    """Whether ``step`` is in no retrieval or rerank step: the one whose documents count (the documents of one
+    nested in it are that step's input)."""
     parent = step.parent
-    step.found(len(documents), score_stats(scores), distances=False,
-               counted=not (isinstance(parent, Step) and parent.kind in _LISTING), documents=listed)
+    return not (isinstance(parent, Step) and parent.kind in _LISTING)
+
+
+def _keep_passages(passages: list[str], documents: Any) -> None:
+    """The texts of the documents a retrieval returned, for the prompts after it. Never raises."""
+    try:
+        if isinstance(documents, Sequence) and not isinstance(documents, (str, bytes)):
+            room = _MAX_PASSAGES - len(passages)
+            passages.extend(text for doc in documents[:max(room, 0)]
+                            if isinstance(text := getattr(doc, "page_content", None), str) and text)
+    except Exception as exc:
+        report_internal_error("keeping a LangChain retrieval's documents", exc)
+
+
+def _context_put(step: Step, passages: Sequence[str], inputs: Any) -> None:
+    """On a prompt step: the retrieved documents whose text is in the template's input values (what formatting
+    joined them into), as chunks and characters of context. Never raises."""
+    try:
+        if not passages:
+            return
+        values = inputs.values() if isinstance(inputs, Mapping) else (inputs,)
+        texts = [value for value in values if isinstance(value, str)]
+        put = [passage for passage in passages if any(passage in text for text in texts)]
+        if put:
+            step.record(chunks=len(put), context_chars=sum(len(passage) for passage in put))
+    except Exception as exc:
+        report_internal_error("reading a LangChain prompt's context", exc)
 
 
 def _score(document: Any) -> float | None:

@@ -138,9 +138,15 @@ def child(spans: list[SpanRecord], parent: SpanRecord, name: str) -> SpanRecord:
 
 def counts(metrics: str, name: str) -> Counter[tuple[str, str]]:
     """``{name}_count`` by (step kind, step name or workflow name), from the service's /metrics text."""
+    return totals(metrics, f"{name}_count")
+
+
+def totals(metrics: str, name: str) -> Counter[tuple[str, str]]:
+    """The series ``name`` (a counter's ``…_total``) summed by (step kind, step name or workflow name), from the
+    service's /metrics text."""
     found: Counter[tuple[str, str]] = Counter()
     for line in metrics.splitlines():
-        if line.startswith(f"{name}_count{{"):
+        if line.startswith(f"{name}{{"):
             kind = re.search(r'rag_step_kind="([^"]+)"', line)
             label = re.search(r'(?:rag_step_name|gen_ai_workflow_name)="([^"]+)"', line)
             if kind and label:

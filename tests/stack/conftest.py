@@ -210,9 +210,15 @@ FRAMEWORK_JOBS = {"langchain": "lc-assistant", "llamaindex": "li-assistant", "vl
 
 @dataclass
 class FrameworkStack:
-    apps: dict[str, ServedApp]
-    """By framework: ``"langchain"`` (LcRag), ``"llamaindex"`` (LiRag); each scraped as ``FRAMEWORK_JOBS[key]``."""
+    langchain: LcRag
+    llamaindex: LiRag
     prometheus_url: str
+    """Scrapes each app as ``FRAMEWORK_JOBS[framework]``, and vLLM."""
+
+    @property
+    def apps(self) -> dict[str, ServedApp]:
+        """By framework: the keys of ``FRAMEWORK_JOBS``."""
+        return {"langchain": self.langchain, "llamaindex": self.llamaindex}
 
 
 @pytest.fixture(scope="session")
@@ -223,16 +229,16 @@ def framework_stack(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory) 
     env = {"RAGOTEL_DETAILED_METRICS": "true",
            "RAGOTEL_PRICES_FILE": str(ROOT / "examples" / "reference_app" / "prices.toml")}
     with contextlib.ExitStack() as running:
-        apps: dict[str, ServedApp] = {}
-        for framework, launcher in (("langchain", LcRag), ("llamaindex", LiRag)):
-            apps[framework] = running.enter_context(launcher(
-                tmp_path_factory.mktemp(framework), llm_base_url=f"{vllm.base_url}/v1", model=SERVED_MODEL, env=env))
-        targets = {FRAMEWORK_JOBS[framework]: f"http://127.0.0.1:{app.metrics_port}" for framework, app in apps.items()}
-        targets[FRAMEWORK_JOBS["vllm"]] = vllm.base_url
+        llm = {"llm_base_url": f"{vllm.base_url}/v1", "model": SERVED_MODEL}
+        langchain = running.enter_context(LcRag(tmp_path_factory.mktemp("langchain"), **llm, env=env))
+        llamaindex = running.enter_context(LiRag(tmp_path_factory.mktemp("llamaindex"), **llm, env=env))
+        targets = {FRAMEWORK_JOBS["langchain"]: f"http://127.0.0.1:{langchain.metrics_port}",
+                   FRAMEWORK_JOBS["llamaindex"]: f"http://127.0.0.1:{llamaindex.metrics_port}",
+                   FRAMEWORK_JOBS["vllm"]: vllm.base_url}
         process, url = prometheus(binary, var_dir / "prometheus", plain_prometheus_config(targets, rename=False),
                                   var_dir / "logs")
         running.enter_context(process)
-        yield FrameworkStack(apps, url)
+        yield FrameworkStack(langchain, llamaindex, url)
 
 
 def llm_request_under(receiver: OtlpReceiver, chat: SpanRecord, timeout: float = 30.0) -> SpanRecord:

@@ -15,6 +15,7 @@ OTLP to one ``ragotel receive`` and serves ``/metrics`` on a port of its own (``
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from tests.apps.served import ServedApp
 
@@ -24,6 +25,8 @@ SERVICE = "bike-assistant"
 class LiRag(ServedApp):
     name = "lirag"
     service = SERVICE
+    postgres: Any
+    """pgserver's handle on the app's PostgreSQL, once started."""
 
     def prepare(self, stack: contextlib.ExitStack) -> dict[str, str]:
         """A fresh PostgreSQL with pgvector under ``var_dir`` (deleted on exit), which the app reaches through
@@ -32,4 +35,15 @@ class LiRag(ServedApp):
 
         postgres = pgserver.get_server(self.var_dir / "pgdata", cleanup_mode="delete")
         stack.callback(postgres.cleanup)
+        self.postgres = postgres
         return {"DATABASE_URL": postgres.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)}
+
+    def stop_database(self) -> None:
+        """PostgreSQL stopped (fast shutdown: the app's connections are closed), as in an outage of the vector
+        store; :meth:`start_database` starts it again, on the same socket."""
+        import pgserver
+
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.postgres.pgdata, user=self.postgres.system_user)
+
+    def start_database(self) -> None:
+        self.postgres.ensure_postgres_running()
