@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,11 +88,13 @@ class Arrived:
 
 
 def serve_and_ask(command: list[str], env: Mapping[str, str], tmp: Path, llm_url: str,
-                  scrape_port: int | None = None, servers_before_stop: int = 0) -> Arrived:
+                  scrape_port: int | None = None, servers_before_stop: int = 0,
+                  while_serving: Callable[[], None] | None = None) -> Arrived:
     """Start the help desk with ``command`` (its last words are the uvicorn port), ask it :data:`REQUESTS` times,
-    scrape its Prometheus endpoint when one is asked for, stop it with SIGTERM as Kubernetes does, and read what
-    arrived. ``servers_before_stop``: wait (up to 30 s) for that many server spans to arrive before the SIGTERM,
-    for a run whose SDK is not ragotel's and so does not flush what is queued when the server stops."""
+    scrape its Prometheus endpoint when one is asked for, call ``while_serving`` (the app still up), stop it with
+    SIGTERM as Kubernetes does, and read what arrived. ``servers_before_stop``: wait (up to 30 s) for that many
+    server spans to arrive before the SIGTERM, for a run whose SDK is not ragotel's and so does not flush what is
+    queued when the server stops."""
     telemetry = tmp / "telemetry"
     with OtlpReceiver(port=0, spans_path=telemetry / "spans.jsonl") as rx:
         port = free_port()
@@ -118,6 +120,8 @@ def serve_and_ask(command: list[str], env: Mapping[str, str], tmp: Path, llm_url
                     answered += client.get("/answer", params={"topic": topic}).status_code == 200
             if scrape_port is not None:
                 scrape = httpx.get(f"http://127.0.0.1:{scrape_port}/metrics", timeout=10).text
+            if while_serving is not None:
+                while_serving()
             deadline = time.monotonic() + 30
             while (len([s for s in read_jsonl(telemetry / "spans.jsonl") if s["kind"] == "SERVER"])
                    < servers_before_stop and time.monotonic() < deadline):
