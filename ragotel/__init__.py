@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         instrument_llamaindex,
         uninstrument_llamaindex,
     )
+    from ragotel.instrumentation.milvus import MilvusInstrumentor, instrument_milvus, uninstrument_milvus
     from ragotel.instrumentation.pgvector import PgvectorInstrumentor, instrument_pgvector, uninstrument_pgvector
     from ragotel.instrumentation.qdrant import QdrantInstrumentor, instrument_qdrant, uninstrument_qdrant
     from ragotel.instrumentation.requests import RequestsInstrumentor, instrument_requests, uninstrument_requests
@@ -119,6 +120,9 @@ _EXPORTS: dict[str, str] = {
     "PgvectorInstrumentor": "ragotel.instrumentation.pgvector",
     "instrument_pgvector": "ragotel.instrumentation.pgvector",
     "uninstrument_pgvector": "ragotel.instrumentation.pgvector",
+    "MilvusInstrumentor": "ragotel.instrumentation.milvus",
+    "instrument_milvus": "ragotel.instrumentation.milvus",
+    "uninstrument_milvus": "ragotel.instrumentation.milvus",
     "LanceDBInstrumentor": "ragotel.instrumentation.lancedb",
     "instrument_lancedb": "ragotel.instrumentation.lancedb",
     "uninstrument_lancedb": "ragotel.instrumentation.lancedb",
@@ -152,6 +156,7 @@ __all__ = [
     "LanceDBInstrumentor",
     "LangChainInstrumentor",
     "LlamaIndexInstrumentor",
+    "MilvusInstrumentor",
     "ModelPrice",
     "Operation",
     "PgvectorInstrumentor",
@@ -181,6 +186,7 @@ __all__ = [
     "instrument_lancedb",
     "instrument_langchain",
     "instrument_llamaindex",
+    "instrument_milvus",
     "instrument_pgvector",
     "instrument_qdrant",
     "instrument_requests",
@@ -202,6 +208,7 @@ __all__ = [
     "uninstrument_lancedb",
     "uninstrument_langchain",
     "uninstrument_llamaindex",
+    "uninstrument_milvus",
     "uninstrument_pgvector",
     "uninstrument_qdrant",
     "uninstrument_requests",

@@ -190,6 +190,7 @@ def test_private_modules_are_private_by_name() -> None:
         "ragotel.instrumentation.sentence_transformers", "ragotel.instrumentation.requests",
         "ragotel.instrumentation.qdrant", "ragotel.instrumentation.chroma", "ragotel.instrumentation.pgvector",
         "ragotel.instrumentation.lancedb", "ragotel.instrumentation.langchain", "ragotel.instrumentation.llamaindex",
+        "ragotel.instrumentation.milvus",
         "ragotel.cli", "ragotel.cli.bench", "ragotel.cli.files", "ragotel.cli.receiver", "ragotel.cli.waterfall",
     }, "a new public module is an API decision: add it here and to the README"
 

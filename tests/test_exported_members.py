@@ -26,14 +26,15 @@ PUBLIC: dict[str, list[str]] = {
         "uninstrument_requests", "uninstrument_sentence_transformers",
         # vector databases and RAG frameworks
         "ChromaInstrumentor", "LanceDBInstrumentor", "LangChainInstrumentor", "LlamaIndexInstrumentor",
-        "PgvectorInstrumentor", "QdrantInstrumentor",
+        "MilvusInstrumentor", "PgvectorInstrumentor", "QdrantInstrumentor",
         "instrument_chroma", "instrument_lancedb", "instrument_langchain", "instrument_llamaindex",
-        "instrument_pgvector", "instrument_qdrant",
+        "instrument_milvus", "instrument_pgvector", "instrument_qdrant",
         "uninstrument_chroma", "uninstrument_lancedb", "uninstrument_langchain", "uninstrument_llamaindex",
-        "uninstrument_pgvector", "uninstrument_qdrant",
+        "uninstrument_milvus", "uninstrument_pgvector", "uninstrument_qdrant",
     ],
     "ragotel.instrumentation.requests": ["RequestsInstrumentor", "instrument_requests", "uninstrument_requests"],
     "ragotel.instrumentation.faiss": ["FaissInstrumentor", "instrument_faiss", "uninstrument_faiss"],
+    "ragotel.instrumentation.milvus": ["MilvusInstrumentor", "instrument_milvus", "uninstrument_milvus"],
     "ragotel.instrumentation.llamaindex": [
         "LlamaIndexInstrumentor", "instrument_llamaindex", "uninstrument_llamaindex",
     ],

@@ -209,3 +209,19 @@ def test_a_step_that_is_the_faiss_search_gets_its_facts_and_no_second_span(recor
     assert span.attributes[sc.RAG_RETRIEVAL_SCORE_KIND] == "distance"
     (point,) = step_points(recorded)
     assert point.count == 1
+
+
+def test_faiss_run_by_milvus_lite_as_its_engine_is_left_to_milvus(recorded: Recorded) -> None:
+    index = flat()
+    query, more = vectors(1, seed=8), vectors(3, seed=9)
+    recorded.clear()
+    # The calls made from a module of Milvus Lite's (milvus-lite 3 searches each segment's FAISS index on its gRPC
+    # server's threads): a Milvus search's work, not a FAISS search of the application's.
+    engine = {"__name__": "milvus_lite.index.faiss_hnsw", "index": index, "query": query, "more": more}
+    exec("found = index.search(query, 2)\nindex.add(more)", engine)
+    assert recorded.spans() == []
+    assert recorded.points(sc.RAG_INDEX_CHUNKS_WRITTEN) == []
+    assert engine["found"][1].shape == (1, 2)  # searched all the same
+    assert index.ntotal == 103
+    index.search(query, 2)  # the application's own call, on the same index
+    assert len(faiss_spans(recorded)) == 1

@@ -19,6 +19,11 @@ index's facts go onto its span instead, so a hand-decorated search and this inst
 still make one span and one record.
 ``add`` and ``add_with_ids`` count their vectors in ``rag.index.chunks.written``.
 
+FAISS run by Milvus Lite as its engine is left alone: milvus-lite 3 (pure Python) searches each segment's FAISS
+index on its gRPC server's worker threads and builds the indexes on a background one, so each of those calls would
+be a root span of its own, outside the request's trace, one per segment searched. Those searches and writes are
+Milvus's (``ragotel_milvus``: one ``retrieval milvus`` step per search).
+
 Seed 002's attributes map onto these names: ``faiss.top_k`` → ``gen_ai.request.top_k``,
 ``faiss.index_size`` → ``rag.index.size``, ``faiss.results_count`` → ``rag.retrieval.results.returned``,
 ``faiss.score_min/max/avg`` → ``rag.retrieval.score.min/max/avg``.
@@ -26,8 +31,10 @@ Seed 002's attributes map onto these names: ``faiss.top_k`` → ``gen_ai.request
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import math
+import sys
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
@@ -68,10 +75,10 @@ class FaissInstrumentor(Instrumentor):
         import faiss
 
         for cls in _index_classes(faiss):
-            self._patches.apply(cls, "search", _searching(_search_facts))
-            self._patches.apply(cls, "range_search", _searching(_range_search_facts))
-            self._patches.apply(cls, "add", _writing)
-            self._patches.apply(cls, "add_with_ids", _writing)
+            self._patches.apply(cls, "search", _applications(_searching(_search_facts)))
+            self._patches.apply(cls, "range_search", _applications(_searching(_range_search_facts)))
+            self._patches.apply(cls, "add", _applications(_writing))
+            self._patches.apply(cls, "add_with_ids", _applications(_writing))
 
 
 def instrument_faiss() -> None:
@@ -87,6 +94,31 @@ def uninstrument_faiss() -> None:
 def _index_classes(faiss: Any) -> list[type]:
     base = faiss.Index
     return [obj for obj in vars(faiss).values() if isinstance(obj, type) and issubclass(obj, base)]
+
+
+# Packages that run FAISS as the engine of a store of their own: their calls are that store's work, not searches or
+# writes of the application's (see the module's docstring).
+_ENGINES: Final = ("milvus_lite.",)
+
+
+def _applications(wrap: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``wrap`` for the application's calls; a call made by an engine's own code (:data:`_ENGINES`) goes to the
+    original method untraced. Who calls is read off the calling frame's module: the thread such an engine searches
+    on carries no trace context that could tell."""
+
+    def apply(original: Callable[..., Any]) -> Callable[..., Any]:
+        traced = wrap(original)
+
+        @functools.wraps(original)
+        def call(index: Any, *args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_globals.get("__name__")
+            if isinstance(caller, str) and caller.startswith(_ENGINES):
+                return original(index, *args, **kwargs)
+            return traced(index, *args, **kwargs)
+
+        return call
+
+    return apply
 
 
 # -- searches --------------------------------------------------------------------------------------
