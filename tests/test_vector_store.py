@@ -17,7 +17,7 @@ from ragotel import semconv as sc
 from ragotel._core import runtime
 from ragotel._genai.hits import Document
 from ragotel.instrumentation._base import Patches
-from ragotel.instrumentation._vector import Found, VectorStore, order_kind, score_stats
+from ragotel.instrumentation._vector import Found, ScoreOrders, VectorStore, order_kind, score_stats
 from tests.conftest import Recorded
 
 
@@ -217,3 +217,15 @@ def test_writes_are_counted_once_they_succeeded(patched: Patches, recorded: Reco
 ])
 def test_order_kind_reads_best_first_order(scores: list[float | None], kind: bool | None) -> None:
     assert order_kind(scores) is kind
+
+
+def test_score_orders_remember_each_keys_last_telling_answer_bounded() -> None:
+    orders = ScoreOrders(limit=2)
+    assert orders.distances(("a",), [[0.1, 0.3]]) is True  # ascending: distances, remembered
+    assert orders.distances(("a",), [[0.5]]) is True  # one hit tells nothing: the remembered order
+    assert orders.distances(("b",), [[0.9, 0.2]]) is False
+    assert orders.distances(("b",), [[0.2]], known=True) is True  # the metric the call names wins
+    assert orders.distances(("c",), [[0.4, 0.4]]) is False  # ties, nothing remembered: similarities
+    orders.distances(("c",), [[0.1, 0.2]])  # a third key pushes the oldest ("a") out
+    assert orders.distances(("a",), [[0.5]]) is False
+    assert orders.distances(None, [[0.1, 0.2]]) is True  # no key: this answer only

@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import wrapt
@@ -155,6 +155,15 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
         except Exception as exc:
             self._gave_up(exc)
         return None
+
+    def _patch_each(self, targets: Iterable[tuple[type, str, Callable[[Any], Any]]]) -> None:
+        """Patch each ``(class, method, wrap)``; a method a release moved or removed is left out and the others stay
+        instrumented, the gap said in one WARNING."""
+        missing = [f"{cls.__name__}.{name}" for cls, name, wrap in targets
+                   if not self._patches.apply(cls, name, wrap) and name not in vars(cls)]
+        if missing:
+            _log.warning("ragotel: %s: %s has no %s; left uninstrumented", self.label, self._library(),
+                         ", ".join(missing))
 
     def _waits(self) -> bool:
         """Whether to wait for the library's import: it names its modules and none is imported yet."""

@@ -23,6 +23,7 @@ way is better; documents (id, score, text) are built only when content capture o
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -41,7 +42,7 @@ from ragotel._steps.spec import Spec
 from ragotel._steps.step import Step
 from ragotel.semconv import StepKind
 
-__all__ = ["Adopt", "Describe", "Found", "Read", "VectorStore", "order_kind", "score_stats"]
+__all__ = ["Adopt", "Describe", "Found", "Read", "ScoreOrders", "Server", "VectorStore", "order_kind", "score_stats"]
 
 Attributes = dict[str, AttributeValue]
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], Attributes]
@@ -248,3 +249,51 @@ def order_kind(values: Sequence[float | None]) -> bool | None:
     if len(finite) < 2 or finite[0] == finite[-1]:
         return None
     return finite[0] < finite[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """Where a client sends its requests: ``attributes`` for its spans (``server.address`` / ``server.port``; none
+    for a store in the application's process) and ``where``, the store its collections live in (the first part of
+    the keys :class:`ScoreOrders` remembers under)."""
+
+    attributes: dict[str, AttributeValue]
+    where: tuple[Any, ...]
+
+
+class ScoreOrders:
+    """Which way a store's scores are better, per key (the store, the collection, the vector field...), for stores
+    whose answers do not say: learned from answers that come best first (:func:`order_kind`), remembered for the
+    answers that cannot tell (one hit, ties). Bounded: keys come from the application's collections, and the oldest
+    goes first."""
+
+    __slots__ = ("_limit", "_lock", "_seen")
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._seen: dict[tuple[Any, ...], bool] = {}
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def distances(self, key: tuple[Any, ...] | None, runs: Sequence[Sequence[float | None]],
+                  known: bool | None = None) -> bool:
+        """Whether an answer's scores are distances: ``known`` (the call named its metric), else the order of the
+        first of its ``runs`` (each query's hits) that tells, else what the last answer for ``key`` that could
+        tell said; with nothing to go on, similarities."""
+        kind = known
+        if kind is None:
+            for run in runs:
+                kind = order_kind(run)
+                if kind is not None:
+                    break
+        if key is None:
+            return bool(kind)
+        if kind is None:
+            return self._seen.get(key, False)
+        if self._seen.get(key) is not kind:
+            with self._lock:
+                self._seen.pop(key, None)
+                self._seen[key] = kind
+                if len(self._seen) > self._limit:
+                    del self._seen[next(iter(self._seen))]  # the oldest
+        return kind
+

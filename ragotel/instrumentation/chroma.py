@@ -29,7 +29,6 @@ retrieval span current, so an HTTP client instrumentation's spans are its childr
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
@@ -44,7 +43,6 @@ from ragotel.instrumentation._vector import Found, VectorStore, score_stats
 __all__ = ["ChromaInstrumentor", "instrument_chroma", "uninstrument_chroma"]
 
 DATA_SOURCE: Final = "chroma"
-_log = logging.getLogger("ragotel")
 # Chroma's space when a collection's configuration names none.
 _DEFAULT_SPACE: Final = "l2"
 # The query inputs, each a batch (or one) query: whichever is given says how many queries the call makes.
@@ -77,21 +75,14 @@ class ChromaInstrumentor(Instrumentor):
             _http_clients = (BaseHTTPClient,)
         except ImportError:
             _http_clients = ()  # queries are still steps; only server.address/port go missing
-        missing = []
-        for cls, name, wrap in (
+        self._patch_each((
             (ChromaCollection, "query", _querying),
             (AsyncCollection, "query", _querying_async),
             (ChromaCollection, "add", _writing),
             (ChromaCollection, "upsert", _writing),
             (AsyncCollection, "add", _writing_async),
             (AsyncCollection, "upsert", _writing_async),
-        ):
-            if not self._patches.apply(cls, name, wrap) and name not in vars(cls):
-                missing.append(f"{cls.__name__}.{name}")
-        if missing:
-            # A release that moved a method: the others stay instrumented, and the gap is said once.
-            _log.warning("ragotel: %s: %s has no %s; left uninstrumented", self.label, self._library(),
-                         ", ".join(missing))
+        ))
 
 
 def instrument_chroma() -> None:

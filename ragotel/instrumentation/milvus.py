@@ -39,9 +39,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-import logging
 import os
-import threading
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,13 +53,12 @@ from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
 from ragotel._steps.step import MAX_DOCUMENTS_ON_SPAN
 from ragotel.instrumentation._base import Arguments, Instrumentor
-from ragotel.instrumentation._vector import Found, VectorStore, order_kind, score_stats
+from ragotel.instrumentation._vector import Found, ScoreOrders, Server, VectorStore, score_stats
 
 __all__ = ["MilvusInstrumentor", "instrument_milvus", "uninstrument_milvus"]
 
 DATA_SOURCE: Final = "milvus"
 _STORE: Final = VectorStore(DATA_SOURCE, "milvus")
-_log = logging.getLogger("ragotel")
 
 # pymilvus' port for a URI that names none (443 for https).
 _DEFAULT_PORT: Final = 19530
@@ -91,16 +88,9 @@ class MilvusInstrumentor(Instrumentor):
         clients = [pymilvus.MilvusClient]
         if getattr(pymilvus, "AsyncMilvusClient", None) is not None:  # pymilvus 2.5 and later
             clients.append(pymilvus.AsyncMilvusClient)
-        missing = []
-        for cls in clients:
-            for name, wrap in (("__init__", _remembering), ("search", _searching),
-                               ("insert", _writing), ("upsert", _writing)):
-                if not self._patches.apply(cls, name, wrap) and name not in vars(cls):
-                    missing.append(f"{cls.__name__}.{name}")
-        if missing:
-            # A release that moved a method: the others stay instrumented, and the gap is said once.
-            _log.warning("ragotel: %s: %s has no %s; left uninstrumented", self.label, self._library(),
-                         ", ".join(missing))
+        self._patch_each((cls, name, wrap) for cls in clients
+                         for name, wrap in (("__init__", _remembering), ("search", _searching),
+                                            ("insert", _writing), ("upsert", _writing)))
 
 
 def instrument_milvus() -> None:
@@ -117,16 +107,7 @@ def uninstrument_milvus() -> None:
 Key = tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Server:
-    """Where a client sends its requests: ``attributes`` for its spans (none for Milvus Lite) and ``where``, the
-    store its collections live in (for remembering their score order)."""
-
-    attributes: dict[str, AttributeValue]
-    where: Key
-
-
-_servers: weakref.WeakKeyDictionary[Any, _Server] = weakref.WeakKeyDictionary()
+_servers: weakref.WeakKeyDictionary[Any, Server] = weakref.WeakKeyDictionary()
 
 
 def _remembering(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -145,28 +126,28 @@ def _remembering(original: Callable[..., Any]) -> Callable[..., Any]:
     return init
 
 
-def _server(client: Any) -> _Server:
+def _server(client: Any) -> Server:
     try:
         found = _servers.get(client)
     except TypeError:  # a client that cannot be weakly referenced
         found = None
-    return found if found is not None else _Server({}, ("client", id(client)))
+    return found if found is not None else Server({}, ("client", id(client)))
 
 
-def _read_server(uri: Any) -> _Server:
+def _read_server(uri: Any) -> Server:
     if not isinstance(uri, str):
-        return _Server({}, ("unknown",))
+        return Server({}, ("unknown",))
     if uri.endswith(".db"):  # Milvus Lite: a server of the process's own, on a port of its choosing
-        return _Server({}, ("lite", os.path.abspath(uri)))
+        return Server({}, ("lite", os.path.abspath(uri)))
     if uri.startswith("unix:"):
-        return _Server({}, ("unix", uri))
+        return Server({}, ("unix", uri))
     parsed = urlsplit(uri if "//" in uri else f"//{uri}")
     host = parsed.hostname or "localhost"
     try:
         port = parsed.port or (443 if parsed.scheme == "https" else _DEFAULT_PORT)
     except ValueError:  # a port that is no number: pymilvus refuses the URI
-        return _Server({sc.SERVER_ADDRESS: host}, ("server", host, None))
-    return _Server({sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port}, ("server", host, port))
+        return Server({sc.SERVER_ADDRESS: host}, ("server", host, None))
+    return Server({sc.SERVER_ADDRESS: host, sc.SERVER_PORT: port}, ("server", host, port))
 
 
 # -- searches --------------------------------------------------------------------------------------
@@ -275,34 +256,14 @@ def _read(result: Any, key: Key, metric: str | None) -> Found | None:
     return Found(sum(len(row.ids) for row in rows), score_stats(scores), distances=distances, documents=documents)
 
 
-# The last order seen per key, bounded: keys come from the application's collections.
-_ORDERS: dict[Key, bool] = {}
-_ORDERS_LOCK = threading.Lock()
-_MAX_ORDERS: Final = 1024
+_ORDERS: Final = ScoreOrders()
 
 
 def _distances(key: Key, metric: str | None, runs: Sequence[Sequence[float | None]]) -> bool:
     """Whether these scores are distances: from the metric the call names, else from the order of a query's hits,
     else from the last search of ``key`` that could tell."""
-    kind: bool | None = None
-    if metric in _DISTANCES:
-        kind = True
-    elif metric in _SIMILARITIES:
-        kind = False
-    else:
-        for run in runs:
-            kind = order_kind(run)
-            if kind is not None:
-                break
-    if kind is None:
-        return _ORDERS.get(key, False)
-    if _ORDERS.get(key) is not kind:
-        with _ORDERS_LOCK:
-            _ORDERS.pop(key, None)
-            _ORDERS[key] = kind
-            if len(_ORDERS) > _MAX_ORDERS:
-                del _ORDERS[next(iter(_ORDERS))]  # the oldest
-    return kind
+    known = True if metric in _DISTANCES else False if metric in _SIMILARITIES else None
+    return _ORDERS.distances(key, runs, known)
 
 
 def _documents(rows: Sequence[_Row]) -> list[hits.Document]:

@@ -35,7 +35,6 @@ them would consume them.
 from __future__ import annotations
 
 import inspect
-import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from ragotel import semconv as sc
 from ragotel._genai import hits
 from ragotel._steps.step import MAX_DOCUMENTS_ON_SPAN
 from ragotel.instrumentation._base import Arguments, Instrumentor
-from ragotel.instrumentation._vector import Found, VectorStore, order_kind, score_stats
+from ragotel.instrumentation._vector import Found, ScoreOrders, Server, VectorStore, score_stats
 
 __all__ = ["QdrantInstrumentor", "instrument_qdrant", "uninstrument_qdrant"]
 
@@ -134,19 +133,10 @@ def _searching(name: str, describe: Describe, keys: Keys) -> Callable[[Any], Any
 
 
 # -- the client's searches -------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Server:
-    """Where a client sends its requests: ``attributes`` for its spans (none in local mode) and ``where``, the
-    store its collections live in (for remembering their score order)."""
-
-    attributes: dict[str, AttributeValue]
-    where: Key
+_servers: weakref.WeakKeyDictionary[Any, Server] = weakref.WeakKeyDictionary()
 
 
-_servers: weakref.WeakKeyDictionary[Any, _Server] = weakref.WeakKeyDictionary()
-
-
-def _server(client: Any) -> _Server:
+def _server(client: Any) -> Server:
     """The client's server, read once from the options it was made with (``init_options``)."""
     try:
         found = _servers.get(client)
@@ -157,15 +147,15 @@ def _server(client: Any) -> _Server:
         return _read_server(client)
 
 
-def _read_server(client: Any) -> _Server:
+def _read_server(client: Any) -> Server:
     options = getattr(client, "init_options", None)
     if not isinstance(options, Mapping):
-        return _Server({}, ("client", id(client)))
+        return Server({}, ("client", id(client)))
     location, path = options.get("location"), options.get("path")
     if location == ":memory:":
-        return _Server({}, ("memory", id(client)))
+        return Server({}, ("memory", id(client)))
     if path is not None:
-        return _Server({}, ("path", str(path)))
+        return Server({}, ("path", str(path)))
     url = options.get("url") or location
     host, port = options.get("host"), options.get("port")
     if isinstance(url, str):
@@ -180,7 +170,7 @@ def _read_server(client: Any) -> _Server:
     attributes: dict[str, AttributeValue] = {sc.SERVER_ADDRESS: str(host)}
     if isinstance(port, int) and not isinstance(port, bool):
         attributes[sc.SERVER_PORT] = port
-    return _Server(attributes, ("server", str(host), port))
+    return Server(attributes, ("server", str(host), port))
 
 
 def _client_describe(name: str, arguments: Arguments, client: Any, args: tuple[Any, ...],
@@ -346,10 +336,7 @@ def _found(answers: list[_Answer], keys: list[Key | None]) -> Found:
     return Found(len(points), score_stats(scores), distances=distances, documents=documents)
 
 
-# The last order seen per key, bounded: keys come from the application's collections.
-_ORDERS: dict[Key, bool] = {}
-_ORDERS_LOCK = threading.Lock()
-_MAX_ORDERS: Final = 1024
+_ORDERS: Final = ScoreOrders()
 # Queries whose answers are not ordered by score (a sample, an order by a payload field).
 _UNORDERED: Final = frozenset({"SampleQuery", "OrderByQuery", "Sample", "OrderBy"})
 
@@ -359,17 +346,7 @@ def _distances(key: Key | None, runs: Sequence[Sequence[float | None]]) -> bool:
     answer for ``key`` that could."""
     if key is not None and key[-1] in _UNORDERED:
         return False
-    for run in runs:
-        kind = order_kind(run)
-        if kind is not None:
-            if key is not None and _ORDERS.get(key) is not kind:
-                with _ORDERS_LOCK:
-                    _ORDERS.pop(key, None)
-                    _ORDERS[key] = kind
-                    if len(_ORDERS) > _MAX_ORDERS:
-                        del _ORDERS[next(iter(_ORDERS))]  # the oldest
-            return kind
-    return key is not None and _ORDERS.get(key, False)
+    return _ORDERS.distances(key, runs)
 
 
 def _documents(points: Sequence[Any]) -> list[hits.Document]:
