@@ -92,7 +92,8 @@ def test_a_library_of_an_unexpected_shape_is_imported_uninstrumented_with_one_wa
 
 
 LIBRARIES = ("sentence_transformers", "chromadb", "lancedb", "qdrant_client", "langchain_core",
-             "llama_index_instrumentation", "faiss", "psycopg", "psycopg2", "pymilvus", "milvus_lite")
+             "llama_index_instrumentation", "faiss", "psycopg", "psycopg2", "asyncpg", "pymilvus",
+             "milvus_lite")
 
 
 def test_under_the_loader_a_library_the_application_never_imports_is_not_loaded() -> None:

@@ -1,16 +1,20 @@
-"""pgvector searches as retrieval steps, on a real PostgreSQL with pgvector (pgserver ships both): psycopg 3
-(sync and async, composed statements), psycopg2 (plain, per-call cursor factories), SQLAlchemy over either driver,
-opentelemetry-instrumentation-psycopg / -psycopg2 on (their span enriched, never a second one), searches inside
-the application's own retrieval step, failing statements, and the statements that are not searches."""
+"""pgvector searches as retrieval steps, on a real PostgreSQL with pgvector (pgserver ships both): psycopg 3 (sync
+and async, composed statements), psycopg2 (plain, per-call cursor factories), asyncpg (connection, prepared
+statement, pool), SQLAlchemy over each driver, opentelemetry-instrumentation-psycopg / -psycopg2 on (their span
+enriched, never a second one), searches inside the application's own retrieval step, failing statements, and the
+statements that are not searches."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import asyncpg.prepared_stmt
 import numpy as np
 import pgserver
 import psycopg
@@ -24,7 +28,8 @@ from pgvector.psycopg import register_vector, register_vector_async
 from pgvector.psycopg2 import register_vector as register_vector2
 from pgvector.sqlalchemy import Vector
 from psycopg import sql
-from sqlalchemy import BigInteger, Text, create_engine, select
+from sqlalchemy import BigInteger, Text, create_engine, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import ragotel
@@ -331,6 +336,109 @@ def test_sqlalchemy_searches_go_through_the_driver(recorded: Recorded, postgres:
     assert documents(recorded) == 10
 
 
+
+# -- asyncpg -------------------------------------------------------------------------------------------------
+ASYNCPG_SEARCH = "SELECT id, content FROM items ORDER BY embedding <=> $1::vector LIMIT $2"
+QUERY_TEXT = "[1, 0.5, 0.25]"  # no codec registered: the vector goes as text, cast in the statement
+
+
+@pytest.fixture
+async def apg(postgres: Any) -> AsyncIterator[asyncpg.Connection]:
+    found = await asyncpg.connect(postgres.get_uri())
+    yield found
+    await found.close()
+
+
+async def test_asyncpg_searches_are_retrieval_steps_one_per_search(recorded: Recorded, apg: asyncpg.Connection,
+                                                                   postgres: Any) -> None:
+    for k in (1, 2, 5):
+        assert len(await apg.fetch(ASYNCPG_SEARCH, QUERY_TEXT, k)) == k
+    row = await apg.fetchrow("SELECT id FROM items ORDER BY embedding <-> $1::vector LIMIT 3", QUERY_TEXT)
+    assert row is not None
+    assert await apg.fetchval("SELECT id FROM items ORDER BY embedding <#> $1::vector LIMIT 4", QUERY_TEXT) is not None
+    assert await apg.execute(ASYNCPG_SEARCH, QUERY_TEXT, 6) == "SELECT 6"
+    stmt = await apg.prepare(ASYNCPG_SEARCH)  # preparing runs nothing: no span until it is fetched through
+    assert len(await stmt.fetch(QUERY_TEXT, 7)) == 7
+    spans = pgvector_spans(recorded)
+    assert [(s.attributes[sc.GEN_AI_REQUEST_TOP_K], s.attributes.get(sc.RAG_RETRIEVAL_RESULTS_RETURNED),
+             s.attributes[sc.RAG_RETRIEVAL_DISTANCE]) for s in spans] == [
+        (1, 1, "cosine"), (2, 2, "cosine"), (5, 5, "cosine"), (3, None, "l2"), (4, None, "negative_inner_product"),
+        (6, 6, "cosine"), (7, 7, "cosine")]
+    for span, k in zip(spans[:3], (1, 2, 5), strict=True):
+        assert_search_span(span, top_k=k, returned=k, distance="cosine", postgres=postgres)
+    # fetchrow's and fetchval's steps record no results, so no quality: their points are apart
+    assert sum(p.count for p in step_points(recorded)) == 7
+    assert documents(recorded) == 1 + 2 + 5 + 6 + 7
+
+
+async def test_asyncpg_statements_that_are_not_searches_make_no_span(recorded: Recorded,
+                                                                     apg: asyncpg.Connection) -> None:
+    assert await apg.fetchval("SELECT count(*) FROM items") == ROWS
+    assert len(await apg.fetch("SELECT id FROM items WHERE id < $1 ORDER BY id LIMIT 3", 100)) == 3
+    await apg.execute("SELECT 1")
+    assert recorded.spans() == []
+    assert step_points(recorded) == []
+
+
+async def test_asyncpg_failing_search_raises_unchanged(recorded: Recorded, apg: asyncpg.Connection) -> None:
+    with pytest.raises(asyncpg.exceptions.UndefinedTableError, match='relation "missing" does not exist') as raised:
+        await apg.fetch("SELECT id FROM missing ORDER BY embedding <-> $1::vector LIMIT 3", QUERY_TEXT)
+    assert type(raised.value) is asyncpg.exceptions.UndefinedTableError
+    (span,) = pgvector_spans(recorded)
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes[sc.ERROR_TYPE] == "asyncpg.exceptions.UndefinedTableError"
+    assert span.attributes[sc.DB_COLLECTION_NAME] == "missing"
+    assert await apg.fetchval("SELECT 1") == 1
+
+
+async def test_sqlalchemy_asyncpg_searches_are_one_span_each(recorded: Recorded, postgres: Any) -> None:
+    engine = create_async_engine(f"postgresql+asyncpg://postgres@/postgres?host={postgres.pgdata}")
+    search = text("SELECT id FROM items ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k")
+    try:
+        async with engine.connect() as conn:
+            for k in (2, 3, 4):
+                assert len((await conn.execute(search, {"q": QUERY_TEXT, "k": k})).all()) == k
+            assert len((await conn.execute(text("SELECT id FROM items WHERE id < 3"))).all()) == 2  # not a search
+        async with AsyncSession(engine) as session:
+            found = (await session.scalars(select(Item).order_by(Item.embedding.l2_distance(QUERY)).limit(5))).all()
+            assert len(found) == 5
+    finally:
+        await engine.dispose()
+    spans = pgvector_spans(recorded)
+    assert [(s.attributes[sc.GEN_AI_REQUEST_TOP_K], s.attributes[sc.RAG_RETRIEVAL_RESULTS_RETURNED],
+             s.attributes[sc.RAG_RETRIEVAL_DISTANCE]) for s in spans] == [
+        (2, 2, "cosine"), (3, 3, "cosine"), (4, 4, "cosine"), (5, 5, "l2")]
+    assert {s.attributes[sc.DB_COLLECTION_NAME] for s in spans} == {"items"}
+    (point,) = step_points(recorded)
+    assert point.count == 4
+
+
+async def test_asyncpg_pool_searches_are_one_span_each(recorded: Recorded, postgres: Any) -> None:
+    pool = await asyncpg.create_pool(postgres.get_uri(), min_size=1, max_size=1)
+    try:
+        assert len(await pool.fetch(ASYNCPG_SEARCH, QUERY_TEXT, 3)) == 3
+        async with pool.acquire() as conn:  # a proxy of the pooled connection
+            assert len(await conn.fetch(ASYNCPG_SEARCH, QUERY_TEXT, 2)) == 2
+    finally:
+        await pool.close()
+    assert [s.attributes[sc.GEN_AI_REQUEST_TOP_K] for s in pgvector_spans(recorded)] == [3, 2]
+    assert len(recorded.spans()) == 2
+
+
+async def test_uninstrument_restores_asyncpg(recorded: Recorded, apg: asyncpg.Connection) -> None:
+    assert hasattr(asyncpg.Connection.fetch, "__wrapped__")
+    uninstrument_pgvector()
+    for cls, name in [(asyncpg.Connection, "fetch"), (asyncpg.Connection, "fetchrow"),
+                      (asyncpg.Connection, "fetchval"), (asyncpg.Connection, "execute"),
+                      (asyncpg.prepared_stmt.PreparedStatement, "fetch"),
+                      (asyncpg.prepared_stmt.PreparedStatement, "fetchrow"),
+                      (asyncpg.prepared_stmt.PreparedStatement, "fetchval")]:
+        assert getattr(cls, name).__module__.startswith("asyncpg"), name
+    assert len(await apg.fetch(ASYNCPG_SEARCH, QUERY_TEXT, 2)) == 2
+    assert recorded.spans() == []
+    instrument_pgvector()
+    assert hasattr(asyncpg.Connection.fetch, "__wrapped__")
+
 # -- opentelemetry-instrumentation-psycopg / -psycopg2 on ---------------------------------------------------
 def test_the_psycopg_instrumentations_span_is_enriched_never_doubled(
         recorded: Recorded, postgres: Any, psycopg_instrumented: None) -> None:
@@ -504,6 +612,16 @@ def test_uninstrument_restores_the_drivers(recorded: Recorded, postgres: Any) ->
 
 def test_the_loader_checks_the_installed_driver() -> None:
     assert PgvectorInstrumentor().instrumentation_dependencies() == ("psycopg >= 3.1",)
+
+
+def test_asyncpg_alone_satisfies_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    def version(name: str) -> str:
+        if name != "asyncpg":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return "0.32.0"
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    assert PgvectorInstrumentor().instrumentation_dependencies() == ("asyncpg >= 0.27",)
 
 
 # -- recognising searches ------------------------------------------------------------------------------------

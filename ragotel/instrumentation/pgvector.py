@@ -1,5 +1,6 @@
-"""Retrieval spans and metrics for pgvector searches on PostgreSQL, through psycopg 3, psycopg2 and anything built
-on them (SQLAlchemy, pgvector-python, LangChain's PGVector), with no code change.
+"""Retrieval spans and metrics for pgvector searches on PostgreSQL, through psycopg 3, psycopg2, asyncpg and
+anything built on them (SQLAlchemy, pgvector-python, LangChain's PGVector, LlamaIndex's PGVectorStore), with no code
+change.
 
 ::
 
@@ -20,10 +21,12 @@ A search is a retrieval step: ``gen_ai.operation.name=retrieval``, ``gen_ai.data
 connection: a Unix-socket connection's address is its socket directory), ``gen_ai.request.top_k`` (the ``LIMIT``
 literal or the parameter bound to it), ``rag.retrieval.distance`` (from the operator) and
 ``rag.retrieval.score.kind=distance`` (every operator sorts ascending: lower is better). Results returned are the
-rows the statement returned, the cursor's ``rowcount`` once ``execute`` returned: the rows are neither fetched
-nor consumed, so no scores are recorded (they are only in the rows, which the application reads) and no documents
-are kept, whatever the content settings. Neither the statement's text nor its parameters (the query vector) go
-onto the span; the text is there only when opentelemetry-instrumentation-psycopg(2) puts it there.
+rows the statement returned, the cursor's ``rowcount`` once ``execute`` returned (asyncpg: the length of the list
+``fetch`` returned, the count in ``execute``'s ``SELECT n`` status; none for ``fetchrow`` and ``fetchval``, whose
+one row or value does not tell): the rows are neither fetched nor consumed, so no scores are recorded (they are only
+in the rows, which the application reads) and no documents are kept, whatever the content settings. Neither the
+statement's text nor its parameters (the query vector) go onto the span; the text is there only when
+opentelemetry-instrumentation-psycopg(2) puts it there.
 
 With opentelemetry-instrumentation-psycopg or -psycopg2 on, its DB CLIENT span is current while the driver
 executes: the retrieval step goes onto that span (its name stays the DB instrumentation's) and makes its
@@ -43,11 +46,20 @@ What is patched:
   Connections opened before instrumenting, or by a ``connect`` imported with ``from psycopg2 import connect``
   before it, are not covered; named (server-side) cursors and asynchronous connections are left alone, for the
   reason above.
+* asyncpg: ``Connection.fetch``, ``fetchrow``, ``fetchval`` and ``execute`` and ``PreparedStatement.fetch``,
+  ``fetchrow`` and ``fetchval``, the public methods that run a statement and return what it gave. None of them calls
+  another (each reaches the protocol through its own private path), so a search passes exactly one: a ``Pool``'s
+  methods and its connection proxies call the connection's; SQLAlchemy's asyncpg dialect prepares each statement
+  and runs it with ``PreparedStatement.fetch``. The ``LIMIT``'s ``$n`` is read from the call's arguments; the
+  database, host and port from the address the connection connected to and its parameters (asyncpg has no public
+  accessor for them). Not patched: ``cursor()`` (a server-side cursor, as above), ``executemany`` and
+  ``fetchmany``. No DB instrumentation's span is adopted: opentelemetry-instrumentation-asyncpg's would be a
+  second span around the step.
 
 SQLAlchemy runs through these drivers, so its pgvector queries (``Item.embedding.l2_distance(v)`` ordered and
-limited) are covered over either, as is any ORM or framework on them. ``uninstrument()`` restores
-``Cursor.execute``, ``AsyncCursor.execute`` and ``psycopg2.connect``; psycopg2 connections opened meanwhile keep
-their classes, which then run as plain psycopg2 ones.
+limited) are covered over any of them (``postgresql+asyncpg`` included), as is any ORM or framework on them.
+``uninstrument()`` restores ``Cursor.execute``, ``AsyncCursor.execute``, ``psycopg2.connect`` and asyncpg's
+methods; psycopg2 connections opened meanwhile keep their classes, which then run as plain psycopg2 ones.
 """
 
 from __future__ import annotations
@@ -67,7 +79,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._core.safe import report_internal_error
 from ragotel.instrumentation._base import Instrumentor
-from ragotel.instrumentation._vector import Found, VectorStore
+from ragotel.instrumentation._vector import Found, Read, VectorStore
 
 __all__ = ["PgvectorInstrumentor", "instrument_pgvector", "uninstrument_pgvector"]
 
@@ -76,7 +88,7 @@ SYSTEM: Final = "postgresql"
 # The drivers, each with the lowest release this module works with: the first installed is the one the
 # opentelemetry-instrument loader checks.
 _DISTRIBUTIONS: Final = (("psycopg", "psycopg >= 3.1"), ("psycopg2-binary", "psycopg2-binary >= 2.9"),
-                         ("psycopg2", "psycopg2 >= 2.9"))
+                         ("psycopg2", "psycopg2 >= 2.9"), ("asyncpg", "asyncpg >= 0.27"))
 # The scopes of the DB instrumentations whose CLIENT span, current during a driver's execute, is the statement's.
 _DB_SCOPES: Final = frozenset({"opentelemetry.instrumentation.psycopg", "opentelemetry.instrumentation.psycopg2",
                                "opentelemetry.instrumentation.dbapi"})
@@ -86,12 +98,13 @@ _on = False
 
 
 class PgvectorInstrumentor(Instrumentor):
-    """pgvector searches through psycopg 3 and psycopg2 as retrieval steps, as an OpenTelemetry instrumentor
-    (``ragotel_pgvector``). Patches ``psycopg.Cursor.execute``, ``psycopg.AsyncCursor.execute`` and
-    ``psycopg2.connect``, whichever drivers are installed; ``uninstrument()`` puts them back."""
+    """pgvector searches through psycopg 3, psycopg2 and asyncpg as retrieval steps, as an OpenTelemetry
+    instrumentor (``ragotel_pgvector``). Patches ``psycopg.Cursor.execute``, ``psycopg.AsyncCursor.execute``,
+    ``psycopg2.connect`` and asyncpg's ``Connection`` and ``PreparedStatement`` fetch and execute methods, whichever
+    drivers are installed; ``uninstrument()`` puts them back."""
 
     label = "instrument_pgvector()"
-    modules = ("psycopg", "psycopg2")
+    modules = ("psycopg", "psycopg2", "asyncpg")
 
     def instrumentation_dependencies(self) -> Collection[str]:
         for name, requirement in _DISTRIBUTIONS:
@@ -123,6 +136,20 @@ class PgvectorInstrumentor(Instrumentor):
         else:
             # Patches replaces attributes of anything with a __dict__: here the module's connect function.
             self._patches.apply(cast(type, psycopg2), "connect", _connecting)
+            patched = True
+        try:
+            from asyncpg.connection import Connection  # type: ignore[import-untyped]
+            from asyncpg.prepared_stmt import PreparedStatement  # type: ignore[import-untyped]
+        except ImportError as exc:
+            missing = missing or exc
+        else:
+            # The public methods that run a statement and return its rows; none calls another (each goes to the
+            # protocol through its own private path), so a search passes exactly one of them. A Pool's methods and
+            # its connection proxies call the Connection's.
+            for name in ("fetch", "fetchrow", "fetchval"):
+                self._patches.apply(Connection, name, _asyncpg_running(_CONNECTION, _read_rows))
+                self._patches.apply(PreparedStatement, name, _asyncpg_running(_PREPARED, _read_rows))
+            self._patches.apply(Connection, "execute", _asyncpg_running(_CONNECTION, _read_status))
             patched = True
         if not patched and missing is not None:
             raise missing
@@ -495,3 +522,122 @@ def _connecting(original: Callable[..., Any]) -> Callable[..., Any]:
         return original(*args, **kwargs)
 
     return connect
+
+
+
+# -- asyncpg ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """Where an asyncpg method's statement, parameters and connection are."""
+
+    query: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
+    params: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    connection: Callable[[Any], Any]
+
+
+# ``Connection.fetch(query, *args)``: the statement and its ``$n`` parameters are the call's arguments.
+_CONNECTION: Final = _Caller(lambda conn, args, kwargs: args[0] if args else kwargs.get("query"),
+                             lambda args: args[1:], lambda conn: conn)
+
+
+def _prepared_query(stmt: Any) -> Any:
+    """A prepared statement's text: its attribute, read without ``get_query()``'s check that the connection is
+    still usable (that failure is the call's own to raise, not a reader's to report)."""
+    query = getattr(stmt, "_query", None)
+    return query if query is not None else stmt.get_query()
+
+
+# ``PreparedStatement.fetch(*args)``: the statement is the prepared one's (SQLAlchemy's asyncpg dialect prepares
+# each statement, then fetches through it).
+_PREPARED: Final = _Caller(lambda stmt, args, kwargs: _prepared_query(stmt), lambda args: args,
+                           lambda stmt: getattr(stmt, "_connection", None))
+_STATUS: Final = re.compile(r"SELECT (\d+)")
+
+
+def _asyncpg_search(caller: _Caller, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Search | None:
+    """The search an asyncpg call runs, if it runs one; never raises into the application."""
+    try:
+        query = caller.query(instance, args, kwargs)
+        return recognise(query) if type(query) is str else None
+    except Exception as exc:
+        report_internal_error("reading a PostgreSQL statement", exc)
+        return None
+
+
+def _asyncpg_describer(caller: _Caller) -> Callable[[Any, tuple[Any, ...], dict[str, Any]],
+                                                     dict[str, AttributeValue]]:
+    def describe(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+        """The span attributes of an asyncpg search, known before it runs."""
+        attrs: dict[str, AttributeValue] = {sc.DB_OPERATION_NAME: "SELECT", sc.RAG_RETRIEVAL_SCORE_KIND: "distance"}
+        search = _asyncpg_search(caller, instance, args, kwargs)
+        if search is None:
+            return attrs
+        attrs[sc.RAG_RETRIEVAL_DISTANCE] = search.distance
+        if search.table is not None:
+            attrs[sc.DB_COLLECTION_NAME] = search.table
+        top_k = search.top_k(caller.params(args))
+        if top_k is not None:
+            attrs[sc.GEN_AI_REQUEST_TOP_K] = top_k
+        attrs.update(_asyncpg_server(caller.connection(instance)))
+        return attrs
+
+    return describe
+
+
+def _asyncpg_server(connection: Any) -> dict[str, AttributeValue]:
+    """Database, host and port of an asyncpg connection. asyncpg has no public accessor for them: they are read
+    from the address it connected to (``(host, port)``, or a Unix socket's path) and its connection parameters,
+    and left out where those are not there."""
+    attrs: dict[str, AttributeValue] = {}
+    database = getattr(getattr(connection, "_params", None), "database", None)
+    if isinstance(database, str) and database:
+        attrs[sc.DB_NAMESPACE] = database
+    addr = getattr(connection, "_addr", None)
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host, port = addr[0], addr[1]
+    elif isinstance(addr, str):  # a Unix socket, ``<directory>/.s.PGSQL.<port>``: libpq's host is the directory
+        host, _, name = addr.rpartition("/")
+        port = name.rpartition(".")[2]
+    else:
+        return attrs
+    if isinstance(host, str) and host:
+        attrs[sc.SERVER_ADDRESS] = host
+    if isinstance(port, int):
+        attrs[sc.SERVER_PORT] = port
+    elif isinstance(port, str) and port.isdigit():
+        attrs[sc.SERVER_PORT] = int(port)
+    return attrs
+
+
+def _read_rows(result: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Found | None:
+    """``fetch``'s rows, a list already in memory; ``None`` for ``fetchrow`` and ``fetchval``, whose one row or
+    value does not say how many the search found."""
+    if isinstance(result, list):
+        return Found(len(result), None, distances=True)
+    return None
+
+
+def _read_status(result: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Found | None:
+    """``execute``'s status, ``SELECT <rows>``: the rows the server sent, which ``execute`` discarded."""
+    found = _STATUS.fullmatch(result) if isinstance(result, str) else None
+    return Found(int(found.group(1)), None, distances=True) if found is not None else None
+
+
+def _asyncpg_running(caller: _Caller, read: Read
+                     ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """The wrapper factory of an asyncpg coroutine method that runs a statement: a search is a step, anything else
+    runs untouched."""
+    describe = _asyncpg_describer(caller)
+
+    def wrap(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        searching = _STORE.searching_async(describe, read)(original)
+
+        @functools.wraps(original)
+        async def run(instance: Any, *args: Any, **kwargs: Any) -> Any:
+            if _asyncpg_search(caller, instance, args, kwargs) is None:
+                return await original(instance, *args, **kwargs)
+            return await searching(instance, *args, **kwargs)
+
+        return run
+
+    return wrap
