@@ -4,6 +4,8 @@ inside the application's own retrieval step."""
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,10 +213,14 @@ def test_a_step_that_is_the_faiss_search_gets_its_facts_and_no_second_span(recor
     assert point.count == 1
 
 
-def test_faiss_run_by_milvus_lite_as_its_engine_is_left_to_milvus(recorded: Recorded) -> None:
+def test_faiss_run_by_milvus_lite_as_its_engine_is_left_to_milvus(recorded: Recorded,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     index = flat()
     query, more = vectors(1, seed=8), vectors(3, seed=9)
     recorded.clear()
+    # Code of Milvus Lite's runs only once its package is imported: a stand-in package (a test double) where
+    # milvus-lite is not installed.
+    monkeypatch.setitem(sys.modules, "milvus_lite", sys.modules.get("milvus_lite") or types.ModuleType("milvus_lite"))
     # The calls made from a module of Milvus Lite's (milvus-lite 3 searches each segment's FAISS index on its gRPC
     # server's threads): a Milvus search's work, not a FAISS search of the application's.
     engine = {"__name__": "milvus_lite.index.faiss_hnsw", "index": index, "query": query, "more": more}

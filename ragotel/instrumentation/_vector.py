@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,7 +42,8 @@ from ragotel._steps.spec import Spec
 from ragotel._steps.step import Step
 from ragotel.semconv import StepKind
 
-__all__ = ["Adopt", "Describe", "Found", "Read", "ScoreOrders", "Server", "VectorStore", "order_kind", "score_stats"]
+__all__ = ["TEXT_FIELDS", "Adopt", "Describe", "Found", "Read", "ScoreOrders", "Server", "VectorStore", "order_kind",
+           "payload_text", "score_stats", "server_attributes"]
 
 Attributes = dict[str, AttributeValue]
 Describe = Callable[[Any, tuple[Any, ...], dict[str, Any]], Attributes]
@@ -68,6 +69,9 @@ Adopt = Callable[[], Span | None]
 """The span another instrumentation opened for this very call (a database CLIENT span current around a driver's
 execute), or ``None``: the search's step goes onto that span (``Step.start(..., over=span)``) instead of starting its
 own."""
+
+TEXT_FIELDS: Final = ("text", "content", "page_content", "document")
+"""Where a hit's payload keeps its text, as RAG frameworks and store examples name the field."""
 
 # The kinds of the application's steps a store search nests in as a sub-step.
 _LISTING: Final = (StepKind.RETRIEVAL, StepKind.RERANK)
@@ -296,4 +300,27 @@ class ScoreOrders:
                 if len(self._seen) > self._limit:
                     del self._seen[next(iter(self._seen))]  # the oldest
         return kind
+
+
+def payload_text(payload: Any) -> str | None:
+    """The text of a hit's payload (a mapping): its first string under :data:`TEXT_FIELDS`."""
+    if isinstance(payload, Mapping):
+        for key in TEXT_FIELDS:
+            value = payload.get(key)
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def server_attributes(host: Any, port: Any) -> Attributes:
+    """``server.address`` / ``server.port`` of what a client connects to, as far as they are given: a host that is a
+    non-empty string, a port that is an int or a string of digits (as settings and socket names carry it)."""
+    attrs: Attributes = {}
+    if isinstance(host, str) and host:
+        attrs[sc.SERVER_ADDRESS] = host
+    if isinstance(port, int) and not isinstance(port, bool):
+        attrs[sc.SERVER_PORT] = port
+    elif isinstance(port, str) and port.isdigit():
+        attrs[sc.SERVER_PORT] = int(port)
+    return attrs
 

@@ -38,7 +38,7 @@ from ragotel import semconv as sc
 from ragotel._genai import hits
 from ragotel._steps.step import MAX_DOCUMENTS_ON_SPAN
 from ragotel.instrumentation._base import Arguments, Instrumentor
-from ragotel.instrumentation._vector import Found, VectorStore, score_stats
+from ragotel.instrumentation._vector import Found, VectorStore, score_stats, server_attributes
 
 __all__ = ["ChromaInstrumentor", "instrument_chroma", "uninstrument_chroma"]
 
@@ -150,13 +150,8 @@ def _collection_attributes(collection: Any) -> dict[str, AttributeValue]:
     client: Any = getattr(collection, "_client", None)
     if _http_clients and isinstance(client, _http_clients):
         settings = client.get_settings()
-        host, port = getattr(settings, "chroma_server_host", None), getattr(settings, "chroma_server_http_port", None)
-        if isinstance(host, str) and host:
-            attrs[sc.SERVER_ADDRESS] = host
-        if isinstance(port, int) and not isinstance(port, bool):
-            attrs[sc.SERVER_PORT] = port
-        elif isinstance(port, str) and port.isdigit():
-            attrs[sc.SERVER_PORT] = int(port)
+        attrs.update(server_attributes(getattr(settings, "chroma_server_host", None),
+                                       getattr(settings, "chroma_server_http_port", None)))
     return attrs
 
 

@@ -98,22 +98,27 @@ def _index_classes(faiss: Any) -> list[type]:
 
 # Packages that run FAISS as the engine of a store of their own: their calls are that store's work, not searches or
 # writes of the application's (see the module's docstring).
-_ENGINES: Final = ("milvus_lite.",)
+_ENGINES: Final = ("milvus_lite",)
+_ENGINE_MODULES: Final = tuple(f"{engine}." for engine in _ENGINES)
 
 
 def _applications(wrap: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``wrap`` for the application's calls; a call made by an engine's own code (:data:`_ENGINES`) goes to the
-    original method untraced. Who calls is read off the calling frame's module: the thread such an engine searches
-    on carries no trace context that could tell."""
+    original method untraced. Who calls is read off the calling frame's module (the thread such an engine searches
+    on carries no trace context that could tell), and only in a process that has imported such an engine."""
 
     def apply(original: Callable[..., Any]) -> Callable[..., Any]:
         traced = wrap(original)
 
         @functools.wraps(original)
         def call(index: Any, *args: Any, **kwargs: Any) -> Any:
-            caller = sys._getframe(1).f_globals.get("__name__")
-            if isinstance(caller, str) and caller.startswith(_ENGINES):
-                return original(index, *args, **kwargs)
+            modules = sys.modules
+            for engine in _ENGINES:
+                if engine in modules:
+                    caller = sys._getframe(1).f_globals.get("__name__")
+                    if isinstance(caller, str) and caller.startswith(_ENGINE_MODULES):
+                        return original(index, *args, **kwargs)
+                    break
             return traced(index, *args, **kwargs)
 
         return call

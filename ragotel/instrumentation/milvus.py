@@ -53,7 +53,7 @@ from ragotel._core.safe import report_internal_error
 from ragotel._genai import hits
 from ragotel._steps.step import MAX_DOCUMENTS_ON_SPAN
 from ragotel.instrumentation._base import Arguments, Instrumentor
-from ragotel.instrumentation._vector import Found, ScoreOrders, Server, VectorStore, score_stats
+from ragotel.instrumentation._vector import Found, ScoreOrders, Server, VectorStore, payload_text, score_stats
 
 __all__ = ["MilvusInstrumentor", "instrument_milvus", "uninstrument_milvus"]
 
@@ -62,7 +62,6 @@ _STORE: Final = VectorStore(DATA_SOURCE, "milvus")
 
 # pymilvus' port for a URI that names none (443 for https).
 _DEFAULT_PORT: Final = 19530
-_TEXT_KEYS: Final = ("text", "content", "page_content", "document")
 # Milvus' metrics by the way their scores go; a metric in neither is read from the order of the hits.
 _SIMILARITIES: Final = frozenset({"COSINE", "IP", "BM25", "MAX_SIM", "MAX_SIM_COSINE", "MAX_SIM_IP"})
 _DISTANCES: Final = frozenset({"L2", "HAMMING", "JACCARD", "MAX_SIM_L2", "MAX_SIM_HAMMING", "MAX_SIM_JACCARD"})
@@ -297,13 +296,7 @@ def _text(hit: Any) -> str | None:
     """The text of a hit's output field: under its ``entity`` (or on the hit itself, as some releases flatten it)."""
     if not isinstance(hit, Mapping):
         return None
-    for source in (hit.get("entity"), hit):
-        if isinstance(source, Mapping):
-            for key in _TEXT_KEYS:
-                value = source.get(key)
-                if isinstance(value, str):
-                    return value
-    return None
+    return payload_text(hit.get("entity")) or payload_text(hit)
 
 
 def _score(value: Any) -> float | None:

@@ -79,7 +79,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._core.safe import report_internal_error
 from ragotel.instrumentation._base import Instrumentor
-from ragotel.instrumentation._vector import Found, Read, VectorStore
+from ragotel.instrumentation._vector import Found, Read, VectorStore, server_attributes
 
 __all__ = ["PgvectorInstrumentor", "instrument_pgvector", "uninstrument_pgvector"]
 
@@ -368,15 +368,9 @@ def _describer(types: SqlTypes, params_name: str) -> Callable[[Any, tuple[Any, .
 def _server(connection: Any) -> dict[str, AttributeValue]:
     """Database, host and port of a psycopg or psycopg2 connection (``connection.info`` in both)."""
     info = connection.info
-    attrs: dict[str, AttributeValue] = {}
-    for key, value in ((sc.DB_NAMESPACE, info.dbname), (sc.SERVER_ADDRESS, info.host)):
-        if isinstance(value, str) and value:
-            attrs[key] = value
-    port = info.port
-    if isinstance(port, int):
-        attrs[sc.SERVER_PORT] = port
-    elif isinstance(port, str) and port.isdigit():
-        attrs[sc.SERVER_PORT] = int(port)
+    attrs = server_attributes(info.host, info.port)
+    if isinstance(info.dbname, str) and info.dbname:
+        attrs[sc.DB_NAMESPACE] = info.dbname
     return attrs
 
 
@@ -600,12 +594,7 @@ def _asyncpg_server(connection: Any) -> dict[str, AttributeValue]:
         port = name.rpartition(".")[2]
     else:
         return attrs
-    if isinstance(host, str) and host:
-        attrs[sc.SERVER_ADDRESS] = host
-    if isinstance(port, int):
-        attrs[sc.SERVER_PORT] = port
-    elif isinstance(port, str) and port.isdigit():
-        attrs[sc.SERVER_PORT] = int(port)
+    attrs.update(server_attributes(host, port))
     return attrs
 
 

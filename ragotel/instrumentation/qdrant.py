@@ -46,7 +46,7 @@ from ragotel import semconv as sc
 from ragotel._genai import hits
 from ragotel._steps.step import MAX_DOCUMENTS_ON_SPAN
 from ragotel.instrumentation._base import Arguments, Instrumentor
-from ragotel.instrumentation._vector import Found, ScoreOrders, Server, VectorStore, score_stats
+from ragotel.instrumentation._vector import Found, ScoreOrders, Server, VectorStore, payload_text, score_stats
 
 __all__ = ["QdrantInstrumentor", "instrument_qdrant", "uninstrument_qdrant"]
 
@@ -60,7 +60,6 @@ _SEARCHES: Final = ("query_points", "query_batch_points", "query_points_groups",
 _EDGE_SEARCHES: Final = ("query", "query_batch", "search")
 # Qdrant's own limit for a request that gives none (a QueryRequest of a batch).
 _DEFAULT_LIMIT: Final = 10
-_TEXT_KEYS: Final = ("text", "content", "page_content", "document")
 
 
 class QdrantInstrumentor(Instrumentor):
@@ -357,17 +356,8 @@ def _documents(points: Sequence[Any]) -> list[hits.Document]:
         score = getattr(point, "score", None)
         found.append(hits.Document(None if point_id is None else str(point_id),
                                    float(score) if isinstance(score, (int, float)) else None,
-                                   _text(getattr(point, "payload", None))))
+                                   payload_text(getattr(point, "payload", None))))
     return found
-
-
-def _text(payload: Any) -> str | None:
-    if isinstance(payload, Mapping):
-        for key in _TEXT_KEYS:
-            value = payload.get(key)
-            if isinstance(value, str):
-                return value
-    return None
 
 
 def _is_int(value: Any) -> bool:
