@@ -62,6 +62,11 @@ def by_hand(call: Callable[[], Any], instrumented: Callable[[], Any]) -> Callabl
     return hand
 
 
+def three_ways(plain: Callable[[], Any], instrumented: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
+    """The library call plain, with the telemetry by hand, and through ragotel's instrumentation."""
+    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+
+
 def faiss_variants() -> dict[str, Callable[[], Any]]:
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((1000, 384)).astype("float32")
@@ -77,7 +82,7 @@ def faiss_variants() -> dict[str, Callable[[], Any]]:
     def instrumented() -> Any:
         return index.search(query, 4)
 
-    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+    return three_ways(plain, instrumented)
 
 
 def encode_variants() -> dict[str, Callable[[], Any]]:
@@ -97,7 +102,7 @@ def encode_variants() -> dict[str, Callable[[], Any]]:
     def instrumented() -> Any:
         return model.encode(sentence, show_progress_bar=False)
 
-    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+    return three_ways(plain, instrumented)
 
 
 STORE_VECTORS, STORE_DIM, K = 1000, 64, 4
@@ -129,7 +134,7 @@ def qdrant_variants(scratch: str) -> dict[str, Callable[[], Any]]:
     def instrumented() -> Any:
         return client.query_points("docs", query=query, limit=K)
 
-    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+    return three_ways(plain, instrumented)
 
 
 def chroma_variants(scratch: str) -> dict[str, Callable[[], Any]]:
@@ -154,7 +159,7 @@ def chroma_variants(scratch: str) -> dict[str, Callable[[], Any]]:
     def instrumented() -> Any:
         return collection.query(query_embeddings=query, n_results=K)
 
-    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+    return three_ways(plain, instrumented)
 
 
 def lancedb_variants(scratch: str) -> dict[str, Callable[[], Any]]:
@@ -176,7 +181,7 @@ def lancedb_variants(scratch: str) -> dict[str, Callable[[], Any]]:
     def instrumented() -> Any:
         return table.search(query).limit(K).to_list()
 
-    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+    return three_ways(plain, instrumented)
 
 
 def pgvector_variants(scratch: str) -> dict[str, Callable[[], Any]]:
@@ -206,7 +211,7 @@ def pgvector_variants(scratch: str) -> dict[str, Callable[[], Any]]:
     def instrumented() -> Any:
         return cursor.execute(statement, (query, query)).fetchall()
 
-    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+    return three_ways(plain, instrumented)
 
 
 # -- frameworks ------------------------------------------------------------------------------------
@@ -226,6 +231,48 @@ def measure_switched(variants: Switched, calls: int, rounds: int) -> dict[str, f
             switch()
             samples[name].append(_time_sync(fn, calls))
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+class RunSpans:
+    """What a framework user writes to trace runs by hand: a span per traced run (the name says which of
+    ``emitted``, ragotel's spans read off one real call, so the names and attributes are the same), parented by the
+    nearest traced run up the framework's run tree, and one duration record when it ends. A framework handler calls
+    :meth:`start` for the runs it traces, :meth:`step_over` for the others and :meth:`end` for every run."""
+
+    def __init__(self, emitted: dict[str, Any]) -> None:
+        self.emitted = emitted
+        self.tracer = trace.get_tracer("by-hand")
+        meter = metrics.get_meter("by-hand")
+        self.histograms = {name: meter.create_histogram(e.duration_record.instrument) for name, e in emitted.items()}
+        self.running: dict[Any, tuple[Any, str, float]] = {}
+        self.parents: dict[Any, Any] = {}
+
+    def name(self, prefix: str) -> str:
+        """The name of the span in ``emitted`` that starts with ``prefix``."""
+        return next(n for n in self.emitted if n.startswith(prefix))
+
+    def start(self, name: str, run_id: Any, parent_id: Any) -> None:
+        parent = parent_id
+        while parent is not None and parent not in self.running:
+            parent = self.parents.get(parent)
+        context = trace.set_span_in_context(self.running[parent][0]) if parent is not None else None
+        emitted = self.emitted[name]
+        span = self.tracer.start_span(name, context=context, kind=emitted.kind, attributes=emitted.attributes)
+        self.running[run_id] = (span, name, time.perf_counter())
+
+    def step_over(self, run_id: Any, parent_id: Any) -> None:
+        """A run that is no span: what it runs is parented by its parent's span."""
+        self.parents[run_id] = parent_id
+
+    def end(self, run_id: Any) -> None:
+        self.parents.pop(run_id, None)
+        found = self.running.pop(run_id, None)
+        if found is not None:
+            span, name, started = found
+            emitted = self.emitted[name]
+            span.set_attributes(emitted.later)
+            span.end()
+            self.histograms[name].record(time.perf_counter() - started, emitted.duration_record.attributes)
 
 
 def langchain_variants() -> Switched:
@@ -252,63 +299,37 @@ def langchain_variants() -> Switched:
              | StrOutputParser())
     question = "When do you open?"
     instrument_langchain()
-    emitted = {e.name: e for e in read_off(lambda: chain.invoke(question))}
-    tracer, meter = trace.get_tracer("by-hand"), metrics.get_meter("by-hand")
-    histograms = {name: meter.create_histogram(e.duration_record.instrument) for name, e in emitted.items()}
-    names = {kind: next(n for n in emitted if n.startswith(kind))
-             for kind in ("invoke_workflow", "retrieval", "prompt")}
-    perf = time.perf_counter
+    runs = RunSpans({e.name: e for e in read_off(lambda: chain.invoke(question))})
+    pipeline, retrieval, prompt_step = runs.name("invoke_workflow"), runs.name("retrieval"), runs.name("prompt")
 
     class ByHand(BaseCallbackHandler):
         """A span per pipeline, retriever and prompt run, parented by the run tree, one duration record each."""
 
         run_inline = True
 
-        def __init__(self) -> None:
-            self.open: dict[Any, tuple[Any, str, float]] = {}
-            self.parents: dict[Any, Any] = {}
-
-        def _start(self, name: str, run_id: Any, parent_run_id: Any) -> None:
-            parent = parent_run_id
-            while parent is not None and parent not in self.open:
-                parent = self.parents.get(parent)
-            context = trace.set_span_in_context(self.open[parent][0]) if parent is not None else None
-            span = tracer.start_span(name, context=context, kind=emitted[name].kind,
-                                     attributes=emitted[name].attributes)
-            self.open[run_id] = (span, name, perf())
-
-        def _end(self, run_id: Any) -> None:
-            self.parents.pop(run_id, None)
-            found = self.open.pop(run_id, None)
-            if found is not None:
-                span, name, started = found
-                span.set_attributes(emitted[name].later)
-                span.end()
-                histograms[name].record(perf() - started, emitted[name].duration_record.attributes)
-
         def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, parent_run_id: Any = None,
                            **kwargs: Any) -> None:
             if parent_run_id is None:
-                self._start(names["invoke_workflow"], run_id, None)
+                runs.start(pipeline, run_id, None)
             elif kwargs.get("run_type") == "prompt":
-                self._start(names["prompt"], run_id, parent_run_id)
+                runs.start(prompt_step, run_id, parent_run_id)
             else:
-                self.parents[run_id] = parent_run_id
+                runs.step_over(run_id, parent_run_id)
 
         def on_retriever_start(self, serialized: Any, query: str, *, run_id: Any, parent_run_id: Any = None,
                                **kwargs: Any) -> None:
-            self._start(names["retrieval"], run_id, parent_run_id)
+            runs.start(retrieval, run_id, parent_run_id)
 
         def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
-            self._end(run_id)
+            runs.end(run_id)
 
         def on_retriever_end(self, documents: Any, *, run_id: Any, **kwargs: Any) -> None:
-            self._end(run_id)
+            runs.end(run_id)
 
     config = {"callbacks": [ByHand()]}
     uninstrument_langchain()
     made = sorted(e.name for e in read_off(lambda: chain.invoke(question, config=config)))
-    assert made == sorted(emitted), f"the baseline must make ragotel's spans: {made} != {sorted(emitted)}"
+    assert made == sorted(runs.emitted), f"the baseline must make ragotel's spans: {made} != {sorted(runs.emitted)}"
     return {"plain": (uninstrument_langchain, lambda: chain.invoke(question)),
             "by hand": (uninstrument_langchain, lambda: chain.invoke(question, config=config)),
             "ragotel": (instrument_langchain, lambda: chain.invoke(question))}
@@ -333,20 +354,13 @@ def llamaindex_variants() -> Switched:
     engine = index.as_query_engine(similarity_top_k=K)
     question = "When do you open?"
     instrument_llamaindex()
-    emitted = {e.name: e for e in read_off(lambda: engine.query(question))}
-    tracer, meter = trace.get_tracer("by-hand"), metrics.get_meter("by-hand")
-    histograms = {name: meter.create_histogram(e.duration_record.instrument) for name, e in emitted.items()}
-    prefixes = {"query": "invoke_workflow", "retrieve": "retrieval", "get_query_embedding": "embeddings",
-                "synthesize": "prompt"}
-    names = {method: next(n for n in emitted if n.startswith(prefix)) for method, prefix in prefixes.items()}
-    perf = time.perf_counter
-
-    running: dict[str, tuple[Any, str, float]] = {}
-    parents: dict[str, str | None] = {}
+    runs = RunSpans({e.name: e for e in read_off(lambda: engine.query(question))})
+    names = {"query": runs.name("invoke_workflow"), "retrieve": runs.name("retrieval"),
+             "get_query_embedding": runs.name("embeddings"), "synthesize": runs.name("prompt")}
 
     class ByHand(BaseSpanHandler[BaseSpan]):
         """A span per query, retrieve, query embedding and synthesize, one duration record each (the handler is a
-        pydantic model: what it keeps lives in the closure)."""
+        pydantic model: what it keeps lives in ``runs``)."""
 
         @classmethod
         def class_name(cls) -> str:
@@ -356,25 +370,13 @@ def llamaindex_variants() -> Switched:
                        tags: Any = None, **kwargs: Any) -> None:
             name = names.get(id_[:-37].rpartition(".")[2])  # {class}.{method}-{uuid4}
             if name is None:
-                parents[id_] = parent_id
-                return
-            parent = parent_id
-            while parent is not None and parent not in running:
-                parent = parents.get(parent)
-            context = trace.set_span_in_context(running[parent][0]) if parent is not None else None
-            span = tracer.start_span(name, context=context, kind=emitted[name].kind,
-                                     attributes=emitted[name].attributes)
-            running[id_] = (span, name, perf())
+                runs.step_over(id_, parent_id)
+            else:
+                runs.start(name, id_, parent_id)
 
         def span_exit(self, id_: str, bound_args: Any, instance: Any | None = None, result: Any | None = None,
                       **kwargs: Any) -> None:
-            parents.pop(id_, None)
-            found = running.pop(id_, None)
-            if found is not None:
-                span, name, started = found
-                span.set_attributes(emitted[name].later)
-                span.end()
-                histograms[name].record(perf() - started, emitted[name].duration_record.attributes)
+            runs.end(id_)
 
         def new_span(self, *args: Any, **kwargs: Any) -> None:
             return None
@@ -404,7 +406,7 @@ def llamaindex_variants() -> Switched:
 
     by_hand()
     made = sorted(e.name for e in read_off(lambda: engine.query(question)))
-    assert made == sorted(emitted), f"the baseline must make ragotel's spans: {made} != {sorted(emitted)}"
+    assert made == sorted(runs.emitted), f"the baseline must make ragotel's spans: {made} != {sorted(runs.emitted)}"
     return {"plain": (neither, lambda: engine.query(question)),
             "by hand": (by_hand, lambda: engine.query(question)),
             "ragotel": (ragotel, lambda: engine.query(question))}
@@ -436,7 +438,7 @@ def milvus_variants(scratch: str) -> dict[str, Callable[[], Any]]:
     def instrumented() -> Any:
         return client.search("docs", data=query, limit=K)
 
-    return {"plain": plain, "by hand": by_hand(plain, instrumented), "ragotel": instrumented}
+    return three_ways(plain, instrumented)
 
 
 STORES: dict[str, Callable[[str], dict[str, Callable[[], Any]]]] = {
