@@ -587,10 +587,7 @@ def test_the_langchain_app_unchanged_under_opentelemetry_instrument(tmp_path: An
 
     with RecordedOpenAIServer() as server, LcRag(tmp_path, llm_base_url=server.base_url, model="tiny-llama") as run:
         before = counts(run.scrape(), "rag_step_duration_seconds")  # the passages embedded at start-up
-        for question in (QUESTION, "How long do repairs take?"):
-            response = run.chat(question)
-            assert response.status_code == 200, response.text
-        traces = run.traces_of("POST /chat", 2, wait_for=("chat tiny-llama",))
+        traces = run.answer_each((QUESTION, "How long do repairs take?"), wait_for=("chat tiny-llama",))
         metrics = run.scrape()
     for spans in traces:
         check_trace(spans, "tiny-llama")

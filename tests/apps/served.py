@@ -105,6 +105,17 @@ class ServedApp:
         path = self.receiver.spans_path
         return load_spans(path) if path.exists() else []
 
+    def answer_each(self, questions: tuple[str, ...], *, wait_for: tuple[str, ...]) -> list[list[SpanRecord]]:
+        """Ask each question on ``/chat`` (each must be answered), and return their traces, one per question, once
+        each has the spans named in ``wait_for``."""
+        for question in questions:
+            response = self.chat(question)
+            assert response.status_code == 200, response.text
+            assert response.json()["answer"]
+        traces = self.traces_of("POST /chat", len(questions), wait_for=wait_for)
+        assert len({spans[0].trace_id for spans in traces}) == len(questions)
+        return traces
+
     def traces_of(self, root_name: str, count: int, *, wait_for: tuple[str, ...] = (),
                   timeout: float = 30.0) -> list[list[SpanRecord]]:
         """The spans of the first ``count`` traces whose root is ``root_name``, once each has the spans named in

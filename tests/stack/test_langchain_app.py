@@ -29,13 +29,7 @@ def lcrag(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def test_three_requests_three_traces_down_to_vllms_span(lcrag: LcRag, vllm_receiver: OtlpReceiver) -> None:
     before = counts(lcrag.scrape(), "rag_step_duration_seconds")  # the passages embedded at start-up
-    for question in QUESTIONS:
-        response = lcrag.chat(question)
-        assert response.status_code == 200, response.text
-        assert response.json()["answer"]
-    traces = lcrag.traces_of("POST /chat", len(QUESTIONS), wait_for=(CHAT,))
-    assert len({spans[0].trace_id for spans in traces}) == len(QUESTIONS)
-    for spans in traces:
+    for spans in lcrag.answer_each(QUESTIONS, wait_for=(CHAT,)):
         chat = check_trace(spans, SERVED_MODEL)
         assert llm_request_under(vllm_receiver, chat).trace_id == chat.trace_id
     metrics = lcrag.scrape()

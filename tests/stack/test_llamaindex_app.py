@@ -56,13 +56,7 @@ def check_trace(spans: list[SpanRecord]) -> SpanRecord:
 
 def test_three_requests_three_traces_down_to_vllms_span(lirag: LiRag, vllm_receiver: OtlpReceiver) -> None:
     before = counts(lirag.scrape(), "rag_step_duration_seconds")  # the documents embedded at start-up
-    for question in QUESTIONS:
-        response = lirag.chat(question)
-        assert response.status_code == 200, response.text
-        assert response.json()["answer"]
-    traces = lirag.traces_of("POST /chat", len(QUESTIONS), wait_for=(CHAT,))
-    assert len({spans[0].trace_id for spans in traces}) == len(QUESTIONS)
-    for spans in traces:
+    for spans in lirag.answer_each(QUESTIONS, wait_for=(CHAT,)):
         chat = check_trace(spans)
         assert llm_request_under(vllm_receiver, chat).trace_id == chat.trace_id
     metrics = lirag.scrape()
