@@ -22,7 +22,7 @@ class Need:
 
 
 NEEDS: Final = (
-    Need("a price table: `RAGOTEL_PRICES_FILE` or `ragotel.set_prices(...)` (see [Cost](#cost))",
+    Need("a price table: `RAGOTEL_PRICES_FILE` or `ragotel.set_prices(...)` (see [Cost](guide/cost.md))",
          ("rag-overview / Cost", "rag-overview / Cost by model", "rag-cost / Spent in range",
           "rag-cost / Cost per 1k requests", "rag-cost / USD/h by model", "alert RagCostSpike")),
     Need("`RAGOTEL_DETAILED_METRICS=true` (best score per retrieval)",
