@@ -17,7 +17,8 @@ one duration record each, around an LCEL chain (in-memory store, k=4, prompt, fa
 (in-memory index, k=4, mock LLM); each variant runs with the process switched to it (instrumented or not).
 Variants run interleaved, round by round, through the same providers as ``overhead.py``; figures are medians.
 
-Run: ``python benchmarks/integrations.py [--calls 2000] [--rounds 9] [--only qdrant] [--only langchain]``.
+Run: ``python benchmarks/integrations.py [--calls 2000] [--rounds 9] [--only qdrant] [--only langchain]
+[--json PATH]``; ``--json`` also writes the figures to PATH (what ``docsgen.pictures`` charts).
 Target: ragotel ≤ 1.3× by hand. The vector databases and frameworks run where they are installed
 (``pip install ragotel[vectordb,frameworks]``).
 """
@@ -25,12 +26,15 @@ Target: ragotel ≤ 1.3× by hand. The vector databases and frameworks run where
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -447,6 +451,45 @@ STORES: dict[str, Callable[[str], dict[str, Callable[[], Any]]]] = {
 }
 
 
+TARGET = 1.3  # ragotel / by hand
+
+
+def cpu_model() -> str:
+    """The processor's name where Linux says it (platform.processor() is empty there), else ''."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return ""
+
+
+def write_json(path: str, args: argparse.Namespace, rows: list[dict[str, Any]], skipped: list[dict[str, str]]) -> None:
+    """The run's figures as one JSON document: what the documentation's chart is drawn from, so it records the
+    machine and the counts that produced them next to the medians."""
+    model = cpu_model()
+    document = {
+        "benchmark": "integrations",
+        "command": " ".join(["python benchmarks/integrations.py", *args.argv]),
+        "ragotel": ragotel.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" + (f", {model}" if model else ""),
+        "rounds": args.rounds,
+        "calls": {"faiss": args.calls, "encode": max(args.calls // 20, 20), "store": args.store_calls,
+                  "framework": max(args.store_calls // 3, 20)},
+        "method": f"median ns per call over {args.rounds} rounds, the three variants interleaved round by round; "
+                  f"{args.calls} FAISS calls, {max(args.calls // 20, 20)} encodes, {args.store_calls} vector "
+                  f"database searches and {max(args.store_calls // 3, 20)} framework queries per variant per round",
+        "unit": "ns",
+        "target": TARGET,
+        "rows": rows,
+        "skipped": skipped,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="FAISS calls per variant per round (encode: 1/20)")
@@ -454,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["faiss", "encode", *STORES, *FRAMEWORKS], action="append",
                         help="run only these scenarios (repeatable)")
     parser.add_argument("--store-calls", type=int, default=300, help="vector database searches per variant per round")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv  # recorded in --json's document
     wanted = set(args.only or ["faiss", "encode", *STORES, *FRAMEWORKS])
     scratch = tempfile.mkdtemp(prefix="ragotel-bench-")
     setup()
@@ -465,6 +510,22 @@ def main(argv: list[str] | None = None) -> int:
           f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"  {'scenario':<34}{'plain':>11}{'by hand':>11}{'ragotel':>11}{'added':>10}{'× by hand':>11}")
     worst = 0.0
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+
+    def report(name: str, ns: dict[str, float]) -> None:
+        nonlocal worst
+        ratio = ns["ragotel"] / ns["by hand"]
+        worst = max(worst, ratio)
+        rows.append({"scenario": name, "plain": round(ns["plain"]), "by_hand": round(ns["by hand"]),
+                     "ragotel": round(ns["ragotel"]), "ratio": round(ratio, 4)})
+        print(f"  {name:<34}{ns['plain']:>11.0f}{ns['by hand']:>11.0f}{ns['ragotel']:>11.0f}"
+              f"{ns['ragotel'] - ns['plain']:>10.0f}{ratio:>10.2f}×")
+
+    def skip(name: str, exc: ImportError) -> None:
+        skipped.append({"scenario": name, "reason": str(exc)})
+        print(f"  {name:<34}skipped: {exc}")
+
     scenarios: list[tuple[str, Callable[[], dict[str, Callable[[], Any]]], int]] = []
     if "faiss" in wanted:
         scenarios.append(("FAISS flat 1000×384, k=4", faiss_variants, args.calls))
@@ -477,27 +538,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             variants = make()
         except ImportError as exc:
-            print(f"  {name:<34}skipped: {exc}")
+            skip(name, exc)
             continue
-        ns = measure(variants, False, calls, args.rounds)
-        ratio = ns["ragotel"] / ns["by hand"]
-        worst = max(worst, ratio)
-        print(f"  {name:<34}{ns['plain']:>11.0f}{ns['by hand']:>11.0f}{ns['ragotel']:>11.0f}"
-              f"{ns['ragotel'] - ns['plain']:>10.0f}{ratio:>10.2f}×")
+        report(name, measure(variants, False, calls, args.rounds))
     for framework, (name, switched_of) in FRAMEWORKS.items():
         if framework not in wanted:
             continue
         try:
             switched = switched_of()
         except ImportError as exc:
-            print(f"  {name:<34}skipped: {exc}")
+            skip(name, exc)
         else:
-            ns = measure_switched(switched, max(args.store_calls // 3, 20), args.rounds)
-            ratio = ns["ragotel"] / ns["by hand"]
-            worst = max(worst, ratio)
-            print(f"  {name:<34}{ns['plain']:>11.0f}{ns['by hand']:>11.0f}{ns['ragotel']:>11.0f}"
-                  f"{ns['ragotel'] - ns['plain']:>10.0f}{ratio:>10.2f}×")
-    print(f"\nworst ragotel / by hand: {worst:.2f}× (target ≤ 1.30×)")
+            report(name, measure_switched(switched, max(args.store_calls // 3, 20), args.rounds))
+    print(f"\nworst ragotel / by hand: {worst:.2f}× (target ≤ {TARGET:.2f}×)")
+    if args.json:
+        write_json(args.json, args, rows, skipped)
     return 0
 
 
