@@ -284,7 +284,7 @@ def prometheus_rule(namespace: str = "rag") -> dict[str, Any]:
 
 
 def markdown_table() -> str:
-    """The alerts as the README lists them."""
+    """The alerts as docs/dashboards.md lists them (``python -m docsgen`` writes it there)."""
     rows = ["| alert | stage | fires when | for | severity |", "| --- | --- | --- | --- | --- |"]
     rows += [f"| `{a.name}` | {a.stage} | {a.description.split('. ')[0].rstrip('.')} | {a.for_} | {a.severity} |"
              for a in ALERTS]

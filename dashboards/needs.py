@@ -3,7 +3,8 @@
 Every other query has data for any app decorated with ragotel's steps, whatever its steps, pipelines,
 routes and scrape jobs are named, and for LangChain and LlamaIndex apps run unchanged under
 ``opentelemetry-instrument`` (the stack tests run each query against such an app under two sets of names,
-and against one app of each framework). The README lists these (``python -m dashboards`` writes the table).
+and against one app of each framework). docs/dashboards.md lists these (``python -m docsgen`` writes the table;
+its links are relative to docs/).
 """
 
 from __future__ import annotations

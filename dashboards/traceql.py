@@ -29,7 +29,7 @@ def load(path: Path = CATALOG) -> list[TraceQuery]:
 
 
 def markdown_table(queries: list[TraceQuery]) -> str:
-    """The catalog as the README shows it."""
+    """The catalog as docs/dashboards.md shows it (``python -m docsgen`` writes it there)."""
     rows = ["| name | finds | TraceQL |", "| --- | --- | --- |"]
     rows += [f"| `{q.name}` | {q.purpose} | `{q.query.replace('|', chr(92) + '|')}` |" for q in queries]
     return "\n".join(rows) + "\n"

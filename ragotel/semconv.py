@@ -5,7 +5,9 @@ This is the one place where a telemetry name is spelled. Names under ``gen_ai.*`
 from ``opentelemetry-semantic-conventions`` wherever it defines them (a test fails on one spelled by hand);
 names the conventions do not cover (reranking, prompt building, RAG quality signals, a pipeline's duration)
 live under ``rag.*``: ``gen_ai.*`` is the conventions' namespace, and tests/test_released_names.py fails on a
-``gen_ai.*`` name the package does not define unless the README lists it with its reason.
+``gen_ai.*`` name the package does not define unless docs/genai-conventions.md lists it with its reason.
+docs/reference/names.md is generated from this module (``python -m docsgen``): a name's docstring is its
+meaning there, and a metric's starts with its instrument and unit (``Histogram, s:``).
 
 Dashboards, alerts and TraceQL queries are written against these names; change one here and the
 tests that compare them with what a real Prometheus scrapes will tell you what else must move.
@@ -111,17 +113,25 @@ GEN_AI_RESPONSE_FINISH_REASONS: Final = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = _gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
 """Seconds from sending a streamed request to the first chunk, on the span."""
 GEN_AI_REQUEST_MAX_TOKENS: Final = _gen_ai.GEN_AI_REQUEST_MAX_TOKENS
+"""The most tokens the request lets the model generate."""
 GEN_AI_REQUEST_TEMPERATURE: Final = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
+"""The request's sampling temperature."""
 GEN_AI_REQUEST_TOP_P: Final = _gen_ai.GEN_AI_REQUEST_TOP_P
+"""The request's nucleus sampling probability."""
 GEN_AI_REQUEST_TOP_K: Final = _gen_ai.GEN_AI_REQUEST_TOP_K
 """A generation request's sampling top-k, and how many documents a retrieval asked for: the conventions'
 retrieval span (v1.41.1, the last core release defining it) records its k under this name.
 Seed 002's ``rag.top_k`` / ``faiss.top_k``."""
 GEN_AI_REQUEST_SEED: Final = _gen_ai.GEN_AI_REQUEST_SEED
+"""The request's sampling seed."""
 GEN_AI_REQUEST_STOP_SEQUENCES: Final = _gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES
+"""Sequences that stop the generation, as the request gave them."""
 GEN_AI_REQUEST_CHOICE_COUNT: Final = _gen_ai.GEN_AI_REQUEST_CHOICE_COUNT
+"""Choices asked for (the request's ``n``)."""
 GEN_AI_REQUEST_STREAM: Final = _gen_ai.GEN_AI_REQUEST_STREAM
+"""The request asked for a streamed answer."""
 GEN_AI_REQUEST_ENCODING_FORMATS: Final = _gen_ai.GEN_AI_REQUEST_ENCODING_FORMATS
+"""Encodings an embeddings request asked for (``float``, ``base64``)."""
 GEN_AI_USAGE_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
 """Prompt tokens."""
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
@@ -137,7 +147,7 @@ GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_REASONING_OUT
 GEN_AI_CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
 """The conversation (session, thread) a pipeline serves, as the application names it; on every span of it."""
 GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
-"""``input`` or ``output``; metric attribute of :data:`GEN_AI_CLIENT_TOKEN_USAGE`."""
+"""One of :class:`TokenType`; metric attribute of :data:`GEN_AI_CLIENT_TOKEN_USAGE`."""
 GEN_AI_DATA_SOURCE_ID: Final = _gen_ai.GEN_AI_DATA_SOURCE_ID
 """Which index or store a retrieval searched (e.g. ``faiss``)."""
 GEN_AI_RETRIEVAL_DOCUMENTS: Final = _gen_ai.GEN_AI_RETRIEVAL_DOCUMENTS
@@ -163,7 +173,10 @@ GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 ERROR_TYPE: Final = _error.ERROR_TYPE
 """Exception class, ``timeout``, ``connection``, ``http.5xx``, ``malformed_body``, ..."""
 SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
+"""The host an instrumented call went to (the model server, the vector database), or the server's own address
+on a server span; a metric attribute of model calls."""
 SERVER_PORT: Final = _server.SERVER_PORT
+"""That host's port."""
 
 GEN_AI_EVALUATION_NAME: Final = _gen_ai.GEN_AI_EVALUATION_NAME
 """What was judged (``user_feedback``, ``citations_exist``, ...); metric attribute, bounded by code."""
@@ -197,9 +210,11 @@ RAG_RETRIEVAL_RESULTS_RETURNED: Final = "rag.retrieval.results.returned"
 RAG_RETRIEVAL_RESULTS_KEPT: Final = "rag.retrieval.results.kept"
 """Documents left after filtering (seed 002 ``rag.results_filtered_count``)."""
 RAG_RETRIEVAL_SCORE_MIN: Final = "rag.retrieval.score.min"
+"""The lowest score among the returned documents (seed 002 ``faiss.score_min``)."""
 RAG_RETRIEVAL_SCORE_MAX: Final = "rag.retrieval.score.max"
+"""The best score among the returned documents (seed 002 ``faiss.score_max``)."""
 RAG_RETRIEVAL_SCORE_AVG: Final = "rag.retrieval.score.avg"
-"""Score statistics over the returned documents (seed 002 ``faiss.score_min/max/avg``)."""
+"""The mean score of the returned documents (seed 002 ``faiss.score_avg``)."""
 RAG_INDEX_SIZE: Final = "rag.index.size"
 """Vectors (or documents) in the searched index (seed 002 ``faiss.index_size``)."""
 RAG_RETRIEVAL_QUERIES: Final = "rag.retrieval.queries"
@@ -266,16 +281,23 @@ RAG_INDEX_PART: Final = "rag.index.part"
 OI_SPAN_KIND: Final = "openinference.span.kind"
 """CHAIN, RETRIEVER, EMBEDDING, RERANKER or LLM, by step kind."""
 OI_LLM_MODEL_NAME: Final = "llm.model_name"
+"""A generation's model, as OpenInference names it."""
 OI_EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+"""An embedding's model, as OpenInference names it."""
 OI_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+"""Input tokens, as OpenInference names them."""
 OI_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+"""Output tokens, as OpenInference names them."""
 OI_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+"""Input plus output tokens."""
 OI_INPUT_VALUE: Final = "input.value"
 """Content: with capture on only."""
 OI_OUTPUT_VALUE: Final = "output.value"
 """Content: with capture on only."""
 OI_INPUT_MIME_TYPE: Final = "input.mime_type"
+"""How a viewer renders ``input.value``: ``text/plain`` or ``application/json``."""
 OI_OUTPUT_MIME_TYPE: Final = "output.mime_type"
+"""How a viewer renders ``output.value``."""
 OI_MIME_TYPES: Final = {OI_INPUT_VALUE: OI_INPUT_MIME_TYPE, OI_OUTPUT_VALUE: OI_OUTPUT_MIME_TYPE}
 """The mime-type key of each value: ``text/plain`` or ``application/json``, how a viewer renders the value (Phoenix
 otherwise takes the type of one it derives from ``gen_ai.*``, and shows a text as broken JSON)."""
@@ -292,29 +314,41 @@ OI_SPAN_KINDS: Final = {
 
 # --- HTTP server (semantic conventions), recorded by the ASGI middleware -----------------------------
 HTTP_REQUEST_METHOD: Final = _http.HTTP_REQUEST_METHOD
+"""The request's method (``GET``, ``POST``, ...)."""
 HTTP_ROUTE: Final = _http.HTTP_ROUTE
 """The route template (``/chat``), never the raw path: bounded."""
 HTTP_RESPONSE_STATUS_CODE: Final = _http.HTTP_RESPONSE_STATUS_CODE
+"""The status the server answered with."""
 URL_PATH: Final = _url.URL_PATH
+"""The path requested; on the server span only, never a metric attribute."""
 URL_SCHEME: Final = _url.URL_SCHEME
+"""``http`` or ``https``."""
 URL_QUERY: Final = _url.URL_QUERY
 """Query string; its values are content (recorded as ``REDACTED`` unless capture is on)."""
 CLIENT_ADDRESS: Final = _client.CLIENT_ADDRESS
+"""The address the request came from."""
 USER_AGENT_ORIGINAL: Final = _user_agent.USER_AGENT_ORIGINAL
+"""The request's ``User-Agent`` header."""
 
 # --- Resource attributes --------------------------------------------------------------------------
 SERVICE_NAME: Final = _service.SERVICE_NAME
+"""The service (``configure(service_name=...)``; ``OTEL_SERVICE_NAME`` wins)."""
 SERVICE_VERSION: Final = _service.SERVICE_VERSION
+"""The service's version (``configure(service_version=...)``)."""
 DEPLOYMENT_ENVIRONMENT: Final = _deployment.DEPLOYMENT_ENVIRONMENT_NAME
+"""The environment (``RAGOTEL_ENVIRONMENT``); a label of every series on ``/metrics``."""
 K8S_POD_NAME: Final = _k8s.K8S_POD_NAME
+"""The pod, from the downward API (``K8S_POD_NAME`` or ``POD_NAME``)."""
 K8S_NAMESPACE_NAME: Final = _k8s.K8S_NAMESPACE_NAME
+"""The namespace, from the downward API (``K8S_NAMESPACE_NAME`` or ``POD_NAMESPACE``)."""
 K8S_NODE_NAME: Final = _k8s.K8S_NODE_NAME
+"""The node, from the downward API (``K8S_NODE_NAME`` or ``NODE_NAME``)."""
 K8S_CLUSTER_NAME: Final = _k8s.K8S_CLUSTER_NAME
-"""Seed 001's ``cluster`` label."""
+"""The cluster (``RAGOTEL_CLUSTER``); a label of every series on ``/metrics`` (seed 001's ``cluster``)."""
 CLOUD_PROVIDER: Final = _cloud.CLOUD_PROVIDER
-"""Seed 001's ``provider`` label."""
+"""The cloud provider (``RAGOTEL_PROVIDER``); a label of every series on ``/metrics`` (seed 001's ``provider``)."""
 CLOUD_REGION: Final = _cloud.CLOUD_REGION
-"""Seed 001's ``region`` label."""
+"""The region (``RAGOTEL_REGION``); a label of every series on ``/metrics`` (seed 001's ``region``)."""
 
 # --- Metrics ---------------------------------------------------------------------------------------
 GEN_AI_CLIENT_OPERATION_DURATION: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
@@ -385,7 +419,7 @@ RAG_EVALUATIONS: Final = "rag.evaluations"
 # of the gen_ai.client.token.usage histogram, and embeddings keep gen_ai.client.operation.duration.
 GEN_AI_CLIENT_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
 """Histogram, s: a chat or text-completion call (latest conventions; the default records
-:data:`GEN_AI_CLIENT_OPERATION_DURATION`, which the latest keep for embeddings and other operations)."""
+:data:`GEN_AI_CLIENT_OPERATION_DURATION`, which the latest keep for operations they time nowhere else)."""
 GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
 """Histogram, s: :data:`GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK` as the latest conventions name it."""
 GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.inference.time_per_output_chunk"
@@ -449,9 +483,20 @@ under the latest conventions; the default has none (the span's ``exception`` eve
 GEN_AI_EXCEPTION_SEVERITY: Final = "WARN"
 """Severity of the exception event: the conventions ask for WARN (severity number 13)."""
 EXCEPTION_TYPE: Final = _exception.EXCEPTION_TYPE
+"""The exception's qualified class name, on the exception event."""
 EXCEPTION_MESSAGE: Final = _exception.EXCEPTION_MESSAGE
+"""The exception's message, on the exception event."""
 GEN_AI_DETAILS_SEVERITY: Final = "DEBUG"
 """Severity of the details event: the latest conventions ask for DEBUG (severity number 5)."""
+DEFAULT_ONLY: Final = frozenset({GEN_AI_TOKEN_TYPE, GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS})
+"""Attributes only the default mode records: the latest conventions count tokens on a counter per type, by
+:data:`GEN_AI_TOKEN_MODALITY`, and spell the cache-write tokens :data:`GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS`.
+(Metrics: each mode's instruments say which they record.)"""
+LATEST_ONLY: Final = frozenset({
+    GEN_AI_AGENT_NAME, GEN_AI_TOKEN_MODALITY, GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    GEN_AI_INFERENCE_DETAILS_EVENT, GEN_AI_INFERENCE_EXCEPTION_EVENT,
+})
+"""Attributes and events only the latest mode (``gen_ai_latest_experimental``) records."""
 
 SCHEMA_URL_DEFAULT: Final = list(_Schemas)[-1].value
 """Schema URL of the tracer and meter in the default mode: the newest the semconv package carries."""

@@ -192,7 +192,7 @@ def test_private_modules_are_private_by_name() -> None:
         "ragotel.instrumentation.lancedb", "ragotel.instrumentation.langchain", "ragotel.instrumentation.llamaindex",
         "ragotel.instrumentation.milvus",
         "ragotel.cli", "ragotel.cli.bench", "ragotel.cli.files", "ragotel.cli.receiver", "ragotel.cli.waterfall",
-    }, "a new public module is an API decision: add it here and to the README"
+    }, "a new public module is an API decision: add it here and to docs/reference/api.md"
 
 
 def test_walk_packages_agrees_with_the_files() -> None:

@@ -3,8 +3,8 @@ against ragotel's names module.
 
 A RAG service (tests/rag_workload.py) runs in each GenAI mode. Every metric name and every attribute key
 under ``gen_ai.*`` it emits (span, span event, metric point and log record attributes) must be one the
-installed opentelemetry-semantic-conventions package defines, or one the README names with its reason: the
-departures table, and in the latest mode the latest column of the two-modes table (the GenAI conventions'
+installed opentelemetry-semantic-conventions package defines, or one docs/genai-conventions.md names with its
+reason: the departures table, and in the latest mode the latest column of the two-modes table (the GenAI conventions'
 own release, which the package does not carry). The default mode also follows core v1.41.1, the last core
 release defining the GenAI conventions, where the package says nothing: bucket advice and span kinds.
 """
@@ -22,10 +22,12 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from opentelemetry.trace import SpanKind
 
+from docsgen import tables
+from ragotel import semconv as sc
 from tests import rag_workload
 from tests.conftest import Recorded
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+CONVENTIONS = (Path(__file__).resolve().parents[1] / "docs" / "genai-conventions.md").read_text(encoding="utf-8")
 
 # core v1.41.1, docs/gen-ai/gen-ai-metrics.md: the ExplicitBucketBoundaries advised for
 # gen_ai.client.operation.time_to_first_chunk and gen_ai.client.operation.time_per_output_chunk.
@@ -50,17 +52,17 @@ def _rows(table: str) -> list[list[str]]:
 
 
 def departures() -> dict[str, str]:
-    """The README's departures table: name → reason."""
-    table = README.split("<!-- departures:begin -->\n", 1)[1].split("<!-- departures:end -->", 1)[0]
+    """The departures table of docs/genai-conventions.md: name → reason."""
+    table = CONVENTIONS.split("<!-- departures:begin -->\n", 1)[1].split("<!-- departures:end -->", 1)[0]
     header, *rows = _rows(table)
     assert header == ["name", "why"], header
     return {row[0].strip("`"): row[1] for row in rows}
 
 
 def latest_names() -> set[str]:
-    """The names the README's two-modes table gives the latest mode (its third column)."""
-    start = README.index("| | default | `gen_ai_latest_experimental` |")
-    table = README[start:README.index("\n\n", start)]
+    """The names the two-modes table of docs/genai-conventions.md gives the latest mode (its third column)."""
+    start = CONVENTIONS.index("| | default | `gen_ai_latest_experimental` |")
+    table = CONVENTIONS[start:CONVENTIONS.index("\n\n", start)]
     return {name for row in _rows(table)[1:] for name in re.findall(r"`(gen_ai\.[a-z0-9_.]+)`", row[2])}
 
 
@@ -81,7 +83,7 @@ def emitted(recorded: Recorded) -> dict[str, str]:
 
 
 def unreleased(found: dict[str, str], *, latest: bool) -> dict[str, str]:
-    """The ``gen_ai.*`` names among ``found`` that neither the package nor the README's tables account for."""
+    """The ``gen_ai.*`` names among ``found`` that neither the package nor the page's tables account for."""
     allowed = package_names() | set(departures()) | (latest_names() if latest else set())
     return {name: where for name, where in found.items() if name.startswith("gen_ai.") and name not in allowed}
 
@@ -111,6 +113,20 @@ def test_a_name_from_no_release_is_reported() -> None:
         "gen_ai.client.inference.duration": "metric",  # a latest-mode name in the default mode
     }
     assert set(unreleased(found, latest=True)) == {"gen_ai.workflow.duration", "gen_ai.retrieval.top_k"}
+
+
+def test_each_mode_emits_the_names_the_names_page_gives_it(recorded: Recorded) -> None:
+    """docs/reference/names.md says which names only one mode emits (semconv's DEFAULT_ONLY and LATEST_ONLY, each
+    mode's instruments): a real service emits them in that mode and not in the other."""
+    found: dict[bool, set[str]] = {}
+    for latest in (False, True):
+        recorded.clear()
+        rag_workload.serve(latest=latest)
+        found[latest] = set(emitted(recorded)) | {event.name for span in recorded.spans() for event in span.events} \
+            | {str(log.log_record.event_name) for log in recorded.logs()}
+        assert {point.name for point in recorded.points()} <= {made.name for made in tables.instruments(latest)}
+    assert found[False] >= sc.DEFAULT_ONLY and not sc.DEFAULT_ONLY & found[True]
+    assert found[True] >= sc.LATEST_ONLY and not sc.LATEST_ONLY & found[False]
 
 
 # --- where the package is silent, core v1.41.1 ----------------------------------------------------

@@ -9,38 +9,13 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 
+from docsgen import tables
 from ragotel import semconv as sc
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-
-METRICS = [
-    (sc.GEN_AI_CLIENT_OPERATION_DURATION, sc.UNIT_SECONDS, "histogram"),
-    (sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.UNIT_TOKEN, "histogram"),
-    (sc.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, sc.UNIT_SECONDS, "histogram"),
-    (sc.GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK, sc.UNIT_SECONDS, "histogram"),
-    (sc.RAG_PIPELINE_DURATION, sc.UNIT_SECONDS, "histogram"),
-    (sc.RAG_STEP_DURATION, sc.UNIT_SECONDS, "histogram"),
-    (sc.RAG_STEP_ERRORS, sc.UNIT_ERROR, "counter"),
-    (sc.RAG_RETRIEVAL_TOP_SCORE, sc.UNIT_SCORE, "histogram"),
-    (sc.RAG_RETRIEVAL_DOCUMENTS, sc.UNIT_DOCUMENT, "counter"),
-    (sc.RAG_RETRIEVAL_DOCUMENTS_KEPT, sc.UNIT_DOCUMENT, "counter"),
-    (sc.RAG_RETRIEVAL_SCORE, sc.UNIT_SCORE, "histogram"),
-    (sc.RAG_PROMPT_CONTEXT_SIZE, sc.UNIT_CHAR, "counter"),
-    (sc.RAG_PROMPT_CONTEXT_CHUNKS, sc.UNIT_CHUNK, "counter"),
-    (sc.RAG_METRIC_ATTRIBUTE_OVERFLOW, sc.UNIT_VALUE, "counter"),
-    (sc.RAG_COST, sc.UNIT_USD, "counter"),
-    (sc.RAG_INDEX_ITEMS, sc.UNIT_ITEM, "gauge"),
-    (sc.RAG_INDEX_LOAD_DURATION, sc.UNIT_SECONDS, "gauge"),
-    (sc.HTTP_SERVER_REQUEST_DURATION, sc.UNIT_SECONDS, "histogram"),
-    (sc.HTTP_SERVER_ACTIVE_REQUESTS, sc.UNIT_REQUEST, "updowncounter"),
-    (sc.HTTP_SERVER_REQUEST_BODY_SIZE, sc.UNIT_BYTES, "histogram"),
-    (sc.HTTP_SERVER_RESPONSE_BODY_SIZE, sc.UNIT_BYTES, "histogram"),
-    (sc.RAG_INDEX_DIMENSION, sc.UNIT_DIMENSION, "gauge"),
-    (sc.RAG_INDEX_AGE, sc.UNIT_SECONDS, "gauge"),
-    (sc.RAG_INDEX_DOCUMENTS_WRITTEN, sc.UNIT_DOCUMENT, "counter"),
-    (sc.RAG_INDEX_CHUNKS_WRITTEN, sc.UNIT_CHUNK, "counter"),
-    (sc.RAG_INDEX_CHUNKS_EMBEDDED, sc.UNIT_CHUNK, "counter"),
-]
+# The page generated from this module (python -m docsgen); tests/docs/test_generated_pages.py checks it is current.
+NAMES_PAGE = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "names.md").read_text(encoding="utf-8")
+# Every instrument ragotel creates, in either GenAI mode.
+METRICS = sorted({made for latest in (False, True) for made in tables.instruments(latest)}, key=lambda i: i.name)
 
 
 def _constants(prefixes: tuple[str, ...]) -> dict[str, str]:
@@ -53,28 +28,51 @@ def test_every_name_is_defined_once() -> None:
     assert not duplicated
 
 
-def test_every_metric_and_attribute_is_documented_in_the_readme() -> None:
-    missing = [v for k, v in _constants(("gen_ai.", "rag.")).items() if f"`{v}" not in README]
-    assert not missing, f"not in README.md: {missing}"
+def test_every_metric_and_attribute_is_on_the_names_page() -> None:
+    missing = [v for k, v in _constants(("gen_ai.", "rag.")).items() if f"`{v}`" not in NAMES_PAGE]
+    assert not missing, f"not in docs/reference/names.md: {missing}"
+
+
+def test_every_name_has_its_meaning() -> None:
+    """Each name the names page lists has a docstring to say what it means (a metric's: its instrument and unit)."""
+    metrics = {made.name for made in METRICS}
+    undocumented = [name.constant for name in tables.names()
+                    if (name.value in metrics or tables.listed(name)) and not name.doc]
+    assert not undocumented
+
+
+def test_every_metric_docstring_states_the_instrument_ragotel_creates() -> None:
+    docs = {name.value: name.doc for name in tables.names()}
+    for made in METRICS:
+        assert tables.declared(docs.get(made.name, "")) == (made.kind, made.unit), made
+
+
+def test_each_mode_creates_the_metrics_it_should() -> None:
+    default, latest = ({made.name for made in tables.instruments(mode)} for mode in (False, True))
+    assert sc.RAG_PIPELINE_DURATION in default - latest and sc.GEN_AI_INVOKE_AGENT_DURATION in latest - default
+    assert sc.GEN_AI_CLIENT_TOKEN_USAGE in default - latest
+    assert set(sc.INFERENCE_USAGE_COUNTERS.values()) <= latest - default
+    assert sc.RAG_STEP_DURATION in default & latest
 
 
 def test_prometheus_names_match_the_real_exporter() -> None:
     registry = CollectorRegistry()
     provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
     meter = provider.get_meter("names")
-    for name, unit, kind in METRICS:
-        if kind == "counter":
-            meter.create_counter(name, unit=unit).add(1)
-        elif kind == "gauge":
-            meter.create_gauge(name, unit=unit).set(1)
-        elif kind == "updowncounter":
-            meter.create_up_down_counter(name, unit=unit).add(1)
+    for made in METRICS:
+        if made.kind == "counter":
+            meter.create_counter(made.name, unit=made.unit).add(1)
+        elif made.kind == "gauge":
+            meter.create_gauge(made.name, unit=made.unit).set(1)
+        elif made.kind == "updowncounter":
+            meter.create_up_down_counter(made.name, unit=made.unit).add(1)
         else:
-            meter.create_histogram(name, unit=unit).record(1)
+            meter.create_histogram(made.name, unit=made.unit).record(1)
     exposition = generate_latest(registry).decode()
-    for name, unit, kind in METRICS:
-        expected = sc.prometheus_name(name, unit, counter=kind == "counter")
-        series = f"{expected}_bucket{{" if kind == "histogram" else f"{expected}{{"
-        assert series in exposition or f"{expected} " in exposition, (name, expected)
-        assert f"`{expected}`" in README, f"README lacks the Prometheus name {expected}"
+    for made in METRICS:
+        expected = sc.prometheus_name(made.name, made.unit, counter=made.kind == "counter")
+        assert expected == made.prometheus
+        series = f"{expected}_bucket{{" if made.kind == "histogram" else f"{expected}{{"
+        assert series in exposition or f"{expected} " in exposition, (made.name, expected)
+        assert f"`{expected}`" in NAMES_PAGE, f"docs/reference/names.md lacks the Prometheus name {expected}"
     provider.shutdown()

@@ -1,5 +1,6 @@
 """The step API's reference: what ``help()`` shows for each of the six steps documents every parameter and
-names the span as the step names it, and the README's table of the six steps mirrors it."""
+names the span as the step names it, and the table of the six steps in docs/guide/steps.md (generated from them by
+``python -m docsgen``) mirrors it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.conftest import Recorded
 STEPS: list[Callable[..., Any]] = [ragotel.retrieval, ragotel.embedding, ragotel.rerank, ragotel.prompt,
                                    ragotel.generation, ragotel.pipeline]
 COMMON = ("attributes", "extractor", "capture_content")
-README = Path(__file__).resolve().parents[1] / "README.md"
+STEPS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "guide" / "steps.md"
 ids = [step.__name__ for step in STEPS]
 
 
@@ -56,8 +57,8 @@ def test_the_documented_span_name_is_the_one_a_step_gets(recorded: Recorded, ste
 
 
 @pytest.mark.parametrize("step", STEPS, ids=ids)
-def test_the_readme_table_mirrors_each_step(step: Callable[..., Any]) -> None:
-    text = README.read_text()
+def test_the_steps_page_table_mirrors_each_step(step: Callable[..., Any]) -> None:
+    text = STEPS_PAGE.read_text(encoding="utf-8")
     header = next(line for line in text.splitlines() if line.startswith("| step | span | keywords"))
     assert all(f"`{name}`" in header for name in COMMON)
     (row,) = [line for line in text.splitlines() if line.startswith(f"| `{step.__name__}(name)` |")]

@@ -467,7 +467,7 @@ def configure(
     - ``genai_content``: content capture as the GenAI conventions spell it, ``"true"``/``"false"``, or under the
       latest conventions ``"SPAN_ONLY"``, ``"EVENT_ONLY"``, ``"SPAN_AND_EVENT"``, ``"NO_CONTENT"``
       (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` wins; ``capture_content``, when given, decides);
-    - ``genai_latest_experimental``: the latest GenAI conventions where they still move (README, "Conventions")
+    - ``genai_latest_experimental``: the latest GenAI conventions where they still move (docs/genai-conventions.md)
       (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`` wins);
     - ``prices``: a :class:`ragotel.cost.PriceTable`, a mapping or a file path
       (``RAGOTEL_PRICES_FILE`` wins);

@@ -3,7 +3,8 @@
 One rule for every ``error.type`` ragotel sets from an exception — steps, HTTP client calls, server spans
 and the metrics they record — as the OpenTelemetry conventions ask: a low-cardinality value from a
 documented list where the failure has a well-known kind, the exception's qualified class name only
-where nothing better exists. The README's ``error.type`` table lists every value.
+where nothing better exists. :data:`DOCUMENTED` lists every value, with when and where it is set
+(docs/reference/error-types.md is generated from it).
 
 HTTP clients are recognised by the class names in an exception's hierarchy and by duck typing, so
 this module imports none of them: httpx, requests, urllib3, aiohttp and the openai SDK classify
@@ -13,6 +14,7 @@ alike whether or not they are installed.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Final
 
 from opentelemetry.trace import Span
@@ -23,6 +25,10 @@ from ragotel import semconv as sc
 TIMEOUT: Final = "timeout"
 CONNECTION: Final = "connection"
 CANCELLED: Final = "cancelled"
+# What an instrumented HTTP call records when a 200 cannot be read as the API promises.
+MALFORMED_BODY: Final = "malformed_body"
+MALFORMED_STREAM: Final = "malformed_stream"
+STREAM_ERROR: Final = "stream_error"
 # How far back through __cause__ / __context__ a wrapper's error.type looks for a well-known kind.
 _MAX_CHAIN: Final = 8
 
@@ -128,3 +134,46 @@ def note_error(span: Span, etype: str, *, stage: str | None = None, message: str
     if message:
         event[sc.RAG_ERROR_MESSAGE] = message
     span.add_event(sc.RAG_ERROR_EVENT, event)
+
+
+@dataclass(frozen=True, slots=True)
+class Documented:
+    """One kind of ``error.type`` value: which values, when ragotel sets them and where they show (Markdown)."""
+
+    values: tuple[str, ...]
+    when: str
+    where: str
+    examples: bool = False
+    """``values`` are examples of an open set (status codes, class names)."""
+    label: str | None = None
+    """What the table shows instead of ``values`` (a value the application chooses)."""
+
+
+_STEPS_AND_CALLS: Final = (
+    "steps, HTTP client calls, server spans (an exception escaping the app); their `rag.step.errors`, "
+    "`gen_ai.client.operation.duration`, `http.server.request.duration`"
+)
+DOCUMENTED: Final = (
+    Documented((TIMEOUT,), "an exception class named `*Timeout*`: `TimeoutError`, `httpx.ReadTimeout`, "
+               "`requests.Timeout`, `openai.APITimeoutError`, aiohttp's", _STEPS_AND_CALLS),
+    Documented((CONNECTION,), "refused, reset or dropped connections, failed name lookups: httpx, requests, urllib3, "
+               "aiohttp, the openai SDK, the OS (`ConnectionError`, `socket.gaierror`)", _STEPS_AND_CALLS),
+    Documented((http_status_class(400), http_status_class(500)),
+               "an HTTP call answered with that status class; a client's error for such an answer "
+               "(`raise_for_status()`: `httpx.HTTPStatusError`, `requests.HTTPError`; `openai.APIStatusError`, "
+               "`aiohttp.ClientResponseError`)", "HTTP client calls; steps and server spans the error escapes from"),
+    Documented((MALFORMED_BODY, MALFORMED_STREAM, STREAM_ERROR),
+               "a 200 whose JSON body or SSE stream cannot be read as the API promises, or a stream that reports "
+               "an error", "HTTP client calls"),
+    Documented(("500", "503"), "the server answered a 5xx (the HTTP server conventions: the status code as a string)",
+               "server spans, `http.server.request.duration`", examples=True),
+    Documented((CANCELLED,), "`ragotel.record_error(stage, exc)` given a cancelled task's error (steps and calls "
+               "record a cancellation as `rag.outcome=cancelled`, not an error)", "`rag.step.errors`"),
+    Documented((), '`ragotel.record_error(stage, "validation")`, `fail_response("...")`',
+               "`rag.step.errors{rag.step.kind=<stage>}` (`record_error`); the server span and "
+               "`http.server.request.duration` (`fail_response`)", label="your value"),
+    Documented(("ValueError", "app.errors.StageError"),
+               "any other exception: the class name, qualified unless builtin (the module it was imported as, "
+               "even when run with `python -m`)", "wherever it escapes", examples=True),
+)
+"""Every ``error.type`` value ragotel sets, by kind: the values a test finds in the code are among them."""

@@ -39,6 +39,7 @@ def _bool(text: str) -> bool:
 
 
 def _port(value: object) -> int:
+    """A port number, 0 to 65535."""
     port = int(str(value).strip()) if not isinstance(value, int) or isinstance(value, bool) else value
     if not 0 <= port <= 65535:
         raise ValueError("expected a port number from 0 to 65535")
@@ -46,6 +47,7 @@ def _port(value: object) -> int:
 
 
 def _positive_int(value: object) -> int:
+    """A whole number above 0."""
     number = int(str(value).strip()) if not isinstance(value, int) or isinstance(value, bool) else value
     if number <= 0:
         raise ValueError("expected a whole number above 0")
@@ -53,12 +55,14 @@ def _positive_int(value: object) -> int:
 
 
 def _float(value: object) -> float:
+    """A number."""
     if isinstance(value, bool):
         raise ValueError("expected a number")
     return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
 
 
 def _seconds(value: object) -> float:
+    """A number of seconds, 0 or more."""
     seconds = _float(value)
     if not 0 <= seconds < float("inf"):
         raise ValueError("expected a number of seconds, 0 or more")
@@ -66,6 +70,7 @@ def _seconds(value: object) -> float:
 
 
 def _protocol(value: object) -> str:
+    """``http/protobuf`` or ``grpc``."""
     text = str(value).strip().lower()
     if text not in PROTOCOLS:
         raise ValueError(f"expected one of {', '.join(PROTOCOLS)}")
@@ -73,10 +78,12 @@ def _protocol(value: object) -> str:
 
 
 def _text(value: object) -> str:
+    """Text."""
     return str(value).strip()
 
 
 def _flag(value: object) -> bool:
+    """``true`` or ``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``)."""
     return value if isinstance(value, bool) else _bool(str(value))
 
 
@@ -105,6 +112,7 @@ def _service_steps(value: object) -> tuple[ServiceStep, ...]:
 
 
 def _names(value: object) -> frozenset[str]:
+    """Names, comma-separated."""
     return frozenset(name.strip() for name in str(value).split(",") if name.strip())
 
 
@@ -123,7 +131,7 @@ class PartlyUsable(ValueError):
 
 
 def _opt_in(value: object) -> bool:
-    """``OTEL_SEMCONV_STABILITY_OPT_IN`` (a comma list) asks for the latest GenAI conventions, or ``True``.
+    """A comma-separated list: ``gen_ai_latest_experimental`` in it asks for the latest GenAI conventions.
 
     The list is shared with other conventions' categories (``http``, ``database``, their ``/dup`` forms, ...):
     those are not ragotel's to judge. An entry that names GenAI but is no opt-in ragotel knows (a typo, an
@@ -140,6 +148,8 @@ def _opt_in(value: object) -> bool:
 
 
 def _content_mode(value: object) -> str:
+    """``true`` or ``false``; under ``gen_ai_latest_experimental`` ``SPAN_ONLY``, ``EVENT_ONLY``, ``SPAN_AND_EVENT``
+    or ``NO_CONTENT``."""
     text = str(value).strip().lower()
     if text not in (*CONTENT_MODES, "true", "false"):
         raise ValueError(f"expected true or false, or under {GENAI_LATEST} one of "
@@ -149,7 +159,11 @@ def _content_mode(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One row: argument name, environment variable (wins over the argument), default, parser/validator."""
+    """One row: argument name, environment variable (wins over the argument), default, parser/validator.
+
+    docs/reference/settings.md is generated from the rows: ``doc`` says what the setting does (Markdown links
+    relative to docs/), the first line of ``parse``'s docstring what it accepts, ``when_invalid`` what an unusable
+    value leaves."""
 
     arg: str
     env: str | None
@@ -169,44 +183,59 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("service_name", None, None, _text, "service.name (OTEL_SERVICE_NAME, read by the SDK, wins)"),
-    Setting("service_version", None, None, _text, "service.version (OTEL_RESOURCE_ATTRIBUTES wins)"),
-    Setting("environment", "RAGOTEL_ENVIRONMENT", None, _text, "deployment.environment.name"),
-    Setting("provider", "RAGOTEL_PROVIDER", None, _text, "cloud.provider"),
-    Setting("cluster", "RAGOTEL_CLUSTER", None, _text, "k8s.cluster.name"),
-    Setting("region", "RAGOTEL_REGION", None, _text, "cloud.region"),
-    Setting("resource_attributes", None, None, None, "extra resource attributes"),
+    Setting("service_name", None, None, _text,
+            "the resource's ``service.name`` (``OTEL_SERVICE_NAME``, read by the SDK, wins)"),
+    Setting("service_version", None, None, _text,
+            "the resource's ``service.version`` (``OTEL_RESOURCE_ATTRIBUTES`` wins)"),
+    Setting("environment", "RAGOTEL_ENVIRONMENT", None, _text,
+            "the resource's ``deployment.environment.name``, a label of every series on ``/metrics``"),
+    Setting("provider", "RAGOTEL_PROVIDER", None, _text,
+            "the resource's ``cloud.provider``, a label of every series: compare deployments side by side"),
+    Setting("cluster", "RAGOTEL_CLUSTER", None, _text, "the resource's ``k8s.cluster.name``, a label of every series"),
+    Setting("region", "RAGOTEL_REGION", None, _text, "the resource's ``cloud.region``, a label of every series"),
+    Setting("resource_attributes", None, None, None, "more resource attributes, a mapping"),
     Setting("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", None, _text,
-            "OTLP base URL; OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT win per signal"),
+            "OTLP base URL (``/v1/<signal>`` added over HTTP); "
+            "``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`` win per signal"),
     Setting("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", _protocol,
-            "OTLP transport; OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL win per signal",
+            "OTLP transport; ``OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL`` win per signal",
             "OTLP export stays off", fallback=False),
     Setting("console", None, False, _flag,
-            "development mode: each finished trace printed as a waterfall, nothing sent over OTLP"),
+            "development mode: each finished trace printed as the ``ragotel trace`` waterfall, nothing sent over OTLP"),
     Setting("prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", None, _port,
-            "serve /metrics on this port (0: reader only)", "the Prometheus endpoint stays off",
+            "serve ``/metrics`` on this port (0: the reader only)", "the Prometheus endpoint stays off",
             fallback=False, off=-1),
-    Setting("prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0", _text, "address /metrics binds to"),
-    Setting("metric_readers", None, (), None, "extra metric readers"),
-    Setting("span_processors", None, (), None, "extra span processors"),
-    Setting("capture_content", "RAGOTEL_CAPTURE_CONTENT", False, _flag, "record user text",
+    Setting("prometheus_host", "OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0", _text, "the address ``/metrics`` binds to"),
+    Setting("metric_readers", None, (), None, "more metric readers for the meter provider ragotel builds"),
+    Setting("span_processors", None, (), None, "more span processors for the tracer provider ragotel builds"),
+    Setting("capture_content", "RAGOTEL_CAPTURE_CONTENT", False, _flag,
+            "record user text (queries, documents, messages, answers) on spans",
             "content capture stays off", fallback=False, off=False),
     Setting("genai_content", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None, _content_mode,
-            "GenAI content capture as the conventions spell it (spans, and the details event in the latest mode)",
+            "content capture as the GenAI conventions spell it (spans, and the details event in the latest mode); "
+            "``RAGOTEL_CAPTURE_CONTENT``, when set, decides",
             "content capture stays off", fallback=False, off="false"),
     Setting("genai_latest_experimental", "OTEL_SEMCONV_STABILITY_OPT_IN", False, _opt_in,
-            f"the latest, still moving GenAI conventions ({GENAI_LATEST} in the list)"),
-    Setting("max_content_chars", "RAGOTEL_CAPTURE_MAX_CHARS", 2048, _positive_int, "captured text cut here"),
-    Setting("redact", None, None, None, "hook every captured string passes through"),
-    Setting("prices", "RAGOTEL_PRICES_FILE", None, None, "price table or file", "cost is not recorded"),
-    Setting("export_logs", None, True, _flag, "send logging records as OpenTelemetry logs"),
-    Setting("detailed_metrics", "RAGOTEL_DETAILED_METRICS", False, _flag, "opt-in per-document metrics"),
+            f"the latest, still moving GenAI conventions (``{GENAI_LATEST}`` in the list)"),
+    Setting("max_content_chars", "RAGOTEL_CAPTURE_MAX_CHARS", 2048, _positive_int,
+            "characters of each captured text kept"),
+    Setting("redact", None, None, None, "a function every captured string passes through before it is recorded"),
+    Setting("prices", "RAGOTEL_PRICES_FILE", None, None,
+            "the price table (``ragotel.set_prices``) or its file: ``rag.cost.usd``", "cost is not recorded"),
+    Setting("export_logs", None, True, _flag,
+            "send ``logging`` records as OpenTelemetry logs, stamped with ``trace_id`` and ``span_id``"),
+    Setting("detailed_metrics", "RAGOTEL_DETAILED_METRICS", False, _flag,
+            "add ``rag.retrieval.top_score``, ``rag.retrieval.score`` and the steps' "
+            "``gen_ai.client.operation.duration`` ([what they cost](guide/steps.md#what-a-step-records-and-what-it-costs))"),
     Setting("retrieval_low_score", "RAGOTEL_RETRIEVAL_LOW_SCORE", None, _float,
-            "best score under this is low_score", "each step's own min_score is used"),
+            "a retrieval whose best score is under this is ``rag.retrieval.quality=low_score``",
+            "each step's own min_score is used"),
     Setting("metric_value_limit", "RAGOTEL_METRIC_VALUE_LIMIT", 100, _positive_int,
-            "distinct values per metric attribute before _other"),
+            "distinct values per metric attribute; more become ``_other``, counted in "
+            "``rag.metric.attribute.overflow``"),
     Setting("service_steps", "RAGOTEL_SERVICE_STEPS", (), _service_steps,
-            "HTTP calls to the application's own services as steps: url_prefix=kind[:name], comma-separated",
+            "HTTP calls to the application's own services that are steps (a call to the retriever is a "
+            "``retrieval``)",
             "no service is a step"),
     Setting("openinference", "RAGOTEL_OPENINFERENCE", False, _flag,
             "spans also carry OpenInference keys (Phoenix and other OpenInference viewers)"),
@@ -217,14 +246,18 @@ SETTINGS: tuple[Setting, ...] = (
 BY_ARG: Mapping[str, Setting] = {s.arg: s for s in SETTINGS}
 
 ENVIRONMENT_ONLY: tuple[Setting, ...] = (
-    Setting("sdk_disabled", "OTEL_SDK_DISABLED", False, _flag, "nothing is set up; every step is a plain call"),
+    Setting("sdk_disabled", "OTEL_SDK_DISABLED", False, _flag,
+            "``true``: nothing is set up; every step is a plain call"),
     Setting("disabled_instrumentations", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", frozenset(), _names,
-            "instrumentations not to turn on (entry point names; * for all)"),
+            "instrumentations not to turn on (entry point names: ``ragotel_httpx``, ...; ``threading`` keeps "
+            "the context out of threads; ``*`` for all)"),
     # The Kubernetes downward API, as users name it in their pod spec: the first name set wins.
-    Setting("k8s_pod_name", "K8S_POD_NAME", None, _text, "k8s.pod.name", aliases=("POD_NAME",)),
-    Setting("k8s_namespace_name", "K8S_NAMESPACE_NAME", None, _text, "k8s.namespace.name",
-            aliases=("POD_NAMESPACE",)),
-    Setting("k8s_node_name", "K8S_NODE_NAME", None, _text, "k8s.node.name", aliases=("NODE_NAME",)),
+    Setting("k8s_pod_name", "K8S_POD_NAME", None, _text, "the resource's ``k8s.pod.name`` (the downward API)",
+            aliases=("POD_NAME",)),
+    Setting("k8s_namespace_name", "K8S_NAMESPACE_NAME", None, _text,
+            "the resource's ``k8s.namespace.name`` (the downward API)", aliases=("POD_NAMESPACE",)),
+    Setting("k8s_node_name", "K8S_NODE_NAME", None, _text, "the resource's ``k8s.node.name`` (the downward API)",
+            aliases=("NODE_NAME",)),
 )
 """Settings with no ``configure()`` argument: only the environment gives them."""
 

@@ -135,7 +135,7 @@ def test_a_broken_query_fails_to_parse() -> None:
 APP_NAMED_LABELS = frozenset({"job", "instance", "service", "service_name", q.STEP_NAME,
                               q.WORKFLOW, q.AGENT, q.ROUTE})
 APP_NAMED_ATTRIBUTES = ("rag.step.name", "gen_ai.workflow.name", "service.name", "http.route")
-# Evaluation names are a convention the README documents (record_evaluation("cites_sources", ...)).
+# Evaluation names are a convention the docs document (record_evaluation("cites_sources", ...)).
 DOCUMENTED_VALUES = frozenset({(q.EVALUATION, "cites_sources")})
 
 
@@ -190,7 +190,7 @@ def test_every_need_names_queries_that_ship() -> None:
     named = [source for need in needs.NEEDS for source in need.sources]
     assert len(named) == len(set(named))
     assert set(named) - shipped == set()
-    assert needs.markdown_table() in (ROOT / "README.md").read_text()
+    assert needs.markdown_table() in (ROOT / "docs" / "dashboards.md").read_text(encoding="utf-8")
 
 
 def test_metric_names_follow_semconv() -> None:
@@ -211,10 +211,12 @@ def test_traceql_uses_scoped_attributes_only() -> None:
         assert " ." not in entry.query and "{." not in entry.query, entry.name
 
 
-def test_readme_lists_the_catalog_and_the_alerts() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert all(f"`{entry.name}`" in readme for entry in traceql.load())
-    assert all(f"`{alert.name}`" in readme for alert in alerts.ALERTS)
+def test_the_dashboards_page_lists_the_catalog_the_alerts_and_the_panels() -> None:
+    page = (ROOT / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    assert all(f"`{entry.name}`" in page for entry in traceql.load())
+    assert all(f"`{alert.name}`" in page for alert in alerts.ALERTS)
+    assert all(f"(`{uid}`)" in page for uid in dashboards())
+    assert all(f"| {query.source.split(' / ', 1)[1]} |" in page for query in dashboard_queries())
 
 
 # --- alert rules -----------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ RENAMED_LABELS = ("rag_step_name", "gen_ai_workflow_name", "gen_ai_agent_name", 
 RENAMED_PREFIX = "renamed-"
 
 
-# The GenAI conventions the second app runs under: each once (README: GenAI conventions, the two modes).
+# The GenAI conventions the second app runs under: each once (docs/genai-conventions.md: the two modes).
 GENAI_MODES = {"default conventions": "", "latest conventions": "gen_ai_latest_experimental"}
 
 
@@ -176,7 +176,7 @@ def plain_stack(request: pytest.FixtureRequest, vllm: VllmServer, vllm_receiver:
     var_dir = tmp_path_factory.mktemp("plainrag")
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": vllm_receiver.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
            "OTEL_METRICS_EXPORTER": "prometheus", "OTEL_BSP_SCHEDULE_DELAY": "500",
-           # The opt-ins the reference stack runs with too (README: what a panel needs).
+           # The opt-ins the reference stack runs with too (docs/dashboards.md: what a panel needs).
            "RAGOTEL_DETAILED_METRICS": "true",
            "RAGOTEL_PRICES_FILE": str(ROOT / "examples" / "reference_app" / "prices.toml"),
            # The tiny model's 1024-token window: room for the question and a short answer.
@@ -225,7 +225,7 @@ class FrameworkStack:
 def framework_stack(vllm: VllmServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrameworkStack]:
     binary = prometheus_binary()
     var_dir = tmp_path_factory.mktemp("frameworks")
-    # The opt-ins the plain stack runs with (README: what a panel needs).
+    # The opt-ins the plain stack runs with (docs/dashboards.md: what a panel needs).
     env = {"RAGOTEL_DETAILED_METRICS": "true",
            "RAGOTEL_PRICES_FILE": str(ROOT / "examples" / "reference_app" / "prices.toml")}
     with contextlib.ExitStack() as running:

@@ -6,12 +6,12 @@ Every attribute a TraceQL catalog query reads must be on the spans the same run 
 
 The same queries run against an app ragotel's examples do not contain (tests/apps/plainrag, decorated
 by hand under its own step names and scrape jobs) and against the same app renamed once more at scrape
-time: each query with data on the reference app has data on both, or the README names what it needs.
+time: each query with data on the reference app has data on both, or docs/dashboards.md names what it needs.
 That app runs once under each GenAI mode (the default conventions, then ``gen_ai_latest_experimental``).
 
 They run too against two apps written on LangChain and LlamaIndex (tests/apps/lcrag, tests/apps/lirag), which
 import nothing of ragotel and run unchanged under ``opentelemetry-instrument``: each query with data on the
-reference app has data for each of them, or the README names what it needs."""
+reference app has data for each of them, or docs/dashboards.md names what it needs."""
 
 from __future__ import annotations
 
@@ -208,7 +208,7 @@ def test_every_query_with_data_on_the_reference_app_has_data_on_an_app_it_has_ne
         unanswered = {name: [query for query in queries if not series(servers[name], query.runnable)]
                       for name, queries in unanswered.items()}
     # Every local query has data on the reference app (the test above); what this app lacks is what the
-    # README says a panel needs.
+    # docs/dashboards.md says a panel needs (dashboards/needs.py).
     unexplained = {name: [f"{query.source}: {query.runnable}" for query in queries if not needs.needed_by(query.source)]
                    for name, queries in unanswered.items()}
     assert unexplained == {name: [] for name in servers}
@@ -305,7 +305,7 @@ def test_every_query_with_data_on_the_reference_app_has_data_on_langchain_and_ll
     local = local_queries(node_exporter=False)
     jobs = {framework: FRAMEWORK_JOBS[framework] for framework in apps}
     # Every local query has data on the reference app (test_every_dashboard_and_alert_query_returns_data); what
-    # these apps lack is what the README says a panel needs, or a failure this stack cannot cause.
+    # these apps lack is what docs/dashboards.md says a panel needs, or a failure this stack cannot cause.
     unexplained = {framework: [query for query in local if not needs.needed_by(query.source)
                                and query.source not in NO_OUTAGE_REACHES.get(framework, ())]
                    for framework in jobs}

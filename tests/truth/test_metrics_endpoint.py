@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-# The README's migration guide, in code: the hand-written metrics go except a business counter; configure();
+# The migration guide (docs/migrating.md), in code: the hand-written metrics go except a business counter; configure();
 # the stages become steps; instrument_fastapi(app, metrics_path="/metrics") replaces the generate_latest() route.
 APP = textwrap.dedent('''
     import json, logging, sys
