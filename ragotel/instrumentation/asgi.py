@@ -105,7 +105,8 @@ class RagotelMiddleware:
         trust_incoming_context: ``True`` (internal services) continues the caller's trace from its
             ``traceparent``; ``False`` (public endpoints) starts a new trace, sampled by the local
             sampler, with a span link to the incoming context when there is one.
-        tracer_provider, meter_provider: record into these instead of the global providers.
+        tracer_provider: record spans into this provider instead of the global one.
+        meter_provider: record metrics into this provider instead of the global one.
 
     Requests served inside OpenTelemetry's ``suppress_instrumentation()`` context are passed through.
     """

@@ -88,13 +88,13 @@ class HttpxInstrumentor(HttpClientInstrumentor):
     (``opentelemetry-instrument`` does this through the ``ragotel_httpx`` entry point);
     :meth:`instrument_client` instruments one client. Keyword arguments, for both:
 
-    Args:
-        provider: ``gen_ai.provider.name``; by default ``openai`` for api.openai.com, else ``vllm``.
-        include_usage: ask streamed requests for usage when the caller did not (hidden from it).
-        capture_content: record prompts and completions (default: the process content policy).
-        tracer_provider: spans go to this provider instead of the global one.
-        meter_provider: metrics go to this provider instead of the global one (the attribute-overflow
-            counter, process-wide like the cap it reports, stays on the global one).
+    Keyword Args:
+        provider (str | None): ``gen_ai.provider.name``; by default ``openai`` for api.openai.com, else ``vllm``.
+        include_usage (bool): ask streamed requests for usage when the caller did not (hidden from it).
+        capture_content (bool | None): record prompts and completions (default: the process content policy).
+        tracer_provider (TracerProvider | None): spans go to this provider instead of the global one.
+        meter_provider (MeterProvider | None): metrics go to this provider instead of the global one (the
+            attribute-overflow counter, process-wide like the cap it reports, stays on the global one).
 
     Instrumenting again (globally, or the same client) keeps the first instrumentation; different
     arguments give a WARNING naming what was kept and what was ignored.
