@@ -40,7 +40,12 @@ from tests.docs.blocks import FRAGMENT_MARKER, Block, Line, expand_snippets, fin
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-BLOCKS = scan(DOCS, ROOT)
+README = ROOT / "README.md"
+# The README's blocks are held to the site's rule too, except its first: the two commands a fresh clone runs
+# (install and run the reference app; install and run the tests), which test_the_readme_opens_with_the_two_commands
+# checks against the scripts and CI instead.
+BLOCKS = scan(DOCS, ROOT, [*DOCS.rglob("*.md"), README])
+COMMANDS = next(b for b in BLOCKS if b.source == "README.md")
 
 PYTHON = {"python", "py", "python3"}
 PARSERS: dict[str, Callable[[str], object]] = {
@@ -260,10 +265,23 @@ def test_every_fence_renders() -> None:
 
 def test_every_other_block_is_a_fragment() -> None:
     unmarked = [f"{b.where}: ```{b.info}" for b in BLOCKS
-                if b.problem is None and not b.fragment and b.lang not in PYTHON and b.lang not in PARSERS]
+                if b.problem is None and not b.fragment and b.lang not in PYTHON and b.lang not in PARSERS
+                and b is not COMMANDS]
     assert not unmarked, (
         f"blocks that neither run (python) nor parse (yaml, json, toml); put {FRAGMENT_MARKER} on the line right "
         "before each opening fence:\n" + "\n".join(unmarked))
+
+
+def test_the_readme_opens_with_the_two_commands() -> None:
+    """The README's first lines: one command that installs everything and runs the reference app, one that installs
+    everything and runs the whole suite, the one CI runs."""
+    assert README.read_text().split("\n```", 1)[0].strip() == "# ragotel", "the commands come first"
+    commands = [line.split("#", 1)[0].strip() for line in COMMANDS.code.splitlines() if line.strip()]
+    assert commands == ["./scripts/run-local.sh", "./scripts/test.sh"]
+    for command in commands:
+        assert os.access(ROOT / command, os.X_OK), f"{command} is not an executable script"
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert "exec scripts/test.sh" in ci, ".ci/run must run the README's test command"
 
 
 @pytest.mark.parametrize("block", PARSEABLE, ids=lambda b: b.id)
