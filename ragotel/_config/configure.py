@@ -447,7 +447,8 @@ def configure(
     Never raises: a setting that cannot be used (a bad or busy port, a missing price file, an unknown
     exporter or protocol, a missing extra) gives one WARNING naming it and its value, and only that part
     stays off. Calling it again returns the first handle; arguments that differ from the first call's are
-    named in a warning. Every setting is a row of :data:`ragotel.settings.SETTINGS`. Arguments:
+    named in a warning. Every setting is a row of one table (``ragotel/_core/settings.py``, listed on the
+    documentation's Settings page). Arguments:
 
     - ``service_name`` / ``service_version`` / ``environment``: the resource's identity
       (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``RAGOTEL_ENVIRONMENT`` win);
@@ -469,7 +470,7 @@ def configure(
       (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` wins; ``capture_content``, when given, decides);
     - ``genai_latest_experimental``: the latest GenAI conventions where they still move (docs/genai-conventions.md)
       (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`` wins);
-    - ``prices``: a :class:`ragotel.cost.PriceTable`, a mapping or a file path
+    - ``prices``: a mapping of model names to :class:`ragotel.ModelPrice` or a TOML/JSON file path
       (``RAGOTEL_PRICES_FILE`` wins);
     - ``export_logs``: send ``logging`` records as OpenTelemetry logs;
     - ``detailed_metrics``: also record every document score, each retrieval's best score and a GenAI
