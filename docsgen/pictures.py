@@ -1,14 +1,25 @@
 """The documentation's pictures, drawn as hand-written SVG from committed results of real runs.
 
-* ``docs/assets/waterfall.svg``: ``docs/assets/waterfall.txt`` (what ``ragotel trace`` printed for the last trace
-  of ``examples/quickstart.py``) drawn as a terminal window, each column in its colour;
+* the terminal pictures (:data:`TERMINAL_PICTURES`): what ``ragotel trace`` printed, committed as text, drawn as a
+  terminal window, each column in its colour:
+
+  - ``docs/assets/waterfall.svg`` from ``docs/assets/waterfall.txt``: the last trace of ``examples/quickstart.py``;
+  - ``docs/assets/reference-app.svg`` from ``docs/assets/reference-app.txt``: one ``POST /chat`` to the reference
+    app (examples/reference_app) against the real vLLM CPU server, across the chat API, the retriever and vLLM;
+
 * ``docs/assets/benchmarks/NAME.svg``: one horizontal bar chart per ``docs/assets/benchmarks/NAME.json`` (what
   ``benchmarks/NAME.py --json`` wrote): ragotel ÷ the same telemetry by hand per row, with the target line.
 
 The same input always gives the same bytes (no clock, no randomness, fixed number formatting), so
-``python -m docsgen --check`` can tell a stale picture from a current one. Refresh the waterfall's text with::
+``python -m docsgen --check`` can tell a stale picture from a current one. Refresh the quickstart's text with::
 
     python -m docsgen.pictures --record-waterfall
+
+and the reference app's (it needs vLLM, so no test runs it) by running the app once, then recording the trace whose
+id it printed after the last answer (``... ms, trace TRACE_ID``) from the telemetry it kept in var/telemetry::
+
+    ./scripts/run-local.sh --once
+    python -m docsgen.pictures --record-trace TRACE_ID --dir var/telemetry
 """
 
 from __future__ import annotations
@@ -30,23 +41,53 @@ from xml.sax.saxutils import escape
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ASSETS = ROOT / "docs" / "assets"
-WATERFALL_TXT = ASSETS / "waterfall.txt"
-WATERFALL_SVG = ASSETS / "waterfall.svg"
 BENCHMARKS = ASSETS / "benchmarks"
 QUICKSTART = ROOT / "examples" / "quickstart.py"
-# The columns the waterfall is recorded at: render_waterfall's default, and what fits a docs page unscaled.
-WIDTH = 100
-TRACE_COMMAND = f"ragotel trace --width {WIDTH}"
+TELEMETRY = ROOT / "var" / "telemetry"  # where scripts/run-local.sh's receiver writes (``ragotel receive``'s default)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalPicture:
+    """A committed text (what ``command`` printed, ``width`` columns wide) and the terminal picture drawn from it."""
+
+    text: Path
+    svg: Path
+    title: str  # the window's title, and what a screen reader says
+    command: str  # shown at the prompt; its arguments are what the recorder passes ``ragotel`` (before the trace's)
+    width: int  # the columns it was recorded at: the command's --width
+
+    def draw(self) -> str:
+        """The picture of the committed text."""
+        return terminal_svg(self.text.read_text(encoding="utf-8"), title=self.title, command=self.command)
+
+
+def _trace_picture(name: str, title: str, width: int) -> TerminalPicture:
+    return TerminalPicture(ASSETS / f"{name}.txt", ASSETS / f"{name}.svg", title, f"ragotel trace --width {width}",
+                           width)
+
+
+# 100 columns: render_waterfall's default, and what fits a docs page unscaled.
+WATERFALL = _trace_picture("waterfall", "ragotel trace: the last trace of examples/quickstart.py", 100)
+# 120 columns: what run-local prints when its output is not a terminal; the ten spans' tree needs the room.
+REFERENCE_APP = _trace_picture(
+    "reference-app",
+    "ragotel trace: one POST /chat to the reference app, across the chat API, the retriever and vLLM", 120)
+TERMINAL_PICTURES = (WATERFALL, REFERENCE_APP)
+# The services a reference app's trace crosses: a trace without one of them is not worth a picture (vLLM exports
+# its llm_request span late, after the answer).
+REFERENCE_APP_SERVICES = ("rag-chat-api", "rag-retriever", "vllm")
 
 __all__ = [
     "BenchmarkResult",
     "BenchmarkRow",
+    "TerminalPicture",
     "Waterfall",
     "WaterfallRow",
     "bar_chart_svg",
     "load_benchmark",
     "outputs",
     "parse_waterfall",
+    "record_trace",
     "record_waterfall",
     "terminal_svg",
 ]
@@ -158,22 +199,54 @@ def _run(argv: list[str], cwd: str, env: dict[str, str]) -> str:
     return done.stdout.decode("utf-8")
 
 
+def _cli_env() -> dict[str, str]:
+    """The environment a user's shell gives the commands: this checkout importable, UTF-8 out, no OTEL_ settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _record(picture: TerminalPicture, *args: str, cwd: str, env: dict[str, str]) -> str:
+    """``picture.command`` run with ``args`` after it, as a process of its own: the waterfall it printed.
+
+    The CLI picks Unicode or ASCII glyphs from its stdout's encoding (UTF-8 here). The metric exemplars it prints
+    under the waterfall (after a blank line) are left off: lines of 200 columns that would dwarf the picture."""
+    program, *command = picture.command.split()
+    if program != "ragotel":
+        raise ValueError(f"not a ragotel command: {picture.command!r}")
+    printed = _run([sys.executable, "-m", "ragotel.cli", *command, *args], cwd, env)
+    waterfall = printed.split("\n\n", 1)[0].rstrip("\n") + "\n"
+    parse_waterfall(waterfall)  # fail here, not in the picture, if the CLI's format moved on
+    return waterfall
+
+
 def record_waterfall() -> str:
     """Run ``examples/quickstart.py`` in a scratch directory (its local receiver writes the spans there), then
     ``ragotel trace --width 100`` on that directory: the quickstart's last trace as the CLI draws it.
 
-    Both run as processes of their own, as a user runs them: the quickstart configures OpenTelemetry globally,
-    and the CLI picks Unicode or ASCII glyphs from its stdout's encoding (UTF-8 here). The metric exemplars the
-    CLI prints under the waterfall are left off: lines of 200 columns that would dwarf the picture."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    Both run as processes of their own, as a user runs them: the quickstart configures OpenTelemetry globally."""
+    env = _cli_env()
     with tempfile.TemporaryDirectory(prefix="ragotel-waterfall-") as scratch:
         _run([sys.executable, str(QUICKSTART)], scratch, env)  # writes var/telemetry under its working directory
-        printed = _run([sys.executable, "-m", "ragotel.cli", *TRACE_COMMAND.split()[1:], "--dir", "var/telemetry"],
-                       scratch, env)
-    waterfall = printed.split("\n\n", 1)[0].rstrip("\n") + "\n"
-    parse_waterfall(waterfall)  # fail here, not in the picture, if the CLI's format moved on
+        return _record(WATERFALL, "--dir", "var/telemetry", cwd=scratch, env=env)
+
+
+def record_trace(trace_id: str, directory: Path = TELEMETRY) -> str:
+    """``ragotel trace TRACE_ID --width 120 --dir DIRECTORY``: one trace of the reference app as the CLI draws it,
+    from a directory ``ragotel receive`` wrote.
+
+    Run ``./scripts/run-local.sh --once`` first: it starts vLLM (CPU), the retriever and the chat API with a local
+    receiver writing ``var/telemetry/`` (the default ``directory``), asks its sample questions and prints the last
+    one's trace id (and waterfall). :class:`ValueError` if the trace lacks a service of
+    :data:`REFERENCE_APP_SERVICES` (vLLM's span comes late: record again a moment later);
+    :class:`RuntimeError` if ``ragotel trace`` fails (no such trace or directory)."""
+    directory = Path(directory).resolve()
+    waterfall = _record(REFERENCE_APP, trace_id, "--dir", str(directory), cwd=str(ROOT), env=_cli_env())
+    missing = set(REFERENCE_APP_SERVICES) - {row.service for row in parse_waterfall(waterfall).rows}
+    if missing:
+        raise ValueError(f"trace {trace_id} in {directory} has no spans of {', '.join(sorted(missing))}: not a whole "
+                         "POST /chat to the reference app (vLLM exports late: try again in a moment)")
     return waterfall
 
 
@@ -256,8 +329,9 @@ def _line_runs(line: str, index: int, span_line: re.Pattern[str] | None) -> list
              (found.start("duration"), found.end("duration") + 3, "dur"),  # "12.3 ms"
              (found.start("share"), found.end("share") + 1, "dim"),  # "45.6%"
              (found.start("bar") - 1, found.start("bar"), "dim"), (found.end("bar"), found.end("bar") + 1, "dim")]
-    if title.endswith(")") and " (" in title:  # the step's own name, which render_waterfall adds in parentheses
-        step = title.rindex(" (") + 1
+    # The step's own name, which render_waterfall adds in parentheses: whole, or cut short by the column's width.
+    step = title.rfind(" (") + 1
+    if step and (title.endswith(")") or (title.endswith(("…", "~")) and ")" not in title[step:])):
         marks.append((title_start + step, title_start + len(title), "dim"))
     for marker, css in (("[orphan]", "warn"), ("[ERROR]", "err")):
         if marker in found["markers"]:
@@ -315,10 +389,6 @@ def terminal_svg(text: str, *, title: str, command: str) -> str:
         "</svg>",
         "",
     ])
-
-
-def waterfall_svg(text: str) -> str:
-    return terminal_svg(text, title="ragotel trace: the last trace of examples/quickstart.py", command=TRACE_COMMAND)
 
 
 # --------------------------------------------------------------------------- the benchmark charts
@@ -515,27 +585,48 @@ def bar_chart_svg(result: BenchmarkResult) -> str:
 
 
 def outputs() -> dict[Path, str]:
-    """Every picture, with the content it should have: the waterfall, and a chart per committed benchmark result."""
-    files = {WATERFALL_SVG: waterfall_svg(WATERFALL_TXT.read_text(encoding="utf-8"))}
+    """Every picture, with the content it should have: the terminal pictures, and a chart per committed benchmark
+    result."""
+    files = {picture.svg: picture.draw() for picture in TERMINAL_PICTURES}
     for result in sorted(BENCHMARKS.glob("*.json")):
         files[result.with_suffix(".svg")] = bar_chart_svg(load_benchmark(result))
     return files
 
 
+def _write(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m docsgen.pictures", description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m docsgen.pictures", description=(__doc__ or "").splitlines()[0],
+                                     epilog="Without options: draw the pictures from the committed texts and results.")
     parser.add_argument("--record-waterfall", action="store_true",
-                        help=f"run examples/quickstart.py and `{TRACE_COMMAND}`, write "
-                             f"{WATERFALL_TXT.relative_to(ROOT)}, then draw the pictures")
+                        help=f"run examples/quickstart.py and `{WATERFALL.command}`, write "
+                             f"{WATERFALL.text.relative_to(ROOT)}, then draw the pictures")
+    parser.add_argument("--record-trace", metavar="TRACE_ID",
+                        help=f"`{REFERENCE_APP.command} TRACE_ID --dir DIR` (a trace of the reference app: run "
+                             f"./scripts/run-local.sh --once first), write {REFERENCE_APP.text.relative_to(ROOT)}, "
+                             "then draw the pictures")
+    parser.add_argument("--dir", type=Path,
+                        help="with --record-trace: the directory `ragotel receive` wrote (default: var/telemetry, "
+                             "where run-local's receiver writes)")
     args = parser.parse_args(argv)
+    if args.dir is not None and not args.record_trace:
+        parser.error("--dir goes with --record-trace")
     if args.record_waterfall:
-        WATERFALL_TXT.parent.mkdir(parents=True, exist_ok=True)
-        WATERFALL_TXT.write_text(record_waterfall(), encoding="utf-8")
-        print(f"wrote {WATERFALL_TXT.relative_to(ROOT)}")
+        _write(WATERFALL.text, record_waterfall())
+    if args.record_trace:
+        try:
+            recorded = record_trace(args.record_trace, args.dir or TELEMETRY)
+        except (RuntimeError, ValueError) as exc:
+            print(f"docsgen.pictures: {exc}", file=sys.stderr)
+            return 1
+        _write(REFERENCE_APP.text, recorded)
     for path, content in outputs().items():
         if not path.exists() or path.read_text(encoding="utf-8") != content:
-            path.write_text(content, encoding="utf-8")
-            print(f"wrote {path.relative_to(ROOT)}")
+            _write(path, content)
     return 0
 
 
