@@ -17,7 +17,7 @@
                 step.record(chunks=len(hits), context_chars=sum(len(h["text"]) for h in hits))
             ...
 
-Names emitted are listed in :mod:`ragotel.semconv`.
+Names emitted are listed in ``ragotel.semconv``.
 """
 
 # Importing ragotel imports nothing else: ``opentelemetry-instrument`` loads the configurator and the distro

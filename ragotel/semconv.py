@@ -15,7 +15,7 @@ tests that compare them with what a real Prometheus scrapes will tell you what e
 How a name looks once scraped through ``opentelemetry-exporter-prometheus`` (or Alloy's
 ``otelcol.exporter.prometheus``): dots become underscores, the unit is appended for ``s``
 (``_seconds``), counters gain ``_total`` and histograms ``_bucket``/``_sum``/``_count``; units in
-braces such as ``{token}`` are annotations and are dropped. :func:`prometheus_name` does that
+braces such as ``{token}`` are annotations and are dropped. ``prometheus_name`` does that
 translation so tests and dashboards never hand-type it.
 """
 
@@ -99,7 +99,7 @@ class Outcome(StrEnum):
 
 # --- GenAI semantic conventions: span and metric attributes --------------------------------------
 GEN_AI_OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
-"""What the step does: one of :class:`Operation`."""
+"""What the step does: one of ``Operation``."""
 GEN_AI_PROVIDER_NAME: Final = _gen_ai.GEN_AI_PROVIDER_NAME
 """Who serves the model, e.g. ``vllm``, ``openai``."""
 GEN_AI_REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
@@ -147,7 +147,7 @@ GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_REASONING_OUT
 GEN_AI_CONVERSATION_ID: Final = _gen_ai.GEN_AI_CONVERSATION_ID
 """The conversation (session, thread) a pipeline serves, as the application names it; on every span of it."""
 GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
-"""One of :class:`TokenType`; metric attribute of :data:`GEN_AI_CLIENT_TOKEN_USAGE`."""
+"""One of ``TokenType``; metric attribute of ``GEN_AI_CLIENT_TOKEN_USAGE``."""
 GEN_AI_DATA_SOURCE_ID: Final = _gen_ai.GEN_AI_DATA_SOURCE_ID
 """Which index or store a retrieval searched (e.g. ``faiss``)."""
 GEN_AI_RETRIEVAL_DOCUMENTS: Final = _gen_ai.GEN_AI_RETRIEVAL_DOCUMENTS
@@ -164,10 +164,10 @@ GEN_AI_PROMPT_VERSION: Final = "gen_ai.prompt.version"
 GEN_AI_WORKFLOW_NAME: Final = _gen_ai.GEN_AI_WORKFLOW_NAME
 """Name of a pipeline."""
 GEN_AI_INPUT_MESSAGES: Final = _gen_ai.GEN_AI_INPUT_MESSAGES
-"""Prompt messages in the conventions' parts schema, as JSON (:mod:`ragotel.messages`). Content: capture only."""
+"""Prompt messages in the conventions' parts schema, as JSON (``ragotel.messages``). Content: capture only."""
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = _gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS
 """Instructions an API takes apart from the chat history; an OpenAI-compatible chat's system messages are part
-of it and stay in :data:`GEN_AI_INPUT_MESSAGES`, as the conventions ask, so ragotel does not set this."""
+of it and stay in ``GEN_AI_INPUT_MESSAGES``, as the conventions ask, so ragotel does not set this."""
 GEN_AI_OUTPUT_MESSAGES: Final = _gen_ai.GEN_AI_OUTPUT_MESSAGES
 """The answer's messages in the parts schema, as JSON. Content: recorded only when capture is on."""
 ERROR_TYPE: Final = _error.ERROR_TYPE
@@ -198,11 +198,11 @@ RAG_ERROR_MESSAGE: Final = "message"
 
 # --- RAG attributes (not covered by the conventions) ---------------------------------------------
 RAG_STEP_KIND: Final = "rag.step.kind"
-"""One of :class:`StepKind`; on every ragotel span and metric, so queries can group by stage."""
+"""One of ``StepKind``; on every ragotel span and metric, so queries can group by stage."""
 RAG_STEP_NAME: Final = "rag.step.name"
 """The step's name in code (function qualname, or the name given); bounded by the code base."""
 RAG_OUTCOME: Final = "rag.outcome"
-"""One of :class:`Outcome`; metric attribute."""
+"""One of ``Outcome``; metric attribute."""
 RAG_RETRIEVAL_MIN_SCORE: Final = "rag.retrieval.min_score"
 """Score threshold applied after search (seed 002 ``rag.min_score``)."""
 RAG_RETRIEVAL_RESULTS_RETURNED: Final = "rag.retrieval.results.returned"
@@ -268,14 +268,14 @@ RAG_RERANK_INPUT_DOCUMENTS: Final = "rag.rerank.input_documents"
 RAG_RERANK_TOP_N: Final = "rag.rerank.top_n"
 """Documents the reranker was asked to keep."""
 RAG_RETRIEVAL_QUALITY: Final = "rag.retrieval.quality"
-"""One of :class:`RetrievalQuality`: whether a retrieval found anything worth using; metric attribute of
-:data:`RAG_STEP_DURATION` for retrieval and rerank steps whose hits were read."""
+"""One of ``RetrievalQuality``: whether a retrieval found anything worth using; metric attribute of
+``RAG_STEP_DURATION`` for retrieval and rerank steps whose hits were read."""
 RAG_METRIC_ATTRIBUTE: Final = "rag.metric.attribute"
-"""The attribute key whose values hit the cap; metric attribute of :data:`RAG_METRIC_ATTRIBUTE_OVERFLOW`."""
+"""The attribute key whose values hit the cap; metric attribute of ``RAG_METRIC_ATTRIBUTE_OVERFLOW``."""
 
 RAG_INDEX_PART: Final = "rag.index.part"
 """Which part of a retrieval index a gauge describes: ``model``, ``index``, ``vectorizer``, ``matrix``,
-``meta``; metric attribute of :data:`RAG_INDEX_ITEMS` and :data:`RAG_INDEX_LOAD_DURATION`."""
+``meta``; metric attribute of ``RAG_INDEX_ITEMS`` and ``RAG_INDEX_LOAD_DURATION``."""
 
 # --- OpenInference (opt-in: RAGOTEL_OPENINFERENCE), for Phoenix and other OpenInference viewers ----
 OI_SPAN_KIND: Final = "openinference.span.kind"
@@ -363,7 +363,7 @@ GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERA
 RAG_PIPELINE_DURATION: Final = "rag.pipeline.duration"
 """Histogram, s: a whole pipeline, end to end (the pipeline step's one duration record). No release of the
 conventions names a workflow's duration, so it is ragotel's own name (the latest mode's is
-:data:`GEN_AI_INVOKE_AGENT_DURATION`)."""
+``GEN_AI_INVOKE_AGENT_DURATION``)."""
 RAG_STEP_DURATION: Final = "rag.step.duration"
 """Histogram, s: every step but the pipeline, by ``rag.step.kind`` (the latency breakdown); one record per step."""
 RAG_STEP_ERRORS: Final = "rag.step.errors"
@@ -403,11 +403,11 @@ HTTP_SERVER_ACTIVE_REQUESTS: Final = _http_metrics_dev.HTTP_SERVER_ACTIVE_REQUES
 """UpDownCounter, {request}: requests in flight."""
 HTTP_SERVER_REQUEST_BODY_SIZE: Final = _http_metrics_dev.HTTP_SERVER_REQUEST_BODY_SIZE
 """Histogram, By: size of each request body (its ``Content-Length``, or the bytes received), same attributes as
-:data:`HTTP_SERVER_REQUEST_DURATION`."""
+``HTTP_SERVER_REQUEST_DURATION``."""
 HTTP_SERVER_RESPONSE_BODY_SIZE: Final = _http_metrics_dev.HTTP_SERVER_RESPONSE_BODY_SIZE
 """Histogram, By: size of each response body (its ``Content-Length``, or the bytes sent: a stream in full)."""
 RAG_COST: Final = "rag.cost.usd"
-"""Counter, {USD}: money spent on model calls, by model (see :mod:`ragotel.cost`)."""
+"""Counter, {USD}: money spent on model calls, by model (see ``ragotel.cost``)."""
 RAG_EVALUATION_SCORE: Final = "rag.evaluation.score"
 """Histogram, 1: evaluation scores, by ``gen_ai.evaluation.name`` and ``gen_ai.evaluation.score.label`` only."""
 RAG_EVALUATIONS: Final = "rag.evaluations"
@@ -419,11 +419,11 @@ RAG_EVALUATIONS: Final = "rag.evaluations"
 # of the gen_ai.client.token.usage histogram, and embeddings keep gen_ai.client.operation.duration.
 GEN_AI_CLIENT_INFERENCE_DURATION: Final = "gen_ai.client.inference.duration"
 """Histogram, s: a chat or text-completion call (latest conventions; the default records
-:data:`GEN_AI_CLIENT_OPERATION_DURATION`, which the latest keep for operations they time nowhere else)."""
+``GEN_AI_CLIENT_OPERATION_DURATION``, which the latest keep for operations they time nowhere else)."""
 GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.inference.time_to_first_chunk"
-"""Histogram, s: :data:`GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK` as the latest conventions name it."""
+"""Histogram, s: ``GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK`` as the latest conventions name it."""
 GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.inference.time_per_output_chunk"
-"""Histogram, s: :data:`GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK` as the latest conventions name it."""
+"""Histogram, s: ``GEN_AI_CLIENT_TIME_PER_OUTPUT_CHUNK`` as the latest conventions name it."""
 GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
 """Counter, {token}: input tokens, cached ones included (latest conventions)."""
 GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
@@ -441,20 +441,20 @@ GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = "gen_ai.client.inferenc
 """Histogram, {token}: output tokens of each call (latest conventions)."""
 GEN_AI_CLIENT_EMBEDDINGS_DURATION: Final = "gen_ai.client.embeddings.duration"
 """Histogram, s: an embeddings call (latest conventions; the default records
-:data:`GEN_AI_CLIENT_OPERATION_DURATION`)."""
+``GEN_AI_CLIENT_OPERATION_DURATION``)."""
 GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS: Final = "gen_ai.client.embeddings.operation.input_tokens"
 """Histogram, {token}: input tokens of each embeddings call (latest conventions; the default records them on
 ``gen_ai.client.token.usage``)."""
 GEN_AI_RETRIEVAL_DURATION: Final = "gen_ai.retrieval.duration"
-"""Histogram, s: a retrieval step, where the default records :data:`GEN_AI_CLIENT_OPERATION_DURATION`
+"""Histogram, s: a retrieval step, where the default records ``GEN_AI_CLIENT_OPERATION_DURATION``
 (``RAGOTEL_DETAILED_METRICS``; latest conventions)."""
 GEN_AI_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
 """Histogram, s: a pipeline, end to end, under the latest conventions, which record a workflow as an agent
 invocation (``gen_ai.operation.name`` stays ``invoke_workflow``); the default records
-:data:`RAG_PIPELINE_DURATION`."""
+``RAG_PIPELINE_DURATION``."""
 GEN_AI_AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
 """A pipeline's name under the latest conventions, on its span and ``gen_ai.invoke_agent.duration``
-(the default's :data:`GEN_AI_WORKFLOW_NAME`)."""
+(the default's ``GEN_AI_WORKFLOW_NAME``)."""
 GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
 """Metric attribute of the latest usage counters. An OpenAI-compatible server reports totals without a
 split by modality, so ragotel records ``unknown``."""
@@ -468,14 +468,14 @@ INFERENCE_USAGE_COUNTERS: Final = {
 }
 """The latest conventions' counter for each ``gen_ai.token.type`` ragotel records in the default mode."""
 INFERENCE_OPERATIONS: Final = frozenset({Operation.CHAT.value, Operation.TEXT_COMPLETION.value})
-"""Operations the latest conventions time on :data:`GEN_AI_CLIENT_INFERENCE_DURATION`."""
+"""Operations the latest conventions time on ``GEN_AI_CLIENT_INFERENCE_DURATION``."""
 LATEST_DURATIONS: Final = {
     Operation.CHAT.value: GEN_AI_CLIENT_INFERENCE_DURATION,
     Operation.TEXT_COMPLETION.value: GEN_AI_CLIENT_INFERENCE_DURATION,
     Operation.EMBEDDINGS.value: GEN_AI_CLIENT_EMBEDDINGS_DURATION,
     Operation.RETRIEVAL.value: GEN_AI_RETRIEVAL_DURATION,
 }
-"""Where the latest conventions time what the default times on :data:`GEN_AI_CLIENT_OPERATION_DURATION`, by
+"""Where the latest conventions time what the default times on ``GEN_AI_CLIENT_OPERATION_DURATION``, by
 ``gen_ai.operation.name`` (other operations stay there)."""
 GEN_AI_INFERENCE_EXCEPTION_EVENT: Final = "gen_ai.client.inference.exception"
 """Name of the event (a log record, parented to the call's span) a failed chat or text-completion call emits
@@ -490,7 +490,7 @@ GEN_AI_DETAILS_SEVERITY: Final = "DEBUG"
 """Severity of the details event: the latest conventions ask for DEBUG (severity number 5)."""
 DEFAULT_ONLY: Final = frozenset({GEN_AI_TOKEN_TYPE, GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS})
 """Attributes only the default mode records: the latest conventions count tokens on a counter per type, by
-:data:`GEN_AI_TOKEN_MODALITY`, and spell the cache-write tokens :data:`GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS`.
+``GEN_AI_TOKEN_MODALITY``, and spell the cache-write tokens ``GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS``.
 (Metrics: each mode's instruments say which they record.)"""
 LATEST_ONLY: Final = frozenset({
     GEN_AI_AGENT_NAME, GEN_AI_TOKEN_MODALITY, GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,

@@ -92,7 +92,7 @@ _DOWNWARD_API: Mapping[str, str] = {
 
 @dataclass
 class Telemetry:
-    """What :func:`configure` set up. Flush before a short-lived process exits."""
+    """What ``configure`` set up. Flush before a short-lived process exits."""
 
     tracer_provider: trace.TracerProvider
     meter_provider: metrics.MeterProvider
@@ -114,7 +114,7 @@ class Telemetry:
         return self._flush((self.tracer_provider, self.meter_provider, self.logger_provider), timeout_millis)
 
     def _flush_owned(self, timeout_millis: int) -> bool:
-        """:meth:`force_flush` of the providers ragotel created only: the application's own are its to manage."""
+        """``force_flush`` of the providers ragotel created only: the application's own are its to manage."""
         providers = {"traces": self.tracer_provider, "metrics": self.meter_provider, "logs": self.logger_provider}
         return self._flush([providers[name] for name in sorted(self.owned)], timeout_millis)
 
@@ -214,10 +214,10 @@ class _ExitFlush:
     is waited for no longer than the bound and finishes once the main thread moves on. One per process: a
     later ``configure()`` (after ``shutdown()``) points it at its own providers.
 
-    After a stop signal it also drains, for :data:`_DRAIN_S`: requests still being answered end their spans
+    After a stop signal it also drains, for ``_DRAIN_S``: requests still being answered end their spans
     after that flush, and a server may be killed before it reaches its lifespan shutdown (gunicorn kills a
     worker that outlives its graceful timeout, a pod is killed after its grace period), so spans and logs are
-    flushed every :data:`_DRAIN_INTERVAL_S` meanwhile (a batch processor with nothing queued exports nothing)."""
+    flushed every ``_DRAIN_INTERVAL_S`` meanwhile (a batch processor with nothing queued exports nothing)."""
 
     def __init__(self) -> None:
         self.telemetry: Telemetry | None = None
@@ -285,7 +285,7 @@ class _ExitFlush:
 
     def request(self, *, drain: bool = False) -> int | None:
         """Ask for a flush of what is queued now, and with ``drain`` for the drain after it: the ticket to
-        :meth:`wait` for, or None when there is nothing to flush. Safe in a signal handler: no lock is taken."""
+        ``wait`` for, or None when there is nothing to flush. Safe in a signal handler: no lock is taken."""
         if self.telemetry is None:
             return None
         if drain:
@@ -442,7 +442,7 @@ def configure(
     genai_latest_experimental: bool | None = None,
     shutdown_timeout: float | None = None,
 ) -> Telemetry:
-    """Set up traces, metrics and logs for this process; returns a :class:`Telemetry` handle.
+    """Set up traces, metrics and logs for this process; returns a ``Telemetry`` handle.
 
     Never raises: a setting that cannot be used (a bad or busy port, a missing price file, an unknown
     exporter or protocol, a missing extra) gives one WARNING naming it and its value, and only that part
@@ -460,7 +460,7 @@ def configure(
     - ``provider`` / ``cluster`` / ``region``: where this runs, for comparing deployments
       (``RAGOTEL_PROVIDER`` / ``RAGOTEL_CLUSTER`` / ``RAGOTEL_REGION`` win);
     - ``prometheus_port``: serve ``/metrics`` on this port (``0`` adds the reader without a
-      server; an app serving ``instrument_fastapi(app, metrics_path=...)`` or :func:`ragotel.prometheus_app`
+      server; an app serving ``instrument_fastapi(app, metrics_path=...)`` or ``ragotel.prometheus_app``
       gets it without asking);
     - ``metric_readers`` / ``span_processors``: extra ones, e.g. in-memory ones in tests;
     - ``capture_content`` / ``max_content_chars`` / ``redact``: the content policy
@@ -470,7 +470,7 @@ def configure(
       (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` wins; ``capture_content``, when given, decides);
     - ``genai_latest_experimental``: the latest GenAI conventions where they still move (docs/genai-conventions.md)
       (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`` wins);
-    - ``prices``: a mapping of model names to :class:`ragotel.ModelPrice` or a TOML/JSON file path
+    - ``prices``: a mapping of model names to ``ragotel.ModelPrice`` or a TOML/JSON file path
       (``RAGOTEL_PRICES_FILE`` wins);
     - ``export_logs``: send ``logging`` records as OpenTelemetry logs;
     - ``detailed_metrics``: also record every document score, each retrieval's best score and a GenAI
@@ -486,7 +486,7 @@ def configure(
       counted in ``rag.step.errors`` under that kind (``RAGOTEL_SERVICE_STEPS=url=kind[:name],...``)
       (``RAGOTEL_OPENINFERENCE`` wins; off by default).
     - ``shutdown_timeout``: seconds a flush of what is queued may take when the process is told to stop
-      (SIGTERM, SIGINT, the lifespan shutdown of an app :func:`ragotel.instrument_fastapi` instruments), where
+      (SIGTERM, SIGINT, the lifespan shutdown of an app ``ragotel.instrument_fastapi`` instruments), where
       servers and Kubernetes end it without ``atexit``; ``0`` turns that flush off (``RAGOTEL_SHUTDOWN_TIMEOUT``
       wins; default 5).
     """
@@ -660,7 +660,7 @@ def _follow_threads(disabled: frozenset[str]) -> None:
 
 
 def get_telemetry() -> Telemetry | None:
-    """The handle from :func:`configure`, if it ran."""
+    """The handle from ``configure``, if it ran."""
     return _telemetry
 
 
@@ -869,7 +869,7 @@ def _late_prometheus_reader(provider: MeterProvider) -> str | None:
 
 def prometheus_app() -> Any:
     """An ASGI app serving the Prometheus exposition of ragotel's metrics, to route at ``/metrics``;
-    OpenMetrics with exemplars to a scraper that asks for it (see :mod:`ragotel._prometheus`).
+    OpenMetrics with exemplars to a scraper that asks for it (see ``ragotel._prometheus``).
 
     ``configure()`` gives its MeterProvider the Prometheus reader this serves, whichever comes first::
 

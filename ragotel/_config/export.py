@@ -1,13 +1,13 @@
 """Exporters around the SDK's: no collector is a normal development state, and a readable console.
 
-* :class:`Guarded` wraps each OTLP exporter ragotel builds. The first failed export logs one WARNING naming
+* ``Guarded`` wraps each OTLP exporter ragotel builds. The first failed export logs one WARNING naming
   the endpoint and the way out; the SDK's retry messages for ragotel's own exports are left out. Nothing
   listening there (``ragotel receive``, or ``OTEL_EXPORTER_OTLP_ENDPOINT``) is told apart from an endpoint
   that answers with an error status, which is named (a 404 to metrics or logs: an endpoint that takes
   traces only, such as Grafana Tempo's). At exit, an export to a collector that has not answered is given
-  :data:`EXIT_GRACE_S` and then abandoned (the exporter's own ``shutdown()`` stops its retries), so a short
+  ``EXIT_GRACE_S`` and then abandoned (the exporter's own ``shutdown()`` stops its retries), so a short
   script exits at once instead of retrying for 10 s per signal.
-* :class:`WaterfallConsoleExporter` prints each finished trace as the ``ragotel trace`` waterfall.
+* ``WaterfallConsoleExporter`` prints each finished trace as the ``ragotel trace`` waterfall.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _exporting = threading.local()
 
 
 class _OwnRetryNoise(logging.Filter):
-    """Drops the SDK exporters' retry/timeout lines while a :class:`Guarded` export runs on this thread:
+    """Drops the SDK exporters' retry/timeout lines while a ``Guarded`` export runs on this thread:
     ragotel says it once, with the way out. Other exporters in the process keep their messages."""
 
     _PREFIXES = ("Transient error", "Failed to export", "Shutdown in progress", "Exporter already shutdown",
@@ -72,7 +72,7 @@ _NOT_GRPC = ("Failed parsing HTTP/2", "http1.x server")
 
 class Reachability:
     """Shared by the exporters of one configure(): has the collector answered, does anything listen there
-    (:attr:`unreachable_since`), and is the process exiting."""
+    (``unreachable_since``), and is the process exiting."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

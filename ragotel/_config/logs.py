@@ -1,7 +1,7 @@
 """Trace-correlated logging: standard ``logging`` records carry ``trace_id``/``span_id`` and go out
 as OpenTelemetry logs (to Loki, through Alloy).
 
-:func:`ragotel.configure` installs both pieces; nothing here runs at import.
+``ragotel.configure`` installs both pieces; nothing here runs at import.
 
 * every ``LogRecord`` gets ``trace_id`` and ``span_id`` (hex, empty outside a span), so a plain
   formatter can print them: ``"%(levelname)s %(name)s trace_id=%(trace_id)s %(message)s"``;
@@ -9,7 +9,7 @@ as OpenTelemetry logs (to Loki, through Alloy).
   context of the current span, so the backend links the line to its trace.
 
 The handler does not take the place of console output: ``logging.basicConfig()`` (and ``dictConfig`` /
-``fileConfig``) called after :func:`ragotel.configure` still configure the console, as they would without
+``fileConfig``) called after ``ragotel.configure`` still configure the console, as they would without
 it (the SDK's auto-configuration does the same), and while it is the root logger's only handler, WARNING
 and above still reach stderr as Python prints them with no handler at all.
 """
@@ -100,7 +100,7 @@ def install(log_handler: logging.Handler) -> None:
 
 
 def installed() -> tuple[logging.Handler, ...]:
-    """The handlers :func:`install` put on the root logger."""
+    """The handlers ``install`` put on the root logger."""
     return tuple(_installed)
 
 

@@ -1,6 +1,6 @@
 """A cap on the distinct values of each metric attribute, so a metric's series stay bounded.
 
-Keys are bounded by :data:`ragotel.semconv.METRIC_ATTRIBUTES`; values usually are too (step names come
+Keys are bounded by ``ragotel.semconv.METRIC_ATTRIBUTES``; values usually are too (step names come
 from code, models from configuration), but some arrive from outside — the ``model`` of a request an
 HTTP client forwards, a step name built from user input. Past ``limit`` distinct values of one key,
 further new values are recorded as ``_other`` and ``rag.metric.attribute.overflow`` counts each

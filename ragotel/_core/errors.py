@@ -3,7 +3,7 @@
 One rule for every ``error.type`` ragotel sets from an exception — steps, HTTP client calls, server spans
 and the metrics they record — as the OpenTelemetry conventions ask: a low-cardinality value from a
 documented list where the failure has a well-known kind, the exception's qualified class name only
-where nothing better exists. :data:`DOCUMENTED` lists every value, with when and where it is set
+where nothing better exists. ``DOCUMENTED`` lists every value, with when and where it is set
 (docs/reference/error-types.md is generated from it).
 
 HTTP clients are recognised by the class names in an exception's hierarchy and by duck typing, so
@@ -50,7 +50,7 @@ def error_type(exc: BaseException) -> str:
     """``error.type`` for an exception, by the first rule that applies:
 
     * ``cancelled``: a cancelled task or closed generator (steps and calls record these as
-      ``rag.outcome=cancelled``, not as errors; the value is for :func:`ragotel.record_error`);
+      ``rag.outcome=cancelled``, not as errors; the value is for ``ragotel.record_error``);
     * ``timeout``: any class named ``*Timeout*`` (``TimeoutError``, ``httpx.ReadTimeout``,
       ``requests.Timeout``, ``openai.APITimeoutError``, ...);
     * ``connection``: refused, reset or dropped connections and failed name lookups, from httpx, requests,

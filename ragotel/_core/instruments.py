@@ -1,13 +1,13 @@
 """The tracer and the metric instruments every ragotel integration records into.
 
 They are created on first use from the global providers, through OpenTelemetry's proxies: a
-decorator applied at import time, before :func:`ragotel.configure` runs (or before the application
+decorator applied at import time, before ``ragotel.configure`` runs (or before the application
 installs its own providers), still reports to whichever providers are set later. An instrumentation
 given its own providers (``tracer_provider=`` / ``meter_provider=``) takes its tracer and instruments
-from :func:`tracer_for` / :func:`instruments_for` instead: one set per provider, made on first use.
+from ``tracer_for`` / ``instruments_for`` instead: one set per provider, made on first use.
 
 Counts that dashboards only ever sum (documents returned and kept, chunks and characters sent) are
-:class:`SummedCounter` s: added up here under a lock and handed to the SDK as finished points when a
+``SummedCounter`` s: added up here under a lock and handed to the SDK as finished points when a
 reader collects, which costs a step a fraction of one SDK record.
 """
 
@@ -97,7 +97,7 @@ class Records(Protocol):
 class DurationsByOperation:
     """``gen_ai.client.operation.duration`` under the latest conventions, which time chat and text completion
     on ``gen_ai.client.inference.duration``, embeddings and retrieval on metrics of their own
-    (:data:`~ragotel.semconv.LATEST_DURATIONS`); other operations stay where they were."""
+    (``ragotel.semconv.LATEST_DURATIONS``); other operations stay where they were."""
 
     __slots__ = ("_by_operation", "_other")
 
@@ -258,7 +258,7 @@ _given_instruments: weakref.WeakKeyDictionary[Any, dict[bool, Instruments]] = we
 
 
 def tracer_for(provider: trace.TracerProvider | None) -> trace.Tracer:
-    """ragotel's tracer from ``provider``; the global one (:func:`tracer`) for ``None``."""
+    """ragotel's tracer from ``provider``; the global one (``tracer``) for ``None``."""
     if provider is None:
         return tracer()
     latest = runtime.current.genai_latest

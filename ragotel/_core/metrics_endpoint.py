@@ -3,12 +3,12 @@ metrics_path="/metrics")``, ``ragotel.prometheus_app()``), and whether ragotel's
 
 The SDK's ``MeterProvider`` takes its readers when it is built, and each reader costs every measurement one
 more aggregation; so ``configure()`` without ``prometheus_port`` builds no Prometheus reader. An endpoint in the
-app asks for one (:func:`serve`): ``configure()`` builds it into the MeterProvider it creates afterwards, or,
-having created that already, adds it through the hook it left (:func:`offer`). Where ragotel's metrics cannot
+app asks for one (``serve``): ``configure()`` builds it into the MeterProvider it creates afterwards, or,
+having created that already, adds it through the hook it left (``offer``). Where ragotel's metrics cannot
 reach the endpoint (the application's own MeterProvider has no Prometheus reader; nothing set a MeterProvider by
 the first scrape), one WARNING says what to do.
 
-Kept apart from :mod:`ragotel._core.prometheus`, which imports prometheus_client, so that ``configure()`` costs
+Kept apart from ``ragotel._core.prometheus``, which imports prometheus_client, so that ``configure()`` costs
 no such import when nothing serves ``/metrics``.
 """
 

@@ -2,7 +2,7 @@
 
 ``opentelemetry-exporter-prometheus`` turns the SDK's metrics into Prometheus families but drops the
 exemplars the SDK keeps (one per bucket, from the span that was current — or, for ragotel's steps,
-passed as the record's context — when the value was recorded). :class:`ExemplarPrometheusReader`
+passed as the record's context — when the value was recorded). ``ExemplarPrometheusReader``
 is that reader plus the exemplars: when a scraper asks for OpenMetrics (Prometheus does when started
 with ``--enable-feature=exemplar-storage``), every ``_bucket`` sample carries
 ``# {trace_id="…",span_id="…"} value timestamp``; the classic text format is unchanged.
@@ -20,7 +20,7 @@ Prometheus servers, would leave none for the next scraper.
 
 The reader exists only where something serves it: each reader costs every measurement one more aggregation,
 so ``configure()`` without ``prometheus_port`` builds none, and an endpoint served from the app (``metrics_path=``,
-:func:`prometheus_app`) asks for one (:mod:`ragotel._core.metrics_endpoint`): built into the MeterProvider
+``prometheus_app``) asks for one (``ragotel._core.metrics_endpoint``): built into the MeterProvider
 ``configure()`` creates later, or added to the one it already created.
 """
 
@@ -181,7 +181,7 @@ def _label_value(value: Any) -> str:
 
 
 def prometheus_app(served_by: str = "ragotel.prometheus_app()") -> Any:
-    """The ASGI app behind :func:`ragotel.prometheus_app`; ``served_by`` names it in warnings."""
+    """The ASGI app behind ``ragotel.prometheus_app``; ``served_by`` names it in warnings."""
     from prometheus_client import make_asgi_app
 
     metrics_endpoint.serve(served_by)

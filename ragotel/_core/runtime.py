@@ -1,7 +1,7 @@
 """The process-wide switches every instrumentation reads on its hot path: one frozen snapshot.
 
-:func:`ragotel.configure` resolves the settings (:mod:`ragotel._core.settings`) once and swaps a new
-:class:`Runtime` in (:func:`swap`); nothing changes a snapshot in place, so code that read ``current`` once
+``ragotel.configure`` resolves the settings (``ragotel._core.settings``) once and swaps a new
+``Runtime`` in (``swap``); nothing changes a snapshot in place, so code that read ``current`` once
 sees one consistent set of switches for the whole operation, and a reader pays one module lookup and one
 attribute lookup per switch, with no locking. Before (or without) ``configure()`` the snapshot comes from
 the environment alone, through the same table.
@@ -55,7 +55,7 @@ class Runtime:
 
     @classmethod
     def of(cls, values: Mapping[str, Any], *, disabled: bool = False) -> Runtime:
-        """The snapshot of resolved settings (:func:`ragotel._core.settings.resolve`)."""
+        """The snapshot of resolved settings (``ragotel._core.settings.resolve``)."""
         low = values.get("retrieval_low_score")
         redact = values.get("redact")
         return cls(

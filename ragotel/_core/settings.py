@@ -1,13 +1,13 @@
-"""Every setting :func:`ragotel.configure` takes, in one table, resolved and validated in one place.
+"""Every setting ``ragotel.configure`` takes, in one table, resolved and validated in one place.
 
-Each :class:`Setting` names the ``configure()`` argument, the environment variable that wins over it, the
-default, and how a text value is parsed and checked. :func:`resolve` turns arguments plus the environment
-into plain values and a list of :class:`Problem` (a setting whose value cannot be used: it is dropped and
+Each ``Setting`` names the ``configure()`` argument, the environment variable that wins over it, the
+default, and how a text value is parsed and checked. ``resolve`` turns arguments plus the environment
+into plain values and a list of ``Problem`` (a setting whose value cannot be used: it is dropped and
 named in one warning), before any provider is installed. Nothing here raises on bad input.
 
 Settings the SDK's own classes read from the environment (OTLP endpoint per signal, headers, timeout,
 compression, certificates; ``OTEL_BSP_*``; the sampler; ``OTEL_RESOURCE_ATTRIBUTES``) are left to them; the
-table names them only so the precedence is written down once (:data:`SDK_READS`).
+table names them only so the precedence is written down once (``SDK_READS``).
 """
 
 from __future__ import annotations
@@ -226,7 +226,8 @@ SETTINGS: tuple[Setting, ...] = (
             "send ``logging`` records as OpenTelemetry logs, stamped with ``trace_id`` and ``span_id``"),
     Setting("detailed_metrics", "RAGOTEL_DETAILED_METRICS", False, _flag,
             "add ``rag.retrieval.top_score``, ``rag.retrieval.score`` and the steps' "
-            "``gen_ai.client.operation.duration`` ([what they cost](guide/steps.md#what-a-step-records-and-what-it-costs))"),
+            "``gen_ai.client.operation.duration`` "
+            "([what they cost](guide/steps.md#what-a-step-records-and-what-it-costs))"),
     Setting("retrieval_low_score", "RAGOTEL_RETRIEVAL_LOW_SCORE", None, _float,
             "a retrieval whose best score is under this is ``rag.retrieval.quality=low_score``",
             "each step's own min_score is used"),

@@ -14,7 +14,7 @@ A step's span is named after its operation and data source or model, as the GenA
 its own name (``rag.step.name``, the positional name or the decorated function) follows in
 parentheses when the span name does not already say it.
 
-Pure functions over :class:`SpanRecord` values (the spans file is read by :mod:`ragotel.cli.waterfall`).
+Pure functions over ``SpanRecord`` values (the spans file is read by ``ragotel.cli.waterfall``).
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def render_waterfall(
     Spans whose parent is not in the file are shown at the top level, marked
     ``[orphan]``; spans with an error status are marked ``[ERROR]``. ``spans`` may
     hold other traces, they are ignored. Set ``ascii_only`` for terminals that cannot
-    print box-drawing characters. Raises :class:`LookupError` if the trace is absent.
+    print box-drawing characters. Raises ``LookupError`` if the trace is absent.
 
     >>> spans = [
     ...     SpanRecord("ab" * 16, "01" * 8, None, "POST /chat", "api", 0, 10_000_000),

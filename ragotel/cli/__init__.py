@@ -13,7 +13,7 @@ Usage::
 
 From Python, ``main(["trace", "--dir", "var/telemetry"])`` returns the exit code.
 
-Subcommands live in :data:`COMMANDS`; add one by adding an entry. Handlers import
+Subcommands live in ``COMMANDS``; add one by adding an entry. Handlers import
 their dependencies lazily so that ``ragotel --help`` and ``ragotel trace`` do not pay
 for protobuf and the OTLP packages.
 """

@@ -438,8 +438,8 @@ class _Handler(BaseHTTPRequestHandler):
 class OtlpReceiver:
     """Local OTLP/HTTP endpoint writing spans, logs and metric data points to JSON-lines files.
 
-    ``port=0`` picks a free port; read the actual one from :attr:`port` or
-    :attr:`endpoint` after :meth:`start`. Usable as a context manager, which starts
+    ``port=0`` picks a free port; read the actual one from ``port`` or
+    ``endpoint`` after ``start``. Usable as a context manager, which starts
     and stops it::
 
         with OtlpReceiver(port=0, spans_path=tmp / "spans.jsonl") as receiver:
@@ -503,7 +503,7 @@ class OtlpReceiver:
             thread.join()
 
     def wait(self) -> None:
-        """Block until :meth:`stop` is called from elsewhere (or Ctrl-C interrupts)."""
+        """Block until ``stop`` is called from elsewhere (or Ctrl-C interrupts)."""
         while (thread := self._thread) is not None and thread.is_alive():
             # Short joins keep the main thread responsive to KeyboardInterrupt.
             thread.join(0.5)

@@ -1,7 +1,7 @@
-"""Reading the spans file :mod:`ragotel.cli.receiver` writes, and finding traces in it.
+"""Reading the spans file ``ragotel.cli.receiver`` writes, and finding traces in it.
 
-The receiver appends one JSON object per span to ``spans.jsonl``; :func:`load_spans` reads it back and
-:func:`render_waterfall` draws one trace as an indented timeline::
+The receiver appends one JSON object per span to ``spans.jsonl``; ``load_spans`` reads it back and
+``render_waterfall`` draws one trace as an indented timeline::
 
     from ragotel.cli.waterfall import latest_trace_id, load_spans, render_waterfall
 
@@ -43,7 +43,7 @@ def load_spans(path: str | Path) -> list[SpanRecord]:
 
     Blank, truncated (the receiver may be mid-write) or otherwise invalid lines are
     skipped. A span exported twice (an exporter retry) is kept once, last copy wins.
-    Raises :class:`FileNotFoundError` when the file does not exist.
+    Raises ``FileNotFoundError`` when the file does not exist.
 
     >>> spans = load_spans("var/telemetry/spans.jsonl")  # doctest: +SKIP
     """
@@ -159,7 +159,7 @@ class ExemplarRecord:
 def load_exemplars(path: str | Path, trace_id: str) -> list[ExemplarRecord]:
     """The exemplars of ``trace_id`` in a metrics file the receiver wrote, oldest first, each once.
 
-    Invalid lines are skipped, as in :func:`load_spans`; a missing file has none."""
+    Invalid lines are skipped, as in ``load_spans``; a missing file has none."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:

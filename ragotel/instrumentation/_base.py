@@ -1,6 +1,6 @@
-"""What every ragotel instrumentor shares: methods replaced on classes and put back (:class:`Patches`), and
+"""What every ragotel instrumentor shares: methods replaced on classes and put back (``Patches``), and
 an OpenTelemetry ``BaseInstrumentor`` that keeps the settings it was turned on with and never raises into the
-application (:class:`Instrumentor`)."""
+application (``Instrumentor``)."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ class Arguments:
 
 class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     """A ``BaseInstrumentor`` (a process-wide singleton, as OpenTelemetry's are) whose patches live in its
-    :class:`Patches`. Instrumenting again keeps the first instrumentation, with a WARNING naming what was
-    kept when the arguments differ; :meth:`turn_on` / :meth:`turn_off` are what ``instrument_*()`` and
+    ``Patches``. Instrumenting again keeps the first instrumentation, with a WARNING naming what was
+    kept when the arguments differ; ``turn_on`` / ``turn_off`` are what ``instrument_*()`` and
     ``uninstrument_*()`` call.
 
     Instrumenting never raises into the application: a library whose shape ``_instrument`` does not expect (a
@@ -102,7 +102,7 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     WARNING naming the library, its version and the error. Only the signals the ``opentelemetry-instrument``
     loader asks for pass through: a dependency conflict, and a library that is not installed.
 
-    An instrumentor that names its library's top-level :attr:`modules` waits for it: instrumented before any of
+    An instrumentor that names its library's top-level ``modules`` waits for it: instrumented before any of
     them is imported (as ``opentelemetry-instrument`` instruments, before the application starts), it patches
     when the first is imported (a post-import hook), so a process that has the library installed but never
     imports it does not pay for importing it (sentence-transformers takes seconds: torch)."""
@@ -114,7 +114,7 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     modules: ClassVar[tuple[str, ...]] = ()
     """Top-level modules of the library: ``_instrument`` runs once the first of them is imported."""
     _pending: ClassVar[bool] = False
-    """Instrumented, waiting for one of :attr:`modules` to be imported."""
+    """Instrumented, waiting for one of ``modules`` to be imported."""
     _generation: ClassVar[int] = 0
     """Counts instrumentations, so that a hook registered for an earlier one does nothing."""
 
@@ -171,7 +171,7 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
         return bool(modules) and not any(name in sys.modules for name in modules)
 
     def _wait(self, kwargs: dict[str, Any]) -> None:
-        """Instrumented now; ``_instrument`` runs when the first of :attr:`modules` has been imported, in the
+        """Instrumented now; ``_instrument`` runs when the first of ``modules`` has been imported, in the
         importing thread, and never raises into that import."""
         cls = type(self)
         cls._generation += 1

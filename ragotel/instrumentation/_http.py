@@ -1,4 +1,4 @@
-"""What every HTTP client adapter shares: one call to an OpenAI-compatible API (:class:`HttpCall`), the
+"""What every HTTP client adapter shares: one call to an OpenAI-compatible API (``HttpCall``), the
 settings an instrumented client records with, and how a second instrumentation is reported.
 
 Another instrumentation of the same call is enriched, never doubled. Its span for the call, when it is the
@@ -108,7 +108,7 @@ def _http_span_to_adopt() -> Span | None:
 
 
 def _genai_span_to_adopt(operation: OperationName | None) -> Span | None:
-    """The span an openai SDK instrumentation opened for this very call (:data:`_GENAI_SCOPES`): current, and
+    """The span an openai SDK instrumentation opened for this very call (``_GENAI_SCOPES``): current, and
     of the same operation (a util-genai agent or workflow span around the call is no model call)."""
     span = trace.get_current_span()
     scope = getattr(span, "instrumentation_scope", None)
@@ -149,10 +149,10 @@ class HttpClientInstrumentor(Instrumentor):
 
 class HttpCall(Operation):
     """One call to an OpenAI-compatible API, from request to the end of its response body, whatever client
-    made it. An adapter reads its client's request (path, host, port, body) for :meth:`begin`, sends the
-    body and headers it is given back, then hands over the response head (:meth:`on_head`) and the body,
-    whole (:meth:`on_body`) or piece by piece (:meth:`on_bytes`, :meth:`end_of_body`); :meth:`stop`,
-    :meth:`cancel` or :meth:`fail` end it, through :class:`~ragotel._genai.operation.Operation`'s one ending."""
+    made it. An adapter reads its client's request (path, host, port, body) for ``begin``, sends the
+    body and headers it is given back, then hands over the response head (``on_head``) and the body,
+    whole (``on_body``) or piece by piece (``on_bytes``, ``end_of_body``); ``stop``,
+    ``cancel`` or ``fail`` end it, through ``ragotel._genai.operation.Operation``'s one ending."""
 
     def __init__(self, settings: CallSettings, endpoint: proto.Endpoint) -> None:
         parent = enclosing()
@@ -383,7 +383,7 @@ class HttpCall(Operation):
 
     def fail(self, exc: BaseException | None = None, etype: str | None = None) -> None:
         """The request or its body raised ``exc``: the caller gets it unchanged; the span says what kind, by
-        the rule a step around the call follows too (:func:`~ragotel._core.errors.error_type`)."""
+        the rule a step around the call follows too (``ragotel._core.errors.error_type``)."""
         if exc is not None and is_cancellation(exc):
             self.cancel()
             return
@@ -458,7 +458,7 @@ def propagate_context(headers: Any) -> None:
 def observed(call: HttpCall, chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The body's pieces as the caller should get them, each shown to ``call`` first; the call ends with the
     body, or fails with it. A consumer that stops early closes this generator: its stream's ``close()``
-    ends the call (:meth:`HttpCall.cancel`)."""
+    ends the call (``HttpCall.cancel``)."""
     try:
         for data in chunks:
             out = call.on_bytes(data)
@@ -476,7 +476,7 @@ def observed(call: HttpCall, chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 async def observed_async(call: HttpCall, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """:func:`observed` for an asynchronous body."""
+    """``observed`` for an asynchronous body."""
     try:
         async for data in chunks:
             out = call.on_bytes(data)

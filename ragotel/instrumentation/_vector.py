@@ -1,9 +1,9 @@
 """A search in a vector store as a retrieval step, and a write into one as index writes: written once for every
 store ragotel instruments (FAISS, Qdrant, Chroma, pgvector, LanceDB).
 
-An instrumentor names its store once (:class:`VectorStore`) and gives, per patched method, two readers: what the
-call asks (:data:`Describe`: collection, operation, ``top_k``, queries, server) and what it returned
-(:data:`Read`: a :class:`Found`). The store decides where the search belongs:
+An instrumentor names its store once (``VectorStore``) and gives, per patched method, two readers: what the
+call asks (``Describe``: collection, operation, ``top_k``, queries, server) and what it returned
+(``Read``: a ``Found``). The store decides where the search belongs:
 
 * alone, or under a step of another kind: its own retrieval step, which counts and judges the documents;
 * under the application's own retrieval or rerank step over another source (a LangChain retriever, a
@@ -60,7 +60,7 @@ class Found:
     distances: bool = False
     """Lower is better (an L2 or cosine distance): ``rag.retrieval.score.kind=distance``, no similarity threshold."""
     documents: Sequence[hits.Document] | None = None
-    """The hits with their ids, scores and texts; given only when :attr:`VectorStore.wants_documents`."""
+    """The hits with their ids, scores and texts; given only when ``VectorStore.wants_documents``."""
 
 
 Read = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Found | None]
@@ -95,7 +95,7 @@ class VectorStore:
 
     @staticmethod
     def wants_documents() -> bool:
-        """Whether readers should build :attr:`Found.documents` (content capture or OpenInference is on)."""
+        """Whether readers should build ``Found.documents`` (content capture or OpenInference is on)."""
         current = runtime.current
         return current.content_spans or current.openinference
 
@@ -148,7 +148,7 @@ class VectorStore:
     # -- wrappers ----------------------------------------------------------------------------------
     def searching(self, describe: Describe, read: Read,
                   adopt: Adopt | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """The wrapper factory (for :meth:`Patches.apply`) of a synchronous search method."""
+        """The wrapper factory (for ``Patches.apply``) of a synchronous search method."""
 
         def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(original)
@@ -259,7 +259,7 @@ def order_kind(values: Sequence[float | None]) -> bool | None:
 class Server:
     """Where a client sends its requests: ``attributes`` for its spans (``server.address`` / ``server.port``; none
     for a store in the application's process) and ``where``, the store its collections live in (the first part of
-    the keys :class:`ScoreOrders` remembers under)."""
+    the keys ``ScoreOrders`` remembers under)."""
 
     attributes: dict[str, AttributeValue]
     where: tuple[Any, ...]
@@ -267,7 +267,7 @@ class Server:
 
 class ScoreOrders:
     """Which way a store's scores are better, per key (the store, the collection, the vector field...), for stores
-    whose answers do not say: learned from answers that come best first (:func:`order_kind`), remembered for the
+    whose answers do not say: learned from answers that come best first (``order_kind``), remembered for the
     answers that cannot tell (one hit, ties). Bounded: keys come from the application's collections, and the oldest
     goes first."""
 
@@ -303,7 +303,7 @@ class ScoreOrders:
 
 
 def payload_text(payload: Any) -> str | None:
-    """The text of a hit's payload (a mapping): its first string under :data:`TEXT_FIELDS`."""
+    """The text of a hit's payload (a mapping): its first string under ``TEXT_FIELDS``."""
     if isinstance(payload, Mapping):
         for key in TEXT_FIELDS:
             value = payload.get(key)

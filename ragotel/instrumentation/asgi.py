@@ -16,9 +16,9 @@ incoming context: a client can neither turn tracing off (flag ``00``) nor pick t
 The span ends when the last byte of the response body has been sent, so a streamed (SSE) answer is
 timed in full; if the client goes away first, the span ends then, marked ``rag.outcome=cancelled``
 and not an error. 5xx answers and exceptions set the span to ERROR with ``error.type``, and so does
-:func:`fail_response` for a response that fails after its status line went out (a broken stream).
+``fail_response`` for a response that fails after its status line went out (a broken stream).
 ``error.type`` follows the HTTP server conventions: the status code as a string (``"503"``) for a 5xx
-answer, and for an exception escaping the app the value :func:`~ragotel._core.errors.error_type` gives
+answer, and for an exception escaping the app the value ``ragotel._core.errors.error_type`` gives
 a step (``timeout``, ``connection``, ``http.5xx`` for an upstream's answer, or the class name); a 4xx is
 the caller's error and sets none.
 Health, readiness and metrics endpoints are left out by default so probes and scrapes do not flood
@@ -80,7 +80,7 @@ def fail_response(error: BaseException | str, *, stage: str | None = None, messa
     server span becomes ERROR with ``error.type`` (an exception or an ``error.type`` value), a
     ``rag.error`` event names ``stage``, and ``http.server.request.duration`` records the request
     with that ``error.type`` so error-rate queries count it like a 5xx. Call it from the code
-    producing the response body; outside a request served by :class:`RagotelMiddleware` it marks the
+    producing the response body; outside a request served by ``RagotelMiddleware`` it marks the
     current span only. Never raises.
     """
     try:
@@ -196,8 +196,8 @@ async def _observe_lifespan(app: ASGIApp, scope: Scope, receive: Receive, send: 
 
 
 class _LifespanHook:
-    """ASGI middleware telling the lifespan hook (:func:`_set_lifespan_hook`) of the app's startup and shutdown, where
-    FastAPI's built-in telemetry makes the server spans and :class:`RagotelMiddleware` is not there to tell it;
+    """ASGI middleware telling the lifespan hook (``_set_lifespan_hook``) of the app's startup and shutdown, where
+    FastAPI's built-in telemetry makes the server spans and ``RagotelMiddleware`` is not there to tell it;
     requests pass as they are."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -441,19 +441,19 @@ def instrument_fastapi(
     server span and ``http.server.*`` metrics: ragotel then configures that instead of adding a second
     server span — it leaves out ``excluded_paths``, turns off the per-dependency operation spans unless
     ``operation_spans=True``, and turns off FastAPI's validation-failure logs, which can carry request
-    input (user text). Older FastAPI and plain Starlette get :class:`RagotelMiddleware`.
+    input (user text). Older FastAPI and plain Starlette get ``RagotelMiddleware``.
 
     ``trust_incoming_context=False`` is for public endpoints: each request starts a new trace linked
     to the incoming one. FastAPI's built-in telemetry always adopts the incoming context, so then its
-    spans and metrics are turned off and :class:`RagotelMiddleware` serves instead.
+    spans and metrics are turned off and ``RagotelMiddleware`` serves instead.
 
-    ``metrics_path="/metrics"`` serves the Prometheus exposition (:func:`ragotel.prometheus_app`) at
+    ``metrics_path="/metrics"`` serves the Prometheus exposition (``ragotel.prometheus_app``) at
     exactly that path, answered before tracing and routing (200, no redirect, scrapes not traced).
     ``tracer_provider`` / ``meter_provider`` record into those providers instead of the global ones
     (FastAPI's built-in telemetry uses its own choice of providers).
 
     Instrumenting an app again keeps the first instrumentation (a WARNING names what was kept when the
-    arguments differ); :func:`uninstrument_fastapi` undoes it.
+    arguments differ); ``uninstrument_fastapi`` undoes it.
     """
     paths = frozenset(excluded_paths) | ({metrics_path} if metrics_path else frozenset())
     options: dict[str, Any] = {
@@ -511,7 +511,7 @@ def _add(app: Any, state: dict[str, Any], cls: type, **kwargs: Any) -> None:
 
 
 def uninstrument_fastapi(app: Any) -> Any:
-    """Undo :func:`instrument_fastapi` for ``app`` (middleware removed, FastAPI's own telemetry settings
+    """Undo ``instrument_fastapi`` for ``app`` (middleware removed, FastAPI's own telemetry settings
     restored); the app rebuilds its middleware on its next request. Returns the app."""
     state = getattr(app, _APP_STATE, None)
     setattr(app, _APP_OPTED_OUT, True)
@@ -552,15 +552,15 @@ def _instrumented_by_others(app: Any) -> bool:
 
 
 class FastApiInstrumentor(Instrumentor):
-    """:func:`instrument_fastapi` for every Starlette / FastAPI app of the process, as an OpenTelemetry
+    """``instrument_fastapi`` for every Starlette / FastAPI app of the process, as an OpenTelemetry
     instrumentor (the ``ragotel_fastapi`` entry point, so ``opentelemetry-instrument uvicorn app:app``
     needs no code change).
 
     Each app is instrumented when it serves its first request or lifespan event, with the keyword
-    arguments given to :meth:`instrument` (those of :func:`instrument_fastapi`), unless it already is:
-    by :func:`instrument_fastapi` (its arguments win), by ``opentelemetry-instrumentation-fastapi`` /
+    arguments given to ``instrument`` (those of ``instrument_fastapi``), unless it already is:
+    by ``instrument_fastapi`` (its arguments win), by ``opentelemetry-instrumentation-fastapi`` /
     ``-starlette`` or an ``OpenTelemetryMiddleware`` (one server span, theirs), or it is mounted in
-    another app (the outer app's span covers it), or :func:`uninstrument_fastapi` was called for it.
+    another app (the outer app's span covers it), or ``uninstrument_fastapi`` was called for it.
     """
 
     label = "FastApiInstrumentor().instrument()"

@@ -6,20 +6,20 @@ hooks, every ``opentelemetry_instrumentor`` and the ``opentelemetry_post_instrum
 distros or configurators are installed it takes the one named by ``OTEL_PYTHON_DISTRO`` /
 ``OTEL_PYTHON_CONFIGURATOR``, else the first it finds. ragotel registers:
 
-* the ``ragotel`` distro (:class:`RagotelDistro`): names ragotel's configurator where
+* the ``ragotel`` distro (``RagotelDistro``): names ragotel's configurator where
   ``OTEL_PYTHON_CONFIGURATOR`` is unset and serves ASGI apps with ``ragotel_fastapi`` instead of
   opentelemetry-instrumentation-fastapi / -starlette (one server span either way; ragotel's marks disconnects
   ``cancelled`` and flushes at the lifespan shutdown). So ``OTEL_PYTHON_DISTRO=ragotel`` is the one switch beside
   opentelemetry-distro and under the Operator, whose distro would otherwise set
   ``OTEL_EXPORTER_OTLP_PROTOCOL=grpc`` and configure the SDK without ragotel;
-* the ``ragotel`` configurator (:class:`RagotelConfigurator`): :func:`ragotel.configure` from the environment
+* the ``ragotel`` configurator (``RagotelConfigurator``): ``ragotel.configure`` from the environment
   (or, where ragotel cannot run, the SDK's own configurator, as without ragotel),
   after opting the contrib HTTP instrumentations into the stable HTTP conventions (``http`` in
   ``OTEL_SEMCONV_STABILITY_OPT_IN``, unless an HTTP mode is chosen): they read it once, at their first
   instrumentation, and without it a service mixes ``http.client.duration`` in milliseconds with the
   ``http.server.request.duration`` in seconds the dashboards read;
-* :func:`before_instrumentors`: one WARNING when another configurator ran and ragotel's settings are not applied;
-* :func:`after_instrumentors`: log records exported once when opentelemetry-instrumentation-logging added its
+* ``before_instrumentors``: one WARNING when another configurator ran and ragotel's settings are not applied;
+* ``after_instrumentors``: log records exported once when opentelemetry-instrumentation-logging added its
   handler beside ragotel's.
 
 Loading is safe: this module imports no more than the loader already has, and every hook checks first that the
@@ -87,7 +87,7 @@ class RagotelDistro(BaseDistro):  # type: ignore[misc]
 
 
 class RagotelConfigurator:
-    """Calls :func:`ragotel.configure` with no arguments: every setting comes from the environment.
+    """Calls ``ragotel.configure`` with no arguments: every setting comes from the environment.
 
     ``configure()`` leaves providers the application (or another configurator) already set alone, and
     a later ``configure(...)`` in the application's code is the second call: it warns and names the

@@ -86,12 +86,12 @@ class ChromaInstrumentor(Instrumentor):
 
 
 def instrument_chroma() -> None:
-    """Instrument every Chroma collection (see :mod:`ragotel.instrumentation.chroma`); a second call does nothing."""
+    """Instrument every Chroma collection (see ``ragotel.instrumentation.chroma``); a second call does nothing."""
     ChromaInstrumentor.turn_on()
 
 
 def uninstrument_chroma() -> None:
-    """Undo :func:`instrument_chroma`."""
+    """Undo ``instrument_chroma``."""
     ChromaInstrumentor.turn_off()
 
 

@@ -82,12 +82,12 @@ class FaissInstrumentor(Instrumentor):
 
 
 def instrument_faiss() -> None:
-    """Instrument every FAISS index (see :mod:`ragotel.instrumentation.faiss`); a second call does nothing."""
+    """Instrument every FAISS index (see ``ragotel.instrumentation.faiss``); a second call does nothing."""
     FaissInstrumentor.turn_on()
 
 
 def uninstrument_faiss() -> None:
-    """Undo :func:`instrument_faiss`."""
+    """Undo ``instrument_faiss``."""
     FaissInstrumentor.turn_off()
 
 
@@ -103,7 +103,7 @@ _ENGINE_MODULES: Final = tuple(f"{engine}." for engine in _ENGINES)
 
 
 def _applications(wrap: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``wrap`` for the application's calls; a call made by an engine's own code (:data:`_ENGINES`) goes to the
+    """``wrap`` for the application's calls; a call made by an engine's own code (``_ENGINES``) goes to the
     original method untraced. Who calls is read off the calling frame's module (the thread such an engine searches
     on carries no trace context that could tell), and only in a process that has imported such an engine."""
 

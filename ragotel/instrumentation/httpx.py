@@ -8,7 +8,7 @@
     client = httpx.AsyncClient(base_url="http://vllm:8000")
     ragotel.instrument_httpx(client)           # ... or just this one
 
-:class:`HttpxInstrumentor` is an OpenTelemetry ``BaseInstrumentor`` registered as the
+``HttpxInstrumentor`` is an OpenTelemetry ``BaseInstrumentor`` registered as the
 ``ragotel_httpx`` ``opentelemetry_instrumentor`` entry point, so ``opentelemetry-instrument python
 app.py`` instruments every client with no code change. Inside OpenTelemetry's
 ``suppress_instrumentation()`` context calls get no span and no ``traceparent``.
@@ -86,7 +86,7 @@ class HttpxInstrumentor(HttpClientInstrumentor):
 
     ``HttpxInstrumentor().instrument()`` patches every client class of every installed httpx module
     (``opentelemetry-instrument`` does this through the ``ragotel_httpx`` entry point);
-    :meth:`instrument_client` instruments one client. Keyword arguments, for both:
+    ``instrument_client`` instruments one client. Keyword arguments, for both:
 
     Keyword Args:
         provider (str | None): ``gen_ai.provider.name``; by default ``openai`` for api.openai.com, else ``vllm``.
@@ -116,7 +116,7 @@ class HttpxInstrumentor(HttpClientInstrumentor):
 
     @staticmethod
     def instrument_client(client: Any, **kwargs: Any) -> None:
-        """Instrument one client (sync or async); the same keyword arguments as :meth:`instrument`."""
+        """Instrument one client (sync or async); the same keyword arguments as ``instrument``."""
         settings = call_settings(**kwargs)
         kept = getattr(client, "_ragotel_settings", None)
         if getattr(client, "_ragotel_send", None) is not None and isinstance(kept, CallSettings):
@@ -138,7 +138,7 @@ class HttpxInstrumentor(HttpClientInstrumentor):
 
     @staticmethod
     def uninstrument_client(client: Any) -> None:
-        """Undo :meth:`instrument_client`."""
+        """Undo ``instrument_client``."""
         if getattr(client, "_ragotel_send", None) is not None:
             del client.send
             client._ragotel_send = None
@@ -151,7 +151,7 @@ def instrument_httpx(
 ) -> None:
     """Instrument one httpx client (sync or async), or every client when none is given.
 
-    See :mod:`ragotel.instrumentation.httpx` for what is recorded and :class:`HttpxInstrumentor` for
+    See ``ragotel.instrumentation.httpx`` for what is recorded and ``HttpxInstrumentor`` for
     the arguments. A second call for the same target keeps the first (a WARNING if the arguments differ).
     """
     kwargs: dict[str, Any] = {"provider": provider, "include_usage": include_usage,
@@ -164,7 +164,7 @@ def instrument_httpx(
 
 
 def uninstrument_httpx(client: Any = None) -> None:
-    """Undo :func:`instrument_httpx` for ``client``, or globally."""
+    """Undo ``instrument_httpx`` for ``client``, or globally."""
     if client is not None:
         HttpxInstrumentor.uninstrument_client(client)
     else:

@@ -128,13 +128,13 @@ class LanceDBInstrumentor(Instrumentor):
 
 
 def instrument_lancedb() -> None:
-    """Instrument LanceDB searches and writes (see :mod:`ragotel.instrumentation.lancedb`); a second call does
+    """Instrument LanceDB searches and writes (see ``ragotel.instrumentation.lancedb``); a second call does
     nothing."""
     LanceDBInstrumentor.turn_on()
 
 
 def uninstrument_lancedb() -> None:
-    """Undo :func:`instrument_lancedb`."""
+    """Undo ``instrument_lancedb``."""
     LanceDBInstrumentor.turn_off()
 
 

@@ -139,12 +139,12 @@ class LangChainInstrumentor(Instrumentor):
 
 
 def instrument_langchain() -> None:
-    """Instrument LangChain (see :mod:`ragotel.instrumentation.langchain`); a second call does nothing."""
+    """Instrument LangChain (see ``ragotel.instrumentation.langchain``); a second call does nothing."""
     LangChainInstrumentor.turn_on()
 
 
 def uninstrument_langchain() -> None:
-    """Undo :func:`instrument_langchain`."""
+    """Undo ``instrument_langchain``."""
     LangChainInstrumentor.turn_off()
 
 
@@ -178,11 +178,11 @@ def _handler() -> Any:
 
 def _handler_type() -> type:
     """The handler class, built when instrumenting (langchain-core is imported only then). Each method hands
-    its event to :data:`_RUNS`, which never raises."""
+    its event to ``_RUNS``, which never raises."""
     from langchain_core.callbacks import BaseCallbackHandler
 
     class RagotelCallbackHandler(BaseCallbackHandler):
-        """Turns LangChain runs into ragotel steps (see :mod:`ragotel.instrumentation.langchain`)."""
+        """Turns LangChain runs into ragotel steps (see ``ragotel.instrumentation.langchain``)."""
 
         # Called in the code that runs the component, not in a thread pool: its context is the one to set.
         run_inline = True

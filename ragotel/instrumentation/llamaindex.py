@@ -121,12 +121,12 @@ class LlamaIndexInstrumentor(Instrumentor):
 
 
 def instrument_llamaindex() -> None:
-    """Instrument LlamaIndex (see :mod:`ragotel.instrumentation.llamaindex`); a second call does nothing."""
+    """Instrument LlamaIndex (see ``ragotel.instrumentation.llamaindex``); a second call does nothing."""
     LlamaIndexInstrumentor.turn_on()
 
 
 def uninstrument_llamaindex() -> None:
-    """Undo :func:`instrument_llamaindex`."""
+    """Undo ``instrument_llamaindex``."""
     LlamaIndexInstrumentor.turn_off()
 
 
@@ -536,7 +536,7 @@ def _stream(step: Step, tokens: Iterator[Any]) -> Iterator[Any]:
 
 
 async def _astream(step: Step, tokens: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The coroutine form of :func:`_stream`."""
+    """The coroutine form of ``_stream``."""
     try:
         while True:
             with step:

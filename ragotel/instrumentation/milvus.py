@@ -93,12 +93,12 @@ class MilvusInstrumentor(Instrumentor):
 
 
 def instrument_milvus() -> None:
-    """Instrument every Milvus client (see :mod:`ragotel.instrumentation.milvus`); a second call does nothing."""
+    """Instrument every Milvus client (see ``ragotel.instrumentation.milvus``); a second call does nothing."""
     MilvusInstrumentor.turn_on()
 
 
 def uninstrument_milvus() -> None:
-    """Undo :func:`instrument_milvus`."""
+    """Undo ``instrument_milvus``."""
     MilvusInstrumentor.turn_off()
 
 
@@ -151,7 +151,7 @@ def _read_server(uri: Any) -> Server:
 
 # -- searches --------------------------------------------------------------------------------------
 def _searching(original: Callable[..., Any]) -> Callable[..., Any]:
-    """The wrapper of ``search``: :class:`VectorStore`'s, with readers that know its arguments."""
+    """The wrapper of ``search``: ``VectorStore``'s, with readers that know its arguments."""
     arguments = Arguments(original)
 
     def describe(client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, AttributeValue]:

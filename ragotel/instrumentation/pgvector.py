@@ -162,13 +162,13 @@ class PgvectorInstrumentor(Instrumentor):
 
 
 def instrument_pgvector() -> None:
-    """Record pgvector searches as retrieval steps (see :mod:`ragotel.instrumentation.pgvector`); a second call
+    """Record pgvector searches as retrieval steps (see ``ragotel.instrumentation.pgvector``); a second call
     does nothing."""
     PgvectorInstrumentor.turn_on()
 
 
 def uninstrument_pgvector() -> None:
-    """Undo :func:`instrument_pgvector`."""
+    """Undo ``instrument_pgvector``."""
     PgvectorInstrumentor.turn_off()
 
 
@@ -196,10 +196,10 @@ class Search:
     table: str | None
     """``db.collection.name``: the table in the ``FROM`` the ranking reads, as written (schema included)."""
     limit: int | str | None
-    """The ``LIMIT``: a literal (``int``); the position of the parameter bound to it (``int``, with :attr:`bound`);
+    """The ``LIMIT``: a literal (``int``); the position of the parameter bound to it (``int``, with ``bound``);
     or that parameter's name (``str``)."""
     bound: bool = False
-    """Whether an ``int`` :attr:`limit` is a parameter's position rather than a literal."""
+    """Whether an ``int`` ``limit`` is a parameter's position rather than a literal."""
 
     def top_k(self, params: Any) -> int | None:
         """The number of results asked for, with ``params`` the statement's parameters."""
@@ -312,7 +312,7 @@ def _statement(query: Any, context: Any, types: SqlTypes) -> Search | None:
 
 
 def _search(query: Any, context: Any, types: SqlTypes) -> Search | None:
-    """:func:`_statement`, which never raises into the application."""
+    """``_statement``, which never raises into the application."""
     try:
         return _statement(query, context, types)
     except Exception as exc:

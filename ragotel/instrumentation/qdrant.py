@@ -92,12 +92,12 @@ class QdrantInstrumentor(Instrumentor):
 
 
 def instrument_qdrant() -> None:
-    """Instrument every Qdrant client (see :mod:`ragotel.instrumentation.qdrant`); a second call does nothing."""
+    """Instrument every Qdrant client (see ``ragotel.instrumentation.qdrant``); a second call does nothing."""
     QdrantInstrumentor.turn_on()
 
 
 def uninstrument_qdrant() -> None:
-    """Undo :func:`instrument_qdrant`."""
+    """Undo ``instrument_qdrant``."""
     QdrantInstrumentor.turn_off()
 
 
@@ -109,7 +109,7 @@ Keys = Callable[[str, Arguments, Any, tuple[Any, ...], dict[str, Any]], list[Key
 
 
 def _searching(name: str, describe: Describe, keys: Keys) -> Callable[[Any], Any]:
-    """The wrapper factory of the search method ``name``: :class:`VectorStore`'s, with readers that know the
+    """The wrapper factory of the search method ``name``: ``VectorStore``'s, with readers that know the
     method's arguments."""
 
     def wrap(original: Any) -> Any:

@@ -7,8 +7,8 @@
     ragotel.instrument_requests()     # or, with no code: opentelemetry-instrument (ragotel_requests)
     requests.post("http://vllm:8000/v1/chat/completions", json={"model": "llama", "messages": [...]})
 
-The same as the httpx instrumentation (:mod:`ragotel.instrumentation.httpx`), through the same
-:class:`~ragotel.instrumentation._http.HttpCall`: one CLIENT span per call to ``/v1/chat/completions``,
+The same as the httpx instrumentation (``ragotel.instrumentation.httpx``), through the same
+``ragotel.instrumentation._http.HttpCall``: one CLIENT span per call to ``/v1/chat/completions``,
 ``/v1/completions``, ``/v1/embeddings``, rerank or score, with the request parameters, usage, cost, time
 to first chunk of a ``stream=True`` response read with ``iter_content``/``iter_lines``, and the
 ``traceparent`` vLLM joins; other requests carry the ``traceparent`` only.
@@ -43,7 +43,7 @@ __all__ = ["RequestsInstrumentor", "instrument_requests", "uninstrument_requests
 class RequestsInstrumentor(HttpClientInstrumentor):
     """GenAI spans for ``requests``, as an OpenTelemetry instrumentor (``ragotel_requests``).
 
-    Keyword arguments as :class:`~ragotel.instrumentation.httpx.HttpxInstrumentor`'s: ``provider``,
+    Keyword arguments as ``ragotel.instrumentation.httpx.HttpxInstrumentor``'s: ``provider``,
     ``include_usage``, ``capture_content``, ``tracer_provider``, ``meter_provider``.
     """
 
@@ -68,7 +68,7 @@ def instrument_requests(
 
 
 def uninstrument_requests() -> None:
-    """Undo :func:`instrument_requests`."""
+    """Undo ``instrument_requests``."""
     RequestsInstrumentor.turn_off()
 
 

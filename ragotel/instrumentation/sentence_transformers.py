@@ -69,7 +69,7 @@ def instrument_sentence_transformers() -> None:
 
 
 def uninstrument_sentence_transformers() -> None:
-    """Undo :func:`instrument_sentence_transformers`."""
+    """Undo ``instrument_sentence_transformers``."""
     SentenceTransformersInstrumentor.turn_off()
 
 
