@@ -6,7 +6,7 @@ conventions' ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (``true``; `
 (``ragotel.retrieval(capture_content=True)``). Captured text is cut to ``max_content_chars`` and then
 passed through the ``redact`` hook, so a hook that masks e-mail addresses sees every string before
 it is exported. Metrics never carry content, whatever this says. The switches are
-fields of the runtime snapshot (:mod:`ragotel._core.runtime`); these functions apply them.
+fields of the runtime snapshot (``ragotel._core.runtime``); these functions apply them.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ A decorated step looks at its return value and records what it recognises:
 * embedding: one vector or a batch of vectors (lists, tuples or anything with ``.shape``);
 * prompt: a list of chat messages;
 * generation: a string, or an OpenAI-style completion (dict or SDK object) with ``choices``,
-  ``usage``, ``model`` and ``id`` — read by :mod:`ragotel.openai_protocol`, the reader HTTP calls use too.
+  ``usage``, ``model`` and ``id`` — read by ``ragotel.openai_protocol``, the reader HTTP calls use too.
 
 For other shapes pass ``extractor=`` to the step: it is called with the return value and the
-:class:`~ragotel.Step`, and records what it wants through :meth:`Step.record`.
+``ragotel.Step``, and records what it wants through ``Step.record``.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Scores:
 
 
 def score_of(item: Any) -> float | None:
-    """The score of one hit, read the way :func:`to_document` reads it (a bare number is its own score)."""
+    """The score of one hit, read the way ``to_document`` reads it (a bare number is its own score)."""
     if type(item) is float or (isinstance(item, (int, float)) and not isinstance(item, bool)):
         return float(item)
     if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[1], (str, Mapping)):
