@@ -26,7 +26,6 @@ Target: ragotel ≤ 1.3× by hand. The vector databases and frameworks run where
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -34,13 +33,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 from opentelemetry import metrics, trace
-from overhead import READER, _time_sync, measure, read_off, setup  # type: ignore[import-not-found]
+from overhead import READER, _time_sync, measure, read_off, setup, write_json  # type: ignore[import-not-found]
 
 import ragotel
 
@@ -454,40 +452,17 @@ STORES: dict[str, Callable[[str], dict[str, Callable[[], Any]]]] = {
 TARGET = 1.3  # ragotel / by hand
 
 
-def cpu_model() -> str:
-    """The processor's name where Linux says it (platform.processor() is empty there), else ''."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return " ".join(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return ""
-
-
-def write_json(path: str, args: argparse.Namespace, rows: list[dict[str, Any]], skipped: list[dict[str, str]]) -> None:
-    """The run's figures as one JSON document: what the documentation's chart is drawn from, so it records the
-    machine and the counts that produced them next to the medians."""
-    model = cpu_model()
-    document = {
-        "benchmark": "integrations",
-        "command": " ".join(["python benchmarks/integrations.py", *args.argv]),
-        "ragotel": ragotel.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" + (f", {model}" if model else ""),
+def write_results(path: str, args: argparse.Namespace, rows: list[dict[str, Any]],
+                  skipped: list[dict[str, str]]) -> None:
+    """The run's figures, with the counts that produced them next to the medians."""
+    encodes, queries = max(args.calls // 20, 20), max(args.store_calls // 3, 20)
+    write_json(path, "integrations", args.argv, {
         "rounds": args.rounds,
-        "calls": {"faiss": args.calls, "encode": max(args.calls // 20, 20), "store": args.store_calls,
-                  "framework": max(args.store_calls // 3, 20)},
+        "calls": {"faiss": args.calls, "encode": encodes, "store": args.store_calls, "framework": queries},
         "method": f"median ns per call over {args.rounds} rounds, the three variants interleaved round by round; "
-                  f"{args.calls} FAISS calls, {max(args.calls // 20, 20)} encodes, {args.store_calls} vector "
-                  f"database searches and {max(args.store_calls // 3, 20)} framework queries per variant per round",
-        "unit": "ns",
-        "target": TARGET,
-        "rows": rows,
-        "skipped": skipped,
-    }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+                  f"{args.calls} FAISS calls, {encodes} encodes, {args.store_calls} vector database searches and "
+                  f"{queries} framework queries per variant per round",
+        "unit": "ns", "target": TARGET, "rows": rows, "skipped": skipped})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -552,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             report(name, measure_switched(switched, max(args.store_calls // 3, 20), args.rounds))
     print(f"\nworst ragotel / by hand: {worst:.2f}× (target ≤ {TARGET:.2f}×)")
     if args.json:
-        write_json(args.json, args, rows, skipped)
+        write_results(args.json, args, rows, skipped)
     return 0
 
 

@@ -25,7 +25,8 @@ instrumentation's own cost. With ``--peers``, OpenLLMetry (traceloop-sdk ``@task
 the 3-hit retrieval in a fresh process per library per round (``benchmarks/peers.py``; ``pip install
 ragotel[bench]``), each against (b) measured in its own process.
 
-Run: ``python benchmarks/overhead.py [--calls 2000] [--rounds 9] [--only retrieval-3] [--peers]``.
+Run: ``python benchmarks/overhead.py [--calls 2000] [--rounds 9] [--only retrieval-3] [--peers] [--json PATH]``;
+``--json`` also writes the steps' figures to PATH (what ``docsgen.pictures`` charts).
 Targets: every step ≤ 1.15× (c); the 3-hit retrieval ≤ 1.3× (b) and (h), and ≤ 0.75× traceloop ``@task``;
 a disabled step ≤ 1 µs over a plain call; RSS flat over 200 000 calls.
 """
@@ -508,6 +509,33 @@ def peers(rounds: int, calls: int, python: str) -> dict[str, tuple[float, float,
     return result
 
 
+def cpu_model() -> str:
+    """The processor's name where Linux says it (platform.processor() is empty there), else ''."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return ""
+
+
+def write_json(path: str, benchmark: str, argv: Sequence[str], fields: dict[str, Any]) -> None:
+    """A run's figures as one JSON document, the machine and the run's command beside them: what the documentation's
+    charts are drawn from (``docsgen.pictures``). ``fields``: rounds, calls, method, unit, target, rows, skipped."""
+    model = cpu_model()
+    document = {
+        "benchmark": benchmark,
+        "command": " ".join([f"python benchmarks/{benchmark}.py", *argv]),
+        "ragotel": ragotel.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs" + (f", {model}" if model else ""),
+        **fields,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per variant per round")
@@ -518,7 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true", help="also time the peers (pip install ragotel[bench])")
     parser.add_argument("--peer-rounds", type=int, default=5)
     parser.add_argument("--peers-python", default=sys.executable, help="the Python that has the peers installed")
+    parser.add_argument("--json", metavar="PATH", help="also write the steps' figures to PATH as JSON")
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv  # recorded in --json's document
     wanted = set(args.only or [])
 
     def chosen(name: str) -> bool:
@@ -531,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     header = f"  {'scenario':<26}{'plain':>8}{'(a)':>8}{'(b)':>8}{'(c)':>8}{'(h)':>8}{'ragotel':>9}" \
              f"{'×(a)':>7}{'×(b)':>7}{'×(c)':>7}{'×(h)':>7}"
     worst_c, retrieval_b, retrieval_h = 0.0, None, None
+    json_rows: list[dict[str, Any]] = []
     for asynchronous in (False, True):
         print(f"\n{'async' if asynchronous else 'sync'}\n{header}")
         rows: list[tuple[str, Variants]] = []
@@ -546,6 +577,10 @@ def main(argv: list[str] | None = None) -> int:
             ours = ns["ragotel"]
             ratio_c = ours / ns["(c) same"]
             worst_c = max(worst_c, ratio_c)
+            json_rows.append({"scenario": f"{'async' if asynchronous else 'sync'} {name}", "plain": round(ns["plain"]),
+                              "by_hand": round(ns["(c) same"]), "ragotel": round(ours), "ratio": round(ratio_c, 4),
+                              "span": round(ns["(a) span"]), "span_hist": round(ns["(b) +hist"]),
+                              "careful": round(ns["(h) careful"])})
             if name == "retrieval-3" and not asynchronous:
                 retrieval_b, retrieval_h = ours / ns["(b) +hist"], ours / ns["(h) careful"]
             print(f"  {name:<26}{ns['plain']:>8.0f}{ns['(a) span']:>8.0f}{ns['(b) +hist']:>8.0f}"
@@ -571,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
               f"after all ({late - early:+d} KiB)")
 
     print(f"\nworst ragotel / (c): {worst_c:.2f}× (target ≤ 1.15×)")
+    if args.json:  # "by_hand" is (c), the identical telemetry
+        write_json(args.json, "overhead", args.argv, {
+            "rounds": args.rounds, "calls": args.calls,
+            "method": f"median ns per call over {args.rounds} rounds of {args.calls} calls per variant, the variants "
+                      "interleaved round by round",
+            "unit": "ns", "target": 1.15, "rows": json_rows, "skipped": []})
     if retrieval_b is not None and retrieval_h is not None:
         print(f"3-hit retrieval ragotel / (b): {retrieval_b:.2f}×, / (h): {retrieval_h:.2f}× (target ≤ 1.30×)")
     if args.peers:
