@@ -154,6 +154,8 @@ def set_prices(prices: PriceSource) -> PriceTable:
 def record(ins: Instruments, attributes: Mapping[str, AttributeValue], usage: Usage) -> float | None:
     """Add the cost of one call to ``rag.cost.usd`` (of ``ins``), labelled by model; returns it in USD, ``None``
     when the model has no price. Never raises."""
+    if not _table._prices:  # no table (the default): no lookup on every model call
+        return None
     try:
         model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
         price = _table.price(model if isinstance(model, str) else None)

@@ -1,17 +1,17 @@
 """One operation's telemetry — a step, a model call, a search — from start to end, recorded one way whoever
 observes it.
 
-An :class:`Operation` starts with its span and clock, records facts as they are known (response fields,
+An ``Operation`` starts with its span and clock, records facts as they are known (response fields,
 usage and its parts, cost, score statistics, captured messages), and ends exactly once through one path:
-:meth:`~Operation.stop`, :meth:`~Operation.fail` or :meth:`~Operation.cancel` (:meth:`~Operation.end` picks
+``Operation.stop``, ``Operation.fail`` or ``Operation.cancel`` (``Operation.end`` picks
 one from what ended the body). That path sets the outcome (``error.type``, status, ``rag.outcome``), counts
 the failure, makes the duration record and ends the span. A step (a decorated function or a ``with`` block,
-:mod:`ragotel._steps`) and a client call (an HTTP call to an OpenAI-compatible server,
-:mod:`ragotel.instrumentation`) are operations; each says only which duration it records.
+``ragotel._steps``) and a client call (an HTTP call to an OpenAI-compatible server,
+``ragotel.instrumentation``) are operations; each says only which duration it records.
 
 Operations nest through the context, not through each other's internals: a step puts itself in its context
-under :data:`ENCLOSING`; a client call started inside finds it with :func:`enclosing`. Who records what is one
-field, :attr:`Operation.counting` (:class:`Counting`), so nothing is counted twice:
+under ``ENCLOSING``; a client call started inside finds it with ``enclosing``. Who records what is one
+field, ``Operation.counting`` (``Counting``), so nothing is counted twice:
 
 * a client call inside a step of its own kind leaves the step's timing to the step, and the step leaves the
   call's tokens, cost and GenAI duration to the call;
@@ -37,6 +37,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._core import runtime
 from ragotel._core.cardinality import limiter
+from ragotel._core.compat import SPAN_KEY
 from ragotel._core.errors import answer_status, error_type, http_status_class, is_cancellation
 from ragotel._core.instruments import Instruments
 from ragotel._core.safe import report_internal_error
@@ -45,6 +46,8 @@ from ragotel._genai.protocol import ResponseFacts, Usage
 from ragotel.semconv import Outcome, StepKind
 
 MetricAttributes = dict[str, AttributeValue]
+
+_INPUT: Final = sc.TokenType.INPUT.value  # read once: an enum member's .value is a Python-level descriptor call
 
 ENCLOSING: Final = otel_context.create_key("ragotel-operation")
 """Context key of the innermost operation a step opened; client calls started under it find it there."""
@@ -72,6 +75,12 @@ class Counting(enum.Enum):
     instrumentation records the call's duration and the tokens it saw; this call records the rest."""
 
 
+# Read once (the members compared as every operation starts): on Python 3.11 reading one off its Enum class goes
+# through the metaclass's ``__getattr__`` hook, some 70 ns against 5 for a module global.
+_SELF: Final = Counting.SELF
+_PIPELINE: Final = StepKind.PIPELINE
+
+
 def _failure_marks(exc: BaseException | None, answer: str | None = None) -> list[object]:
     """What identifies one failure as it travels outwards: the exception and those it was raised from or
     while handling (``__cause__``, ``__context__``), by identity; and the HTTP answer a client call failed on,
@@ -89,7 +98,7 @@ def _failure_marks(exc: BaseException | None, answer: str | None = None) -> list
 
 
 def _identities(marks: list[object], answer: str | None) -> list[object]:
-    """Of an operation's :func:`_failure_marks`, those it leaves for the steps around it: its exceptions by identity,
+    """Of an operation's ``_failure_marks``, those it leaves for the steps around it: its exceptions by identity,
     and the status class only for the answer a client call itself failed on. A step's failure leaves no status
     class: two steps failing on two different 500s are two failures, though their classes are the same."""
     return [mark for mark in marks if not isinstance(mark, str) or mark == answer]
@@ -120,8 +129,8 @@ def openinference_text(key: str, found: list[messages.Message], role: str | None
 
 
 class Operation:
-    """One operation from start to end. Subclasses say what they record when they end (:meth:`_conclude`,
-    :meth:`_timed`); the ending itself is written once, here.
+    """One operation from start to end. Subclasses say what they record when they end (``_conclude``,
+    ``_timed``); the ending itself is written once, here.
 
     Methods taking ``out`` add span attributes to it; the caller sets them in one call. Nothing raises into
     the application: the lifecycle methods report an internal error and go on.
@@ -139,8 +148,8 @@ class Operation:
         self.ins = ins
         self.parent = parent
         self.conversation_id = conversation_id
-        self.counting = Counting.SELF
-        """Who makes which records (:class:`Counting`); set when a call finds its step or adopts a span."""
+        self.counting = _SELF
+        """Who makes which records (``Counting``); set when a call finds its step or adopts a span."""
         self.owns_span = True
         """False for another instrumentation's span that this operation enriches: its owner ends it."""
         self.ended = False
@@ -151,7 +160,7 @@ class Operation:
         self._pipeline: Operation | None = None
         if parent is not None:
             self._pipeline = parent if parent.kind is StepKind.PIPELINE else parent._pipeline
-        self._totals: list[float] | None = [0, 0, 0.0, 0] if kind is StepKind.PIPELINE else None
+        self._totals: list[float] | None = [0, 0, 0.0, 0] if kind is _PIPELINE else None
         self.prompt: Mapping[str, AttributeValue] = {}
         """A pipeline's: ``gen_ai.prompt.name`` / ``.version`` of the last prompt step in it, for its model calls."""
 
@@ -170,7 +179,7 @@ class Operation:
 
     def take_over(self, kind: StepKind) -> bool:
         """Called by a client call started under this operation: True when it is this operation (same
-        kind), which then leaves the call's own records to the call (:attr:`Counting.CALL`)."""
+        kind), which then leaves the call's own records to the call (``Counting.CALL``)."""
         if kind is self.kind:
             self.counting = Counting.CALL
             return True
@@ -221,6 +230,11 @@ class Operation:
                     self.span.end()
                 except Exception as internal:
                     report_internal_error("ending a span", internal)
+            if self.context.get(ENCLOSING) is self:
+                # A step's context holds the step, for what starts under it, and the step holds its context: with no
+                # body left to run in it, keep only what a later record's exemplar reads, the span, so a step and
+                # its context are freed as the call returns instead of waiting, a cycle, for the garbage collector.
+                self.context = Context({SPAN_KEY: self.span})
 
     def _conclude(self) -> MetricAttributes:
         """The last facts before the outcome; returns the metric attributes of a success."""
@@ -286,14 +300,14 @@ class Operation:
         """Token usage on the span; with ``attributes_of`` (the metric attributes of a token type) also
         ``gen_ai.client.token.usage`` (unless ``count_tokens`` is false: another instrumentation records this
         call's), the cost, and the enclosing pipeline's totals."""
-        out.update(usage.span_attributes(found))
+        usage.span_attributes(found, out)
         if attributes_of is None or not found.known:
             return
         if count_tokens:
-            record = self.ins.token_usage.record
+            record, context = self.ins.token_usage.record, self.context
             for tokens, token_type in usage.token_records(found):
-                record(tokens, attributes_of(token_type), context=self.context)
-        usd = cost.record(self.ins, attributes_of(sc.TokenType.INPUT.value), found)
+                record(tokens, attributes_of(token_type), context=context)
+        usd = cost.record(self.ins, attributes_of(_INPUT), found)
         if usd is not None:
             out[sc.RAG_COST] = usd
         self.add_to_pipeline(found.input, found.output, usd)

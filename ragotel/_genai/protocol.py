@@ -9,7 +9,7 @@ fewer facts, never an error.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
@@ -154,6 +154,15 @@ def _get(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
+def _reader(obj: Any) -> Callable[[str], Any]:
+    """``_get`` bound to ``obj``, for reading several fields of one object: a mapping's own ``get`` (for a
+    dict, a C call with no Python frame per field: a generation step reads a dozen fields of every answer).
+    The readers of every answer take a dict's ``get`` themselves and call this for anything else."""
+    if type(obj) is dict or isinstance(obj, Mapping):
+        return obj.get
+    return lambda key: getattr(obj, key, None)
+
+
 def _count(value: Any) -> int | None:
     return value if type(value) is int and value >= 0 else None
 
@@ -243,7 +252,7 @@ class Choice:
 class ResponseFacts:
     """What a response said, accumulated over a whole body or the chunks of a stream.
 
-    :meth:`absorb` reads mappings (JSON) and objects (the ``openai`` SDK's models) alike. Characters are
+    ``absorb`` reads mappings (JSON) and objects (the ``openai`` SDK's models) alike. Characters are
     always counted; the text itself is kept per choice only with ``keep_text`` (content capture).
     """
 
@@ -268,10 +277,10 @@ class ResponseFacts:
             if keep_text:
                 facts.choices[0] = Choice(text=[result])
             return facts
-        choices = _get(result, "choices")
-        if not isinstance(choices, (list, tuple)):
+        get = result.get if type(result) is dict else _reader(result)
+        if not isinstance(get("choices"), (list, tuple)):
             return None
-        facts.absorb(result, keep_text=keep_text)
+        facts._absorb(get, keep_text)
         return facts
 
     @property
@@ -282,46 +291,52 @@ class ResponseFacts:
 
     def absorb(self, payload: Any, *, keep_text: bool) -> None:
         """Merge one response: a whole body, or one streamed chunk."""
-        value = _get(payload, "id")
+        self._absorb(_reader(payload), keep_text)
+
+    def _absorb(self, get: Callable[[str], Any], keep_text: bool) -> None:
+        """``absorb``, given the response's fields (``_reader``)."""
+        value = get("id")
         if isinstance(value, str) and self.response_id is None:
             self.response_id = value
-        value = _get(payload, "model")
+        value = get("model")
         if isinstance(value, str):
             self.model = value
-        usage = _get(payload, "usage")
+        usage = get("usage")
         if usage is not None:
             found = read_usage(usage)
             if found.known:
                 self.usage = found
-        choices = _get(payload, "choices")
+        choices = get("choices")
         if isinstance(choices, (list, tuple)):
             for position, choice in enumerate(choices):
                 if choice is not None and not isinstance(choice, (str, bytes)):
                     self._choice(position, choice, keep_text)
             return
-        results = _get(payload, "results")  # /rerank
+        results = get("results")  # /rerank
         if isinstance(results, list):
             self.scores = _scores(results, "relevance_score")
             return
-        data = _get(payload, "data")  # /score; /embeddings answers a list of embeddings instead
+        data = get("data")  # /score; /embeddings answers a list of embeddings instead
         if isinstance(data, list) and data and _get(data[0], "object") == "score":
             self.scores = _scores(data, "score")
 
     def _choice(self, position: int, choice: Any, keep_text: bool) -> None:
-        reason = _get(choice, "finish_reason")
+        get = choice.get if type(choice) is dict else _reader(choice)
+        reason = get("finish_reason")
         if isinstance(reason, str):
             self.finish_reasons.append(reason)
-        message = _get(choice, "delta")
+        message = get("delta")
         if message is None:
-            message = _get(choice, "message")
+            message = get("message")
         if message is not None:
-            text = _get(message, "content")
-            thought = _get(message, "reasoning_content")
+            read = message.get if type(message) is dict else _reader(message)
+            text = read("content")
+            thought = read("reasoning_content")
             if thought is None:
-                thought = _get(message, "reasoning")
-            calls = _get(message, "tool_calls") if keep_text else None
+                thought = read("reasoning")
+            calls = read("tool_calls") if keep_text else None
         else:
-            text, thought, calls = _get(choice, "text"), None, None
+            text, thought, calls = get("text"), None, None
         text = text if isinstance(text, str) else None
         thought = thought if isinstance(thought, str) else None
         if text is not None:
@@ -330,7 +345,7 @@ class ResponseFacts:
             self.reasoning_chars += len(thought)
         if not keep_text:
             return
-        index = _get(choice, "index")
+        index = get("index")
         kept = self.choices.setdefault(index if type(index) is int else position, Choice())
         if text:
             kept.text.append(text)
@@ -384,7 +399,7 @@ def _tool_call(choice: Choice, number: int, call: Any) -> None:
 class SseReader:
     """Reads a ``text/event-stream`` as its bytes pass, event by event, without holding the stream.
 
-    :meth:`feed` returns the bytes to hand to the caller. They are the bytes received, except that
+    ``feed`` returns the bytes to hand to the caller. They are the bytes received, except that
     when ``hide_usage_chunk`` is set (ragotel asked for usage, the caller did not) the usage-only
     chunk is left out, so the caller sees the stream it asked for. Bytes of an event are forwarded
     once the event is complete; an event split across network reads waits for its end.

@@ -16,9 +16,9 @@ from ragotel._genai.protocol import Usage
 from ragotel.semconv import TokenType
 
 
-def span_attributes(usage: Usage) -> dict[str, AttributeValue]:
-    """The ``gen_ai.usage.*`` attributes of ``usage`` (the cache-write key as the chosen conventions spell it)."""
-    out: dict[str, AttributeValue] = {}
+def span_attributes(usage: Usage, out: dict[str, AttributeValue]) -> None:
+    """Add the ``gen_ai.usage.*`` attributes of ``usage`` to ``out`` (the cache-write key as the chosen conventions
+    spell it)."""
     if usage.input is not None:
         out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
     if usage.output is not None:
@@ -34,7 +34,6 @@ def span_attributes(usage: Usage) -> dict[str, AttributeValue]:
         out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
     if runtime.current.openinference:
         out.update(openinference_tokens(usage.input, usage.output))
-    return out
 
 
 _INPUT, _OUTPUT = TokenType.INPUT.value, TokenType.OUTPUT.value

@@ -10,8 +10,8 @@ context manager::
         messages = build(question, hits)
         step.record(context_chars=len(context), chunks=len(hits))
 
-Decorators handle plain functions, coroutines, generators and async generators (:mod:`ragotel._steps.shapes`);
-what a step records is described in :mod:`ragotel._steps.step`.
+Decorators handle plain functions, coroutines, generators and async generators (``ragotel._steps.shapes``);
+what a step records is described in ``ragotel._steps.step``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def record_error(stage: str, error: BaseException | str, *, message: str | None 
     ``stage`` is a step kind or ``"request"`` (input validation); ``error`` an exception or an
     ``error.type`` value. The span's status is left alone: a 4xx is the caller's error, not the server's.
 
-    >>> record_error("request", "validation", message="question must not be empty")
+    Examples:
+        >>> record_error("request", "validation", message="question must not be empty")
     """
     if runtime.current.disabled:
         return
@@ -83,7 +84,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class StepSpec(Spec):
     """A step before it runs, as ``ragotel.retrieval(...)`` and the other kinds return it: apply it to a
-    function (a decorator) or enter it (``with`` / ``async with``, giving the running :class:`Step`)."""
+    function (a decorator) or enter it (``with`` / ``async with``, giving the running ``Step``)."""
 
     __slots__ = ()
 
@@ -224,8 +225,9 @@ def retrieval(
     else the exception's class) and counts in ``rag.step.errors``; the exception passes through
     unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
 
-    >>> @retrieval(data_source="faiss")
-    ... def search(query: str, k: int = 4) -> list[dict[str, object]]: ...
+    Examples:
+        >>> @retrieval(data_source="faiss")
+        ... def search(query: str, k: int = 4) -> list[dict[str, object]]: ...
     """
     return _build(
         StepKind.RETRIEVAL, fn_or_name, target=data_source, attributes=attributes, extractor=extractor,
@@ -422,8 +424,9 @@ def prompt(
     else the exception's class) and counts in ``rag.step.errors``; the exception passes through
     unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
 
-    >>> with prompt(template="rag-answer", version="3") as step:
-    ...     step.record(chunks=3, context_chars=1800)
+    Examples:
+        >>> with prompt(template="rag-answer", version="3") as step:
+        ...     step.record(chunks=3, context_chars=1800)
     """
     return _build(
         StepKind.PROMPT, fn_or_name, target=template, attributes=attributes, extractor=extractor,
@@ -548,9 +551,10 @@ def pipeline(
     else the exception's class) and counts in ``rag.step.errors``; the exception passes through
     unchanged. A cancelled task or closed generator is ``rag.outcome=cancelled``, not an error.
 
-    >>> async def answer(question: str, session: str) -> str:
-    ...     with pipeline("chat", conversation_id=session):
-    ...         ...
+    Examples:
+        >>> async def answer(question: str, session: str) -> str:
+        ...     with pipeline("chat", conversation_id=session):
+        ...         ...
     """
     built = _build(
         StepKind.PIPELINE, fn_or_name, attributes=attributes, extractor=extractor,

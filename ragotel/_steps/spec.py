@@ -1,5 +1,5 @@
-"""What is known about a step before it runs (:class:`Spec`), and where its decorated function's
-arguments reveal more (:class:`Probe`)."""
+"""What is known about a step before it runs (``Spec``), and where its decorated function's
+arguments reveal more (``Probe``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from opentelemetry.util.types import AttributeValue
 from ragotel import semconv as sc
 from ragotel._core.cardinality import limiter
 from ragotel._genai.operation import MetricAttributes, openinference_attributes
-from ragotel.semconv import Operation, Outcome, StepKind
+from ragotel.semconv import Operation, Outcome, StepKind, TokenType
 
 Extractor = Callable[[Any, Any], None]
 """``extractor=fn(result, step)``: reads a return value ragotel does not recognise and records through the step."""
@@ -42,8 +42,8 @@ class Probe(NamedTuple):
 class Spec:
     """What is known about a step before it runs: kind, name, static attributes, and what derives from them.
 
-    A frozen value (the public :class:`~ragotel.StepSpec` adds the decorator and the context manager); a
-    decorator derives a per-function copy with :func:`dataclasses.replace`, which re-derives the rest.
+    A frozen value (the public ``ragotel.StepSpec`` adds the decorator and the context manager); a
+    decorator derives a per-function copy with ``dataclasses.replace``, which re-derives the rest.
     """
 
     kind: StepKind
@@ -68,7 +68,10 @@ class Spec:
     dimensions_key: frozenset[tuple[str, AttributeValue]] = field(init=False, repr=False)
     ok_attributes: MetricAttributes = field(init=False, repr=False)
     _attribute_sets: dict[tuple[str, str], MetricAttributes] = field(init=False, repr=False, compare=False)
-    """Metric attribute dicts built once per spec: ("quality", value) and ("usage", token type)."""
+    """Metric attribute dicts built once per spec: ("quality", value)."""
+    _usage_sets: Mapping[str, MetricAttributes] | None = field(init=False, repr=False, compare=False)
+    """``gen_ai.client.token.usage`` attributes of the spec's own dimensions by token type, built all at once on
+    first use: a generation step reads them for every token type it records and for its cost."""
 
     def __post_init__(self) -> None:
         kind = self.kind
@@ -97,18 +100,22 @@ class Spec:
             "dimensions_key": frozenset(dims.items()),
             "ok_attributes": {**dims, sc.RAG_OUTCOME: Outcome.OK.value},
             "_attribute_sets": {},
+            "_usage_sets": None,
         }
         for key, value in derived.items():
             object.__setattr__(self, key, value)
 
-    def usage_attributes(self, dims: MetricAttributes, token_type: str) -> MetricAttributes:
-        """``gen_ai.client.token.usage`` attributes: the dimensions, the operation and the token type."""
+    def usage_attributes(self, dims: MetricAttributes) -> Callable[[str], MetricAttributes]:
+        """The ``gen_ai.client.token.usage`` attributes of each token type (the dimensions, the operation and the
+        type), for a step whose dimensions are ``dims``: for the spec's own, a lookup of the sets built once."""
+        operation = self.operation
         if dims is self.dimensions:
-            attrs = self._attribute_sets.get(("usage", token_type))
-            if attrs is None:
-                attrs = self._attribute_sets["usage", token_type] = _usage_attributes(self, dims, token_type)
-            return attrs
-        return _usage_attributes(self, dims, token_type)
+            sets = self._usage_sets
+            if sets is None:  # two threads may both build it: the same values either way
+                sets = {kind.value: _usage_attributes(operation, dims, kind.value) for kind in TokenType}
+                object.__setattr__(self, "_usage_sets", sets)
+            return sets.__getitem__
+        return lambda token_type: _usage_attributes(operation, dims, token_type)
 
     def with_quality(self, quality: str) -> MetricAttributes:
         """The success attributes plus ``rag.retrieval.quality``, built once per value."""
@@ -118,10 +125,10 @@ class Spec:
         return attrs
 
 
-def _usage_attributes(spec: Spec, dims: MetricAttributes, token_type: str) -> MetricAttributes:
+def _usage_attributes(operation: Operation | None, dims: MetricAttributes, token_type: str) -> MetricAttributes:
     attrs = {**dims, sc.GEN_AI_TOKEN_TYPE: token_type}
-    if spec.operation is not None:
-        attrs[sc.GEN_AI_OPERATION_NAME] = spec.operation.value
+    if operation is not None:
+        attrs[sc.GEN_AI_OPERATION_NAME] = operation.value
     return attrs
 
 

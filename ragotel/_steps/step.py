@@ -1,4 +1,4 @@
-"""The running step (:class:`Step`): one span and the step metrics, recorded through the GenAI recorder.
+"""The running step (``Step``): one span and the step metrics, recorded through the GenAI recorder.
 
 What a step records by default is chosen for what dashboards and alerts read, at the fewest SDK
 records (each costs about as much as a quarter of a span):
@@ -7,7 +7,7 @@ records (each costs about as much as a quarter of a span):
   carrying ``rag.retrieval.quality`` (``ok``/``empty``/``low_score``) for retrievals whose hits were read,
   so empty and weak retrievals cost no record of their own;
 * sums only ever divided by a step count — documents returned and kept, chunks and characters of
-  context — go to :class:`~ragotel._core.instruments.SummedCounter` s, not SDK records;
+  context — go to ``ragotel._core.instruments.SummedCounter`` s, not SDK records;
 * generation without an instrumented HTTP client under it: ``gen_ai.client.token.usage`` and cost;
 * on failure, ``rag.step.errors``.
 
@@ -45,6 +45,11 @@ from ragotel._steps.spec import Spec
 from ragotel.semconv import Outcome, StepKind
 
 LISTING: Final = frozenset({StepKind.RETRIEVAL, StepKind.RERANK})
+# The members compared on every call, read once: on Python 3.11 reading one off its Enum class (``StepKind.PROMPT``)
+# goes through the metaclass's ``__getattr__`` hook, some 70 ns against 5 for a module global.
+_GENERATION, _PIPELINE = StepKind.GENERATION, StepKind.PIPELINE
+_PROMPT, _EMBEDDING = StepKind.PROMPT, StepKind.EMBEDDING
+_BY_CALL: Final = Counting.CALL
 # The retrieved documents kept on a span (with content capture on): enough to debug ranking, bounded.
 MAX_DOCUMENTS_ON_SPAN: Final = 20
 # Record(...) facts that make a Usage, in its field order.
@@ -58,7 +63,7 @@ def current_step() -> Step | None:
 
 
 class StepFacts(TypedDict, total=False):
-    """What :meth:`Step.record` accepts; every fact is optional and ``None`` means unknown."""
+    """What ``Step.record`` accepts; every fact is optional and ``None`` means unknown."""
 
     documents: Sequence[Any]
     """Hits returned (retrieval, rerank): dicts, objects or ``(doc, score)`` pairs."""
@@ -130,7 +135,7 @@ def _int(value: Any) -> bool:
 class Step(Operation):
     """A running step. Record what the code knows; everything here is safe to call and never raises.
 
-    ``step.span`` is the OpenTelemetry span, for anything :meth:`record` does not cover::
+    ``step.span`` is the OpenTelemetry span, for anything ``record`` does not cover::
 
         with ragotel.retrieval("search", data_source="faiss") as step:
             hits = index.search(query, k)
@@ -165,18 +170,19 @@ class Step(Operation):
         execute): the step's attributes and what it records go onto that span, and it makes the records any step
         makes, but ending it leaves the span to its owner, so one operation is one span."""
         current = otel_context.get_current()
-        parent = current.get(ENCLOSING)
-        conversation = spec.conversation_id or (parent.conversation_id if isinstance(parent, Operation) else None)
+        found = current.get(ENCLOSING)
+        parent = found if isinstance(found, Operation) else None
+        conversation = spec.conversation_id or (parent.conversation_id if parent is not None else None)
+        now = runtime.current  # one snapshot for the whole start
         try:
-            attributes = spec.oi_span_attributes if runtime.current.openinference else spec.span_attributes
+            attributes = spec.oi_span_attributes if now.openinference else spec.span_attributes
             if known:
                 attributes = {**attributes, **known}
             if conversation is not None:
                 attributes = {**attributes, sc.GEN_AI_CONVERSATION_ID: conversation}
-            if (spec.kind is StepKind.GENERATION and isinstance(parent, Operation)
-                    and (used := parent.pipeline_prompt())):
+            if spec.kind is _GENERATION and parent is not None and (used := parent.pipeline_prompt()):
                 attributes = {**attributes, **used}
-            elif spec.kind is StepKind.PIPELINE and runtime.current.genai_latest:  # a workflow is an agent invocation
+            elif spec.kind is _PIPELINE and now.genai_latest:  # a workflow is an agent invocation
                 attributes = _instruments.as_agent(attributes)
             if over is None:
                 span = _instruments.tracer().start_span(spec.span_name, kind=spec.span_kind, attributes=attributes)
@@ -188,7 +194,7 @@ class Step(Operation):
             span = trace.INVALID_SPAN if over is None else over
         step = cls(spec, span, current, conversation)
         step.owns_span = over is None
-        if spec.kind is StepKind.PROMPT:
+        if spec.kind is _PROMPT:
             step.use_prompt(spec.span_attributes)
         step.started = perf_counter()
         return step
@@ -234,10 +240,11 @@ class Step(Operation):
         """Record facts about this step on its span and in the step metrics.
 
         Counts and scores are always recorded; ``query``, ``response``, ``messages`` and document
-        texts are content, recorded on the span only when content capture is on. See :class:`StepFacts`.
+        texts are content, recorded on the span only when content capture is on. See ``StepFacts``.
 
-        >>> with ragotel.prompt(template="rag-v1") as step:
-        ...     step.record(chunks=3, context_chars=1800)
+        Examples:
+            >>> with ragotel.prompt(template="rag-v1") as step:
+            ...     step.record(chunks=3, context_chars=1800)
         """
         try:
             self._apply(facts)
@@ -337,7 +344,7 @@ class Step(Operation):
         """A search's results as read without the hits themselves (a generator's tally, an instrumentation).
         ``counted``: this search is the retrieval itself, not a sub-step of the caller's retrieval step, which
         counts and judges the documents it returns (so nothing is counted twice). ``documents``: the hits as an
-        integration read them, kept on the span under content capture or OpenInference as :meth:`record` keeps
+        integration read them, kept on the span under content capture or OpenInference as ``record`` keeps
         them."""
         out: dict[str, AttributeValue] = {}
         quality = self.record_scores(count, stats, out, self._dims, self._min_score, distances=distances)
@@ -398,8 +405,8 @@ class Step(Operation):
 
     def _emits_details(self) -> bool:
         """The details event is this step's to emit: content goes to events and no client call emitted it."""
-        return (runtime.current.content_events and self.spec.kind is StepKind.GENERATION
-                and self.counting is not Counting.CALL)
+        return (runtime.current.content_events and self.spec.kind is _GENERATION
+                and self.counting is not _BY_CALL)
 
     def _record_outputs(self, facts: ResponseFacts, out: dict[str, AttributeValue]) -> None:
         found = self.record_outputs(facts, out, on_span=self._capturing())
@@ -407,9 +414,7 @@ class Step(Operation):
             self.emit_details(out, None, found)
 
     def _record_usage(self, found: Usage, out: dict[str, AttributeValue]) -> None:
-        spec, dims = self.spec, self._dims
-        self.record_usage(found, out, None if self.counting is Counting.CALL else
-                          (lambda token_type: spec.usage_attributes(dims, token_type)))
+        self.record_usage(found, out, None if self.counting is _BY_CALL else self.spec.usage_attributes(self._dims))
 
     def _record_completion(self, done: ResponseFacts, out: dict[str, AttributeValue]) -> None:
         self.response_attributes(done, out)
@@ -462,13 +467,13 @@ class Step(Operation):
             items = hits.hit_list(result)
             if items is not None:
                 self._record_hits(items, out)
-        elif kind is StepKind.EMBEDDING:
+        elif kind is _EMBEDDING:
             shape = hits.embedding_shape(result)
             if shape is not None:
                 out[sc.RAG_EMBEDDING_INPUTS], out[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = shape
-        elif kind is StepKind.PROMPT:
+        elif kind is _PROMPT:
             self._record_messages(result, out)
-        elif kind is StepKind.GENERATION:
+        elif kind is _GENERATION:
             done = ResponseFacts.of(result, keep_text=self._capturing() or self._emits_details())
             if done is not None:
                 self._record_completion(done, out)
@@ -488,13 +493,13 @@ class Step(Operation):
 
     def _timed(self, duration: float, ok: MetricAttributes, outcome: MetricAttributes, etype: str | None) -> None:
         ins = self.ins
-        if self.kind is StepKind.PIPELINE:
+        if self.kind is _PIPELINE:
             ins.workflow_duration.record(duration, outcome, context=self.context)
             self.set_totals()
             return
         ins.step_duration.record(duration, outcome, context=self.context)
         operation = self.spec.operation
-        if runtime.current.detailed_metrics and operation is not None and self.counting is not Counting.CALL:
+        if runtime.current.detailed_metrics and operation is not None and self.counting is not _BY_CALL:
             ins.operation_duration.record(duration, {**outcome, sc.GEN_AI_OPERATION_NAME: operation.value},
                                           context=self.context)
 
