@@ -421,3 +421,39 @@ def panels() -> str:
         out.append(f"### {board['title']} (`{uid}`)\n\n{board.get('description', '')}\n\n"
                    + table(("row", "panel", "shows"), rows))
     return "\n".join(out)
+
+
+# -- benchmark figures: the tables beside the charts, from the same committed results (docs/assets/benchmarks/)
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "assets" / "benchmarks"
+
+
+def _ns(value: float) -> str:
+    """Nanoseconds as the tables print them: thousands apart, milliseconds from 10 ms on."""
+    return f"{value / 1e6:.2f} ms" if value >= 1e7 else f"{round(value):,}".replace(",", " ")
+
+
+def _measured(document: Mapping[str, Any]) -> str:
+    return (f"Measured with `{document['command']}` on {document['machine']}, Python {document['python']}, "
+            f"ragotel {document['ragotel']}: {document['method']}.\n\n")
+
+
+def overhead_figures() -> str:
+    """benchmarks/overhead.py --json: each step against the bare span (a), span + one record (b), the identical
+    telemetry by hand (c) and what a careful person writes (h)."""
+    document = json.loads((BENCHMARKS / "overhead.json").read_text(encoding="utf-8"))
+    rows = [(row["scenario"], _ns(row["span"]), _ns(row["span_hist"]), _ns(row["by_hand"]), _ns(row["careful"]),
+             _ns(row["ragotel"]), f"{row['ragotel'] / row['span_hist']:.2f}×", f"**{row['ratio']:.2f}×**",
+             f"{row['ragotel'] / row['careful']:.2f}×") for row in document["rows"]]
+    return _measured(document) + table(
+        ("ns per call", "(a) span", "(b) +hist", "(c) same", "(h) careful", "ragotel", "× (b)", "× (c)", "× (h)"),
+        rows)
+
+
+def integration_figures() -> str:
+    """benchmarks/integrations.py --json: each integration against the same span and record written by hand."""
+    document = json.loads((BENCHMARKS / "integrations.json").read_text(encoding="utf-8"))
+    rows = [(row["scenario"], _ns(row["plain"]), _ns(row["by_hand"]), _ns(row["ragotel"]),
+             _ns(row["ragotel"] - row["plain"]), f"**{row['ratio']:.2f}×**") for row in document["rows"]]
+    return _measured(document) + table(
+        ("ns per call", "plain", "by hand", "ragotel", "ragotel − plain", "× by hand"), rows)
