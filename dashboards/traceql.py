@@ -31,5 +31,5 @@ def load(path: Path = CATALOG) -> list[TraceQuery]:
 def markdown_table(queries: list[TraceQuery]) -> str:
     """The catalog as docs/dashboards.md shows it (``python -m docsgen`` writes it there)."""
     rows = ["| name | finds | TraceQL |", "| --- | --- | --- |"]
-    rows += [f"| `{q.name}` | {q.purpose} | `{q.query.replace('|', chr(92) + '|')}` |" for q in queries]
+    rows += [f"| `{q.name}` | {q.purpose} | `{q.query}` |" for q in queries]
     return "\n".join(rows) + "\n"

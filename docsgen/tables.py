@@ -39,7 +39,10 @@ from ragotel._steps.spec import Spec
 # --- Markdown ------------------------------------------------------------------------------------------
 def cell(text: str) -> str:
     """``text`` as one table cell: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    # A pipe splits a cell unless escaped, but inside a code span Python-Markdown keeps the backslash (a reader
+    # would copy it): escape the pipes between code spans only.
+    parts = " ".join(text.split()).split("`")
+    return "`".join(part if index % 2 else part.replace("|", "\\|") for index, part in enumerate(parts))
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
