@@ -56,12 +56,16 @@ def code(value: object) -> str:
 
 
 _ROLE = re.compile(r":(?:class|data|func|mod|meth|attr):`~?([^`]+)`")
+# A docstring names another constant or enumeration by its Python name (``GEN_AI_WORKFLOW_NAME``, ``TokenType``).
+_CONSTANT = re.compile(r"``([A-Z][A-Za-z0-9_]*)``")
 
 
 def markdown(text: str, resolve: Callable[[str], str | None] = lambda _: None) -> str:
     """A docstring's reStructuredText as one line of Markdown: double-backtick literals become code spans, and a
-    cross-reference (``:class:``, ``:data:``, ...) what ``resolve`` makes of its target, else the target as code."""
+    cross-reference (``:class:``, ``:data:``, or a constant's or class's name as a literal) what ``resolve`` makes
+    of its target, else the target as code."""
     text = _ROLE.sub(lambda found: resolve(found.group(1)) or code(found.group(1)), text)
+    text = _CONSTANT.sub(lambda found: resolve(found.group(1)) or f"``{found.group(1)}``", text)
     return " ".join(text.replace("``", "`").split())
 
 

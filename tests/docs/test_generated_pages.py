@@ -94,3 +94,16 @@ def test_every_error_type_the_code_sets_is_documented() -> None:
     set_by_hand = {found for path in (ROOT / "ragotel").rglob("*.py")
                    for found in re.findall(r'\.error = (?:[\w.]+ or )?"([a-z_.]+)"', path.read_text(encoding="utf-8"))}
     assert set_by_hand and set_by_hand <= documented, set_by_hand - documented
+
+
+def test_docstrings_name_constants_by_what_is_emitted() -> None:
+    """A semconv docstring that names another constant (``GEN_AI_WORKFLOW_NAME``) shows the emitted name on the page;
+    a Python name there would be one a reader cannot find in any backend."""
+    from docsgen import tables
+    from ragotel import semconv
+
+    shown = tables.markdown("see ``RAG_STEP_DURATION``", tables._semconv_reference)
+    assert shown == f"see `{semconv.RAG_STEP_DURATION}`"
+    page = (docsgen.DOCS / "reference" / "names.md").read_text(encoding="utf-8")
+    leaked = sorted({name for name in re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`", page) if hasattr(semconv, name)})
+    assert not leaked, f"Python names on the names page: {leaked}"
