@@ -41,6 +41,7 @@ PAGES: dict[str, dict[str, Callable[[], str]]] = {
         "traceql-catalog": partial(traceql.markdown_table, traceql.load()),
         "panels": tables.panels,
     },
+    "guide/cli.md": {"cli": tables.cli_reference},
     "benchmarks.md": {"overhead": tables.overhead_figures, "integrations": tables.integration_figures},
 }
 """Page under docs/ → its generated sections: marker name → the table's builder."""

@@ -13,6 +13,7 @@ page. Docstrings are reStructuredText: :func:`markdown` turns their literals and
 
 from __future__ import annotations
 
+import argparse
 import ast
 import enum
 import inspect
@@ -464,3 +465,43 @@ def integration_figures() -> str:
              _ns(row["ragotel"] - row["plain"]), f"**{row['ratio']:.2f}×**") for row in document["rows"]]
     return _measured(document) + table(
         ("ns per call", "plain", "by hand", "ragotel", "ragotel − plain", "× by hand"), rows)
+
+
+# -- the command line, from its own parser
+
+def _options(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """A command's arguments and their help (which states each default)."""
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        flags = ", ".join(action.option_strings) or (action.metavar if isinstance(action.metavar, str) else action.dest)
+        if action.option_strings and action.nargs != 0:
+            flags += f" {action.metavar or action.dest.upper()}"
+        rows.append((code(flags), (action.help or "").replace("%(default)s", str(action.default))))
+    return rows
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """``(command line, what it does, parser)`` for every command under ``parser``, sub-commands included."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                found.append((f"{prefix} {name}", sub.description or helps.get(name, ""), sub))
+                found += _commands(sub, f"{prefix} {name}")
+    return found
+
+
+def cli_reference() -> str:
+    """Every ``ragotel`` command with its options, read off the parser ``ragotel --help`` prints."""
+    from ragotel.cli import build_parser
+
+    parts = []
+    for command, does, parser in _commands(build_parser(), "ragotel"):
+        parts.append(f"### `{command}`\n\n{markdown(does)}\n")
+        rows = _options(parser)
+        if rows:
+            parts.append(table(("argument", "what it does"), rows))
+    return "\n".join(parts)
