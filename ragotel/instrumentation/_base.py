@@ -271,4 +271,4 @@ def warn_if_different(what: str, kept: dict[str, Any], asked: dict[str, Any]) ->
     differences = ", ".join(f"{k}={kept.get(k)!r} (ignored: {asked.get(k)!r})" for k in names
                             if kept.get(k) != asked.get(k))
     if differences:
-        _log.warning("%s: already instrumented; the first instrumentation is kept: %s", what, differences)
+        _log.warning("ragotel: %s: already instrumented; the first instrumentation is kept: %s", what, differences)

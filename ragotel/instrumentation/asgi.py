@@ -466,7 +466,7 @@ def instrument_fastapi(
         kept = state["options"]
         differences = ", ".join(f"{k}={kept[k]!r} (ignored: {v!r})" for k, v in options.items() if kept[k] != v)
         if differences:
-            _log.warning("instrument_fastapi(): this app is already instrumented; the first instrumentation "
+            _log.warning("ragotel: instrument_fastapi(): this app is already instrumented; the first instrumentation "
                          "is kept: %s", differences)
         return app
     state = {"options": options, "middleware": [], "native": None}
@@ -570,7 +570,7 @@ class FastApiInstrumentor(Instrumentor):
 
     def instrument(self, **kwargs: Any) -> None:
         if self.is_instrumented_by_opentelemetry:
-            _log.warning("ragotel's FastAPI instrumentation is already on; the first one is kept")
+            _log.warning("ragotel: the FastAPI instrumentation is already on; the first one is kept")
             return None
         return super().instrument(**kwargs)
 
