@@ -31,6 +31,7 @@ import ragotel
 from dashboards.boards import BOARDS
 from dashboards.panels import encode
 from dashboards.queries import PromQuery
+from docsgen import pictures
 from ragotel import semconv as sc
 from ragotel._core import errors, settings
 from ragotel._core import instruments as _instruments
@@ -149,43 +150,27 @@ _KINDS = {
 
 
 class _Recording(NoOpMeter):
-    """A meter that notes every instrument made through it."""
+    """A meter that notes every instrument made through it (each ``create_*`` of ``_KINDS``, below)."""
 
     def __init__(self) -> None:
         super().__init__("docsgen")
         self.made: list[Instrument] = []
 
-    def _note(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        bound = inspect.signature(getattr(NoOpMeter, method)).bind(self, *args, **kwargs)
+
+def _noting(method: str) -> Callable[..., Any]:
+    """``NoOpMeter``'s ``method``, noting the instrument's name, kind and unit first."""
+    create = getattr(NoOpMeter, method)
+
+    def noting(self: _Recording, *args: Any, **kwargs: Any) -> Any:
+        bound = inspect.signature(create).bind(self, *args, **kwargs)
         self.made.append(Instrument(bound.arguments["name"], _KINDS[method], bound.arguments.get("unit", "")))
+        return create(self, *args, **kwargs)
 
-    def create_counter(self, *args: Any, **kwargs: Any) -> Any:
-        self._note("create_counter", args, kwargs)
-        return super().create_counter(*args, **kwargs)
+    return noting
 
-    def create_observable_counter(self, *args: Any, **kwargs: Any) -> Any:
-        self._note("create_observable_counter", args, kwargs)
-        return super().create_observable_counter(*args, **kwargs)
 
-    def create_histogram(self, *args: Any, **kwargs: Any) -> Any:
-        self._note("create_histogram", args, kwargs)
-        return super().create_histogram(*args, **kwargs)
-
-    def create_gauge(self, *args: Any, **kwargs: Any) -> Any:
-        self._note("create_gauge", args, kwargs)
-        return super().create_gauge(*args, **kwargs)
-
-    def create_observable_gauge(self, *args: Any, **kwargs: Any) -> Any:
-        self._note("create_observable_gauge", args, kwargs)
-        return super().create_observable_gauge(*args, **kwargs)
-
-    def create_up_down_counter(self, *args: Any, **kwargs: Any) -> Any:
-        self._note("create_up_down_counter", args, kwargs)
-        return super().create_up_down_counter(*args, **kwargs)
-
-    def create_observable_up_down_counter(self, *args: Any, **kwargs: Any) -> Any:
-        self._note("create_observable_up_down_counter", args, kwargs)
-        return super().create_observable_up_down_counter(*args, **kwargs)
+for _method in _KINDS:
+    setattr(_Recording, _method, _noting(_method))
 
 
 @cache
@@ -433,9 +418,6 @@ def panels() -> str:
 
 # -- benchmark figures: the tables beside the charts, from the same committed results (docs/assets/benchmarks/)
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "assets" / "benchmarks"
-
-
 def _ns(value: float) -> str:
     """Nanoseconds as the tables print them: thousands apart, milliseconds from 10 ms on."""
     return f"{value / 1e6:.2f} ms" if value >= 1e7 else f"{round(value):,}".replace(",", " ")
@@ -449,7 +431,7 @@ def _measured(document: Mapping[str, Any]) -> str:
 def overhead_figures() -> str:
     """benchmarks/overhead.py --json: each step against the bare span (a), span + one record (b), the identical
     telemetry by hand (c) and what a careful person writes (h)."""
-    document = json.loads((BENCHMARKS / "overhead.json").read_text(encoding="utf-8"))
+    document = json.loads((pictures.BENCHMARKS / "overhead.json").read_text(encoding="utf-8"))
     rows = [(row["scenario"], _ns(row["span"]), _ns(row["span_hist"]), _ns(row["by_hand"]), _ns(row["careful"]),
              _ns(row["ragotel"]), f"{row['ragotel'] / row['span_hist']:.2f}×", f"**{row['ratio']:.2f}×**",
              f"{row['ragotel'] / row['careful']:.2f}×") for row in document["rows"]]
@@ -460,7 +442,7 @@ def overhead_figures() -> str:
 
 def integration_figures() -> str:
     """benchmarks/integrations.py --json: each integration against the same span and record written by hand."""
-    document = json.loads((BENCHMARKS / "integrations.json").read_text(encoding="utf-8"))
+    document = json.loads((pictures.BENCHMARKS / "integrations.json").read_text(encoding="utf-8"))
     rows = [(row["scenario"], _ns(row["plain"]), _ns(row["by_hand"]), _ns(row["ragotel"]),
              _ns(row["ragotel"] - row["plain"]), f"**{row['ratio']:.2f}×**") for row in document["rows"]]
     return _measured(document) + table(

@@ -156,8 +156,7 @@ def _get(obj: Any, key: str) -> Any:
 
 def _reader(obj: Any) -> Callable[[str], Any]:
     """``_get`` bound to ``obj``, for reading several fields of one object: a mapping's own ``get`` (for a
-    dict, a C call with no Python frame per field: a generation step reads a dozen fields of every answer).
-    The readers of every answer take a dict's ``get`` themselves and call this for anything else."""
+    dict, a C call with no Python frame per field: a generation step reads a dozen fields of every answer)."""
     if type(obj) is dict or isinstance(obj, Mapping):
         return obj.get
     return lambda key: getattr(obj, key, None)
@@ -277,7 +276,7 @@ class ResponseFacts:
             if keep_text:
                 facts.choices[0] = Choice(text=[result])
             return facts
-        get = result.get if type(result) is dict else _reader(result)
+        get = _reader(result)
         if not isinstance(get("choices"), (list, tuple)):
             return None
         facts._absorb(get, keep_text)
@@ -321,7 +320,7 @@ class ResponseFacts:
             self.scores = _scores(data, "score")
 
     def _choice(self, position: int, choice: Any, keep_text: bool) -> None:
-        get = choice.get if type(choice) is dict else _reader(choice)
+        get = _reader(choice)
         reason = get("finish_reason")
         if isinstance(reason, str):
             self.finish_reasons.append(reason)
@@ -329,7 +328,7 @@ class ResponseFacts:
         if message is None:
             message = get("message")
         if message is not None:
-            read = message.get if type(message) is dict else _reader(message)
+            read = _reader(message)
             text = read("content")
             thought = read("reasoning_content")
             if thought is None:
